@@ -1,0 +1,1 @@
+"""The application: use cases, outbox worker, scheduler, HTTP app and CLI; wires everything together."""

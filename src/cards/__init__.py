@@ -1,0 +1,1 @@
+"""Pure card building: the platform-neutral Card model, builders, renderers, action ids, UI strings."""

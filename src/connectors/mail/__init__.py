@@ -1,0 +1,1 @@
+"""Email: MIME parsing, IMAP intake and SMTP delivery."""

@@ -1,0 +1,1 @@
+"""Pure decisions: rule matching, classification, lifecycle transitions and calendars. No I/O."""
