@@ -1,0 +1,74 @@
+"""Queues the platform side of a change: new cards, in-place updates, thread notes.
+
+Called inside the use case's transaction, so the outbox rows commit with the
+state change. Keys make each enqueue idempotent: one post per inquiry and
+destination, one update per inquiry version and destination.
+"""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.context import AppContext
+from store import outbox
+from store.models import Inquiry, Lane
+
+
+def _targets(ctx: AppContext, inquiry: Inquiry) -> list[tuple[str, str]]:
+    try:
+        team = ctx.settings.team(inquiry.team)
+    except KeyError:
+        return []
+    return [(name, dest) for name, channel in ctx.channels.items() for dest in channel.destinations(team)]
+
+
+def post_key(channel: str, destination: str, inquiry_id: int) -> str:
+    return f"card.post:{channel}:{destination}:{inquiry_id}"
+
+
+async def queue_new_cards(session: AsyncSession, ctx: AppContext, inquiry: Inquiry) -> None:
+    assert inquiry.id is not None
+    now = ctx.clock()
+    for channel, dest in _targets(ctx, inquiry):
+        await outbox.enqueue(
+            session,
+            key=post_key(channel, dest, inquiry.id),
+            channel=channel,
+            kind="card.post",
+            destination=dest,
+            inquiry_id=inquiry.id,
+            now=now,
+            lane=Lane.BULK,
+        )
+
+
+async def queue_card_updates(
+    session: AsyncSession, ctx: AppContext, inquiry: Inquiry, *, lane: Lane, note: str = ""
+) -> None:
+    """Re-render the inquiry's cards everywhere; ``note`` also goes into each card's thread."""
+    assert inquiry.id is not None
+    now = ctx.clock()
+    for channel, dest in _targets(ctx, inquiry):
+        await outbox.enqueue(
+            session,
+            key=f"card.update:{channel}:{dest}:{inquiry.id}:v{inquiry.version}",
+            channel=channel,
+            kind="card.update",
+            destination=dest,
+            inquiry_id=inquiry.id,
+            now=now,
+            lane=lane,
+            payload={"version": inquiry.version},
+        )
+        if note:
+            await outbox.enqueue(
+                session,
+                key=f"thread.post:{channel}:{dest}:{inquiry.id}:v{inquiry.version}",
+                channel=channel,
+                kind="thread.post",
+                destination=dest,
+                inquiry_id=inquiry.id,
+                now=now,
+                lane=lane,
+                payload={"text": note},
+            )

@@ -1,0 +1,165 @@
+"""Delivering one outbox row: render the current state and call the channel.
+
+Card posts and updates render the inquiry as it is *now*, so a burst of
+changes coalesces into one up-to-date card, and an update whose version is
+already shown is skipped. A post never happens twice for the same
+inquiry and destination: the CardRef is checked first and written right after.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from bot.card_sync import queue_card_updates
+from bot.context import AppContext
+from bot.views import card_for
+from connectors.channels import DeliveryError, PostedCard
+from connectors.mail.smtp import OutgoingEmail, build_reply, send_email
+from store import inquiries as repo
+from store.engine import transaction
+from store.models import CardRef, Lane, Message, Outbox, OutboxState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrySoon(Exception):
+    """Not deliverable yet (e.g. an update whose card is still being posted)."""
+
+    seconds: float
+
+
+async def deliver(ctx: AppContext, row: Outbox) -> None:
+    """Deliver ``row`` or raise ``DeliveryError`` / ``RetrySoon``."""
+    if row.kind == "email.send":
+        await _send_email(ctx, row)
+    elif row.kind in ("card.post", "card.update", "thread.post"):
+        await _card(ctx, row)
+    elif row.kind == "dm":
+        channel = ctx.channels.get(row.channel)
+        if channel is None:
+            raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
+        await channel.send_direct(row.destination, None, str(row.payload.get("text", "")), locale=str(row.payload.get("locale", "en")))
+    else:
+        raise DeliveryError(f"unknown outbox kind {row.kind!r}", permanent=True)
+
+
+async def _card(ctx: AppContext, row: Outbox) -> None:
+    channel = ctx.channels.get(row.channel)
+    if channel is None:
+        raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
+    assert row.inquiry_id is not None
+    async with transaction(ctx.sessions) as session:
+        inquiry = await repo.get_inquiry(session, row.inquiry_id)
+        ref = (
+            await session.exec(
+                select(CardRef).where(
+                    col(CardRef.inquiry_id) == row.inquiry_id,
+                    col(CardRef.platform) == row.channel,
+                    col(CardRef.destination) == row.destination,
+                )
+            )
+        ).first()
+        card = await card_for(ctx, session, inquiry)
+        post_state = None
+        if ref is None and row.kind != "card.post":
+            post_state = (
+                await session.exec(
+                    select(Outbox.state).where(col(Outbox.key) == f"card.post:{row.channel}:{row.destination}:{row.inquiry_id}")
+                )
+            ).first()
+    locale = ctx.locale(inquiry.team)
+    if row.kind == "card.post":
+        if ref is not None:
+            return  # already posted (a retry after the post succeeded)
+        posted = await channel.post_card(row.destination, card, locale=locale)
+        await _save_ref(ctx, row, posted, card.version)
+        return
+    if ref is None:
+        if post_state == OutboxState.PENDING.value:
+            raise RetrySoon(1.0)  # the post is on its way and will show the newest state
+        return  # never posted (no destination then, or the post failed for good)
+    posted = PostedCard(ref.ref, dict(ref.data))
+    if row.kind == "thread.post":
+        await channel.post_thread(row.destination, posted, str(row.payload.get("text", "")), locale=locale)
+        return
+    if int(ref.data.get("version", 0)) >= card.version:
+        return  # this or a newer state is already shown
+    fresh = await channel.update_card(row.destination, posted, card, locale=locale)
+    await _save_ref(ctx, row, fresh or posted, card.version)
+
+
+async def _save_ref(ctx: AppContext, row: Outbox, posted: PostedCard, version: int) -> None:
+    now = ctx.clock()
+    assert row.inquiry_id is not None
+    async with transaction(ctx.sessions) as session:
+        ref = (
+            await session.exec(
+                select(CardRef).where(
+                    col(CardRef.inquiry_id) == row.inquiry_id,
+                    col(CardRef.platform) == row.channel,
+                    col(CardRef.destination) == row.destination,
+                )
+            )
+        ).first()
+        data = {**posted.data, "version": version}
+        if ref is None:
+            session.add(CardRef(inquiry_id=row.inquiry_id, platform=row.channel, destination=row.destination, ref=posted.ref, data=data, created_at=now, updated_at=now))
+        else:
+            if int(ref.data.get("version", 0)) > version:
+                data["version"] = ref.data["version"]
+            ref.ref, ref.data, ref.updated_at = posted.ref, data, now
+            session.add(ref)
+
+
+async def _send_email(ctx: AppContext, row: Outbox) -> None:
+    message_pk = int(row.payload["message"])
+    async with transaction(ctx.sessions) as session:
+        message = await session.get(Message, message_pk)
+    if message is None:
+        raise DeliveryError(f"message {message_pk} is gone", permanent=True)
+    if message.delivery == "sent":
+        return
+    mailbox = ctx.settings.mailbox(row.destination)
+    if mailbox is None:
+        raise DeliveryError(f"mailbox {row.destination!r} is no longer configured", permanent=True)
+    email = build_reply(
+        mailbox,
+        OutgoingEmail(
+            message_id=message.message_id,
+            to_address=message.to_address,
+            to_name=str(row.payload.get("to_name", "")),
+            subject=message.subject,
+            text=message.text,
+            in_reply_to=message.in_reply_to,
+            references=tuple(message.references.split()),
+            date=message.created_at,
+        ),
+    )
+    await send_email(mailbox, email)
+    async with transaction(ctx.sessions) as session:
+        stored = await session.get(Message, message_pk)
+        if stored is not None:
+            stored.delivery = "sent"
+            session.add(stored)
+
+
+async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:
+    """Record a permanently failed reply on its message, so the card says so."""
+    if row.kind != "email.send":
+        return
+    async with transaction(ctx.sessions) as session:
+        stored = await session.get(Message, int(row.payload["message"]))
+        if stored is not None:
+            stored.delivery = f"failed: {error[:200]}"
+            session.add(stored)
+        if row.inquiry_id is not None:
+            inquiry = await repo.get_inquiry(session, row.inquiry_id)
+            repo.add_event(session, inquiry, at=ctx.clock(), actor="system", kind="delivery_failed", data={"error": error[:500]})
+            # bump the version so every surface re-renders with the failure note
+            updated = await repo.change(session, inquiry, ctx.clock())
+            await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note=f"Reply delivery failed: {error[:200]}")
+    ctx.changed.fire()

@@ -1,0 +1,149 @@
+"""The service: builds the context, the aiohttp application and the background tasks.
+
+``Service.create`` connects the database and migrates it; ``web_app`` mounts
+webhooks, the web inbox, the API, ``/healthz`` and ``/metrics``, and starts the
+outbox worker and live feed with the app (stopped with it, leases released).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from bot.api import api_routes
+from bot.context import AppContext, Clock
+from bot.inbox_backend import WebInboxBackend
+from bot.ingest import InboundMessage, ingest
+from bot.live_feed import LiveFeed
+from bot.outbox_worker import OutboxWorker, WorkerSettings
+from bot.replies import ReplyTemplates
+from config.schema import Settings, parse_duration_minutes
+from connectors.channels import ChatChannel
+from connectors.web.auth import Signer
+from connectors.web.inbox import WebInbox
+from connectors.webhooks import InboundForm, IntakeReceipt, webhook_routes
+from store import outbox
+from store.engine import create_engine, create_session_factory, transaction
+from store.migrate import migrate
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """One claimdesk process: context plus its long-running parts."""
+
+    ctx: AppContext
+    feed: LiveFeed
+    worker: OutboxWorker
+    templates: ReplyTemplates
+    signer: Signer
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        channels: dict[str, ChatChannel] | None = None,
+        worker_settings: WorkerSettings | None = None,
+        feed_poll_seconds: float = 1.0,
+        run_migrations: bool = True,
+    ) -> Service:
+        engine = create_engine(settings.store.url)
+        if run_migrations:
+            await migrate(engine)
+        ctx = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine), clock=clock, channels=dict(channels or {}))
+        security = settings.security
+        signer = Signer(
+            security.secret_key,
+            login_max_age=parse_duration_minutes(security.login_link_max_age) * 60,
+            session_max_age=parse_duration_minutes(security.session_max_age) * 60,
+        )
+        return cls(
+            ctx=ctx,
+            feed=LiveFeed(ctx, poll_seconds=feed_poll_seconds),
+            worker=OutboxWorker(ctx, worker_settings),
+            templates=ReplyTemplates(settings.templates.directory, settings.templates.default_language),
+            signer=signer,
+        )
+
+    async def intake(self, form: InboundForm) -> IntakeReceipt:
+        hook = self.ctx.settings.webhook(form.webhook)
+        result = await ingest(
+            self.ctx,
+            InboundMessage(
+                source=form.webhook, source_kind="webhook", dedupe_key=form.dedupe_key, email=form.email,
+                name=form.name, company=form.company, country=form.country, phone=form.phone,
+                language=form.language, subject=form.subject, text=form.message,
+                team=hook.team if hook else "", mailbox=hook.mailbox if hook else "", fields=form.fields,
+            ),
+        )
+        self.ctx.metrics.webhook_requests.labels(form.webhook, "duplicate" if result.duplicate else "accepted").inc()
+        return IntakeReceipt(result.inquiry_id, result.duplicate)
+
+    def start_background(self) -> None:
+        self.tasks = [asyncio.create_task(self.worker.run()), asyncio.create_task(self.feed.run())]
+
+    async def stop_background(self) -> None:
+        self.worker.stop()
+        self.feed.stop()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+        self.tasks = []
+
+    async def close(self) -> None:
+        await self.stop_background()
+        await self.ctx.engine.dispose()
+
+    def web_app(self, *, background: bool = True) -> web.Application:
+        settings = self.ctx.settings
+        app = web.Application(client_max_size=settings.server.max_body_bytes)
+        hooks = {w.name: w for w in settings.webhooks}
+        app.add_routes(webhook_routes(hooks, self.intake))
+        inbox = WebInbox(
+            WebInboxBackend(self.ctx, self.feed, self.templates), self.signer,
+            secure_cookies=settings.server.base_url.startswith("https://"),
+        )
+        app.add_routes(inbox.routes())
+        app.add_routes(api_routes(self.ctx))
+        app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.metrics), web.get("/", self.root)])
+        if background:
+            app.cleanup_ctx.append(self._background)
+        return app
+
+    async def _background(self, app: web.Application) -> AsyncIterator[None]:
+        self.start_background()
+        yield
+        await self.stop_background()
+
+    async def root(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/web/")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        try:
+            async with transaction(self.ctx.sessions) as session:
+                await session.execute(text("SELECT 1"))
+                pending = await outbox.pending_counts(session)
+        except Exception as exc:
+            log.warning("health check failed", exc_info=True)
+            return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
+        return web.json_response({"status": "ok", "database": "ok", "outbox_pending": pending})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        async with transaction(self.ctx.sessions) as session:
+            pending = await outbox.pending_counts(session)
+        for lane in ("interactive", "bulk"):
+            self.ctx.metrics.outbox_pending.labels(lane).set(pending.get(lane, 0))
+        body = generate_latest(self.ctx.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,85 @@
+"""The application side of the web inbox: ``InboxBackend`` over the store and use cases."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.card_actions import perform
+from bot.context import AppContext
+from bot.live_feed import LiveFeed
+from bot.replies import ReplyTemplates, draft_reply, send_reply
+from bot.timeline import describe_event
+from bot.views import card_for
+from cards.actions import Action, ActionOutcome
+from cards.model import Card
+from cards.reply_form import ReplyDraft
+from connectors.web.inbox import InquiryDetail, MessageEntry, TeamInfo, TimelineEntry
+from store import inquiries as repo
+from store.engine import transaction
+from store.lifecycle import OPEN_STATUSES
+
+
+class WebInboxBackend:
+    """Implements ``connectors.web.inbox.InboxBackend``."""
+
+    def __init__(self, ctx: AppContext, feed: LiveFeed, templates: ReplyTemplates) -> None:
+        self.ctx = ctx
+        self.feed = feed
+        self.templates = templates
+
+    def rep_name(self, rep_id: str) -> str:
+        return self.ctx.rep_name(rep_id)
+
+    def teams_of(self, rep_id: str) -> list[TeamInfo]:
+        return [TeamInfo(t.name, t.title, t.locale) for t in self.ctx.settings.teams if rep_id in t.rep_ids()]
+
+    async def team_cards(self, team: str) -> list[Card]:
+        async with transaction(self.ctx.sessions) as session:
+            rows = await repo.list_inquiries(session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200)
+            return [await card_for(self.ctx, session, row) for row in rows]
+
+    async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None:
+        async with transaction(self.ctx.sessions) as session:
+            try:
+                inquiry = await repo.get_inquiry(session, inquiry_id)
+            except repo.NotFound:
+                return None
+            card = await card_for(self.ctx, session, inquiry)
+            events = await repo.timeline(session, inquiry_id)
+            messages = await repo.messages(session, inquiry_id)
+        locale = self.ctx.locale(inquiry.team)
+        return InquiryDetail(
+            team=inquiry.team,
+            card=card,
+            timeline=tuple(
+                TimelineEntry(e.at, self.ctx.rep_name(e.actor) if self.ctx.settings.rep(e.actor) else e.actor, describe_event(e, locale, self.ctx.rep_name))
+                for e in events
+            ),
+            messages=tuple(
+                MessageEntry(
+                    at=m.created_at,
+                    direction=m.direction,
+                    sender=(self.ctx.rep_name(m.author) if m.author else "") or (f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address),
+                    subject=m.subject,
+                    text=m.text,
+                    delivery=m.delivery,
+                    attachments=tuple(str(a.get("filename", "")) for a in m.attachments),
+                )
+                for m in messages
+            ),
+        )
+
+    async def act(self, action: Action) -> ActionOutcome:
+        return await perform(self.ctx, action)
+
+    async def reply_draft(self, inquiry_id: int, rep_id: str, template: str) -> ReplyDraft:
+        return await draft_reply(self.ctx, self.templates, inquiry_id, rep_id, template)
+
+    async def send_reply(self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str) -> ActionOutcome:
+        return await send_reply(self.ctx, inquiry_id=inquiry_id, platform="web", user=rep_id, subject=subject, body=body, template=template)
+
+    def subscribe(self, team: str) -> asyncio.Queue[Card]:
+        return self.feed.subscribe(team)
+
+    def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None:
+        self.feed.unsubscribe(team, queue)

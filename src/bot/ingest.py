@@ -1,0 +1,221 @@
+"""Ingest: an inbound message (webhook form or email) becomes an inquiry, or joins one.
+
+source -> dedupe (idempotency key / Message-ID) -> thread match (In-Reply-To,
+References, ``[#1042]`` subject tag) -> contact -> classify -> route -> one
+transaction (inquiry + message + events + outbox). Two deliveries of the same
+message racing each other meet at the unique ``dedupe_key``: the loser rolls
+back and answers with the winner's inquiry.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.card_sync import queue_card_updates, queue_new_cards
+from bot.context import AppContext
+from config.schema import parse_duration_minutes
+from routing.language import detect_language
+from routing.rules import RoutingInput, route
+from store import inquiries as repo
+from store.engine import transaction
+from store.models import Inquiry, Lane, Message, Status
+
+log = logging.getLogger(__name__)
+
+_TAG = re.compile(r"\[#(\d{1,9})\]")
+_SNIPPET = 280
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer message, whatever it came by."""
+
+    source: str  # webhook or mailbox name
+    source_kind: str  # "webhook" | "mail"
+    dedupe_key: str
+    email: str
+    name: str = ""
+    company: str = ""
+    country: str = ""
+    phone: str = ""
+    language: str = ""
+    subject: str = ""
+    text: str = ""
+    snippet: str = ""
+    html: str = ""
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    attachments: tuple[dict[str, Any], ...] = ()
+    team: str = ""  # the source's team, used when no rule matches
+    mailbox: str = ""  # the mailbox replies go out through
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to an inbound message."""
+
+    inquiry_id: int
+    created: bool
+    duplicate: bool = False
+    threaded: bool = False
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SNIPPET else flat[: _SNIPPET - 1] + "…"
+
+
+async def ingest(ctx: AppContext, msg: InboundMessage) -> IngestResult:
+    """Store ``msg`` exactly once and queue its cards."""
+    try:
+        return await _ingest_once(ctx, msg)
+    except IntegrityError:
+        # A concurrent delivery of the same message won the unique dedupe key.
+        async with transaction(ctx.sessions) as session:
+            existing = await repo.find_by_dedupe_key(session, msg.dedupe_key)
+            if existing is None or existing.id is None:
+                raise
+            ctx.metrics.duplicates.labels(msg.source_kind).inc()
+            return IngestResult(existing.id, created=False, duplicate=True)
+
+
+async def _ingest_once(ctx: AppContext, msg: InboundMessage) -> IngestResult:
+    now = ctx.clock()
+    async with transaction(ctx.sessions) as session:
+        existing = await repo.find_by_dedupe_key(session, msg.dedupe_key)
+        if existing is not None and existing.id is not None:
+            ctx.metrics.duplicates.labels(msg.source_kind).inc()
+            return IngestResult(existing.id, created=False, duplicate=True)
+        if msg.message_id:
+            seen = await repo.find_thread(session, [msg.message_id])
+            if seen is not None and seen.id is not None:  # same mail via a second mailbox (CC)
+                ctx.metrics.duplicates.labels(msg.source_kind).inc()
+                return IngestResult(seen.id, created=False, duplicate=True)
+        thread = await _find_thread(session, msg)
+        if thread is not None:
+            result = await _add_to_thread(ctx, session, thread, msg)
+        else:
+            result = await _create(ctx, session, msg)
+    ctx.changed.fire()
+    ctx.outbox_ready.fire()
+    return result
+
+
+async def _find_thread(session: Any, msg: InboundMessage) -> Inquiry | None:
+    if msg.source_kind != "mail":
+        return None
+    found = await repo.find_thread(session, [msg.in_reply_to, *msg.references])
+    if found is not None:
+        return found
+    tag = _TAG.search(msg.subject)
+    if tag:
+        try:
+            candidate = await repo.get_inquiry(session, int(tag.group(1)))
+        except repo.NotFound:
+            return None
+        if candidate.contact_email == msg.email.lower():
+            return candidate
+    return None
+
+
+def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
+    return Message(
+        inquiry_id=inquiry_id,
+        direction="in",
+        channel="email" if msg.source_kind == "mail" else "webhook",
+        message_id=msg.message_id,
+        in_reply_to=msg.in_reply_to,
+        references=" ".join(msg.references),
+        from_address=msg.email.lower(),
+        from_name=msg.name,
+        subject=msg.subject,
+        text=msg.text,
+        html=msg.html,
+        attachments=list(msg.attachments),
+        created_at=now,
+    )
+
+
+async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
+    now = ctx.clock()
+    language = msg.language or detect_language(f"{msg.subject}\n{msg.text}")
+    contact = await repo.resolve_contact(
+        session, email=msg.email, name=msg.name, company=msg.company, country=msg.country,
+        language=language, phone=msg.phone, now=now,
+    )
+    decision = route(
+        ctx.settings,
+        RoutingInput(
+            source=msg.source, subject=msg.subject, text=msg.text, sender=msg.email,
+            country=msg.country or contact.country, language=language,
+        ),
+        default_team=msg.team,
+    )
+    team = ctx.settings.team(decision.team)
+    claim_due = now + timedelta(minutes=parse_duration_minutes(team.sla.claim_within))
+    status = Status.SPAM if decision.spam else Status.NEW
+    assert contact.id is not None
+    inquiry = Inquiry(
+        team=team.name,
+        status=status.value,
+        source=msg.source,
+        source_kind=msg.source_kind,
+        dedupe_key=msg.dedupe_key,
+        contact_id=contact.id,
+        contact_email=msg.email.lower(),
+        subject=msg.subject or _snippet(msg.text)[:80],
+        snippet=_snippet(msg.snippet or msg.text),
+        language=language,
+        country=msg.country or contact.country,
+        priority=decision.priority,
+        tags=list(decision.tags),
+        rule=decision.rule,
+        suggested_owner=decision.assign,
+        mailbox=msg.mailbox or team.mailbox or (ctx.settings.mailboxes[0].name if ctx.settings.mailboxes else ""),
+        received_at=now,
+        last_customer_message_at=now,
+        claim_due_at=claim_due if status == Status.NEW else None,
+        next_due_at=claim_due if status == Status.NEW else None,
+        updated_at=now,
+    )
+    session.add(inquiry)
+    await session.flush()
+    assert inquiry.id is not None
+    session.add(_message(inquiry.id, msg, now))
+    repo.add_event(
+        session, inquiry, at=now, actor="customer", kind="received", after=inquiry.status,
+        data={"source": msg.source, "rule": decision.rule, "team": team.name, "priority": decision.priority},
+    )
+    if status == Status.NEW:
+        await queue_new_cards(session, ctx, inquiry)
+    ctx.metrics.inquiries.labels(msg.source_kind, team.name).inc()
+    log.info("inquiry created", extra={"inquiry": inquiry.id, "team": team.name, "source": msg.source})
+    return IngestResult(inquiry.id, created=True)
+
+
+async def _add_to_thread(ctx: AppContext, session: Any, inquiry: Inquiry, msg: InboundMessage) -> IngestResult:
+    """A customer answer: attach it; an answered or waiting item goes back to its owner."""
+    now = ctx.clock()
+    assert inquiry.id is not None
+    session.add(_message(inquiry.id, msg, now))
+    values: dict[str, Any] = {"last_customer_message_at": now}
+    before = inquiry.status
+    if inquiry.status in (Status.REPLIED, Status.WAITING, Status.FOLLOW_UP, Status.CLOSED, Status.WON, Status.LOST):
+        values["status"] = Status.CLAIMED.value if inquiry.assignee else Status.NEW.value
+    updated = await repo.change(session, inquiry, now, **values)
+    repo.add_event(
+        session, updated, at=now, actor="customer", kind="customer_replied", before=before, after=updated.status,
+        data={"subject": msg.subject, "snippet": _snippet(msg.snippet or msg.text)[:200]},
+    )
+    owner = ctx.rep_name(updated.assignee)
+    note = f"Customer replied: {_snippet(msg.snippet or msg.text)[:200]}" + (f" (owner: {owner})" if owner else "")
+    await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note=note)
+    return IngestResult(inquiry.id, created=False, threaded=True)

@@ -1,0 +1,95 @@
+"""Live card changes for the web inbox: whatever changed, pushed to each team's open pages.
+
+The feed reads the database (``updated_at`` with a small overlap, de-duplicated
+by version), not an in-process event bus, so a change made by another
+claimdesk process on the same PostgreSQL reaches this process's browsers too.
+A local change wakes the feed at once; otherwise it polls every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from bot.context import AppContext
+from bot.views import card_for
+from cards.model import Card
+from store import inquiries as repo
+from store.engine import transaction
+
+log = logging.getLogger(__name__)
+
+_OVERLAP = timedelta(seconds=3)
+
+
+class LiveFeed:
+    """Fans card changes out to subscriber queues, per team."""
+
+    def __init__(self, ctx: AppContext, poll_seconds: float = 1.0) -> None:
+        self.ctx = ctx
+        self.poll_seconds = poll_seconds
+        self._subscribers: dict[str, set[asyncio.Queue[Card]]] = {}
+        self._shown: dict[int, int] = {}
+        self._watermark: datetime | None = None
+        self._stop = asyncio.Event()
+
+    def subscribe(self, team: str) -> asyncio.Queue[Card]:
+        queue: asyncio.Queue[Card] = asyncio.Queue(maxsize=1000)
+        self._subscribers.setdefault(team, set()).add(queue)
+        self.ctx.metrics.live_clients.inc()
+        return queue
+
+    def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None:
+        if queue in self._subscribers.get(team, set()):
+            self._subscribers[team].discard(queue)
+            self.ctx.metrics.live_clients.dec()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        wake = self.ctx.changed.subscribe()
+        try:
+            while not self._stop.is_set():
+                wake.clear()
+                try:
+                    await self.poll()
+                except Exception:
+                    log.exception("live feed poll failed")
+                waiter = asyncio.ensure_future(wake.wait())
+                stopper = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            self.ctx.changed.unsubscribe(wake)
+
+    async def poll(self) -> int:
+        """Push every card changed since the last poll; returns how many were pushed."""
+        since = self._watermark - _OVERLAP if self._watermark else self.ctx.clock() - _OVERLAP
+        pushed = 0
+        async with transaction(self.ctx.sessions) as session:
+            rows = await repo.list_inquiries(session, updated_since=since, limit=500, newest_first=False)
+            for inquiry in rows:
+                assert inquiry.id is not None
+                if self._watermark is None or inquiry.updated_at > self._watermark:
+                    self._watermark = inquiry.updated_at
+                if self._shown.get(inquiry.id, 0) >= inquiry.version:
+                    continue
+                self._shown[inquiry.id] = inquiry.version
+                queues = self._subscribers.get(inquiry.team)
+                if not queues:
+                    continue
+                card = await card_for(self.ctx, session, inquiry)
+                for queue in list(queues):
+                    if queue.full():  # a stalled browser: drop it, it reloads on reconnect
+                        self.unsubscribe(inquiry.team, queue)
+                        continue
+                    queue.put_nowait(card)
+                pushed += 1
+        if self._watermark is None:
+            self._watermark = since + _OVERLAP
+        if len(self._shown) > 50_000:
+            self._shown.clear()
+        return pushed

@@ -1,0 +1,212 @@
+"""The outbox worker: delivers side effects with retries, backoff, pacing and lanes.
+
+Two lanes run as independent loops with their own leases and concurrency:
+**interactive** (a click's card updates, replies) and **bulk** (new cards,
+digests, nudges). A burst of thousands of bulk rows therefore never delays a
+click: the interactive loop leases and delivers on its own (the lesson from
+Grafana OnCall's single FIFO queue in DESIGN.md).
+
+Within a lane, rows for one destination (a channel, a mailbox) are delivered
+one after another in enqueue order, paced by the channel's ``Pacing`` (Slack
+~1 post/s per channel, DingTalk/WeCom robots 20/min), and a 429's
+``Retry-After`` pauses that destination only. Rows are leased (compare-and-set
+on ``leased_until``; ``SKIP LOCKED`` on PostgreSQL), so a crashed process's
+rows are delivered by whoever runs next, and never by two processes at once.
+Delivery is at least once: a crash after the platform accepted a send but
+before ``complete`` commits repeats that one send; card posts guard against it
+with the CardRef check, emails carry a fixed Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.context import AppContext
+from bot.deliveries import RetrySoon, deliver, mark_email_failed
+from connectors.channels import DeliveryError
+from store import outbox
+from store.engine import transaction
+from store.models import Lane, Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerSettings:
+    """Tuning of the worker (defaults suit production; tests shrink the times)."""
+
+    lease_seconds: float = 120.0
+    batch: int = 50
+    poll_seconds: float = 1.0
+    max_attempts: int = 12
+    base_backoff: float = 2.0
+    max_backoff: float = 900.0
+    bulk_email_interval: float = 0.0
+
+
+@dataclass
+class _LaneState:
+    busy: set[str] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class OutboxWorker:
+    """Runs both lanes until stopped; ``drain`` delivers what is due now (for tests and CLI)."""
+
+    def __init__(self, ctx: AppContext, settings: WorkerSettings | None = None, owner: str = "") -> None:
+        self.ctx = ctx
+        self.settings = settings or WorkerSettings()
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self._lanes = {lane: _LaneState() for lane in Lane}
+        self._next_send: dict[str, float] = defaultdict(float)  # destination key -> loop time
+        self._stop = asyncio.Event()
+
+    def _dest_key(self, row: Outbox) -> str:
+        return f"{row.channel}:{row.destination}"
+
+    async def run(self) -> None:
+        """Both lanes until ``stop()``."""
+        await asyncio.gather(self._lane_loop(Lane.INTERACTIVE), self._lane_loop(Lane.BULK))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _lane_loop(self, lane: Lane) -> None:
+        wake = self.ctx.outbox_ready.subscribe()
+        try:
+            while not self._stop.is_set():
+                wake.clear()
+                try:
+                    await self._lease_and_start(lane)
+                except Exception:
+                    log.exception("outbox lease failed", extra={"lane": lane.value})
+                waiter = asyncio.ensure_future(wake.wait())
+                stopper = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            self.ctx.outbox_ready.unsubscribe(wake)
+            state = self._lanes[lane]
+            if state.tasks:
+                await asyncio.gather(*state.tasks, return_exceptions=True)
+
+    async def _lease_and_start(self, lane: Lane) -> int:
+        state = self._lanes[lane]
+        now = self.ctx.clock()
+        async with transaction(self.ctx.sessions) as session:
+            rows = await outbox.lease(
+                session,
+                lane=lane,
+                owner=self.owner,
+                now=now,
+                lease_for=timedelta(seconds=self.settings.lease_seconds),
+                limit=self.settings.batch,
+                skip_destinations=sorted({key.partition(":")[2] for key in state.busy}),
+            )
+        groups: dict[str, list[Outbox]] = defaultdict(list)
+        for row in rows:
+            groups[self._dest_key(row)].append(row)
+        for key, group in groups.items():
+            state.busy.add(key)
+            task = asyncio.create_task(self._run_group(lane, key, group))
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
+        return len(rows)
+
+    async def _run_group(self, lane: Lane, key: str, rows: list[Outbox]) -> None:
+        try:
+            for index, row in enumerate(rows):
+                if self._stop.is_set():
+                    await self._release(rows[index:])
+                    return
+                await self._pace(row)
+                await self._deliver_one(lane, row)
+        finally:
+            self._lanes[lane].busy.discard(key)
+            self.ctx.outbox_ready.fire()
+
+    async def _pace(self, row: Outbox) -> None:
+        channel = self.ctx.channels.get(row.channel)
+        interval = 0.0
+        if channel is not None:
+            interval = channel.pacing.post_interval if row.kind == "card.post" else channel.pacing.update_interval
+        elif row.channel == "smtp":
+            interval = self.settings.bulk_email_interval
+        loop = asyncio.get_running_loop()
+        key = self._dest_key(row)
+        wait = self._next_send[key] - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_send[key] = max(self._next_send[key], loop.time()) + interval
+
+    async def _release(self, rows: list[Outbox]) -> None:
+        async with transaction(self.ctx.sessions) as session:
+            for row in rows:
+                assert row.id is not None
+                await outbox.retry_later(session, row.id, self.owner, error="released at shutdown", at=self.ctx.clock())
+
+    async def _deliver_one(self, lane: Lane, row: Outbox) -> None:
+        assert row.id is not None
+        metrics = self.ctx.metrics
+        try:
+            await deliver(self.ctx, row)
+        except RetrySoon as soon:
+            async with transaction(self.ctx.sessions) as session:
+                await outbox.retry_later(session, row.id, self.owner, error="waiting for the card post", at=self.ctx.clock() + timedelta(seconds=soon.seconds))
+            return
+        except DeliveryError as exc:
+            await self._failed(row, str(exc), retry_after=exc.retry_after, permanent=exc.permanent)
+            return
+        except Exception as exc:  # a bug or an unexpected library error: retry, loudly
+            log.exception("outbox delivery crashed", extra={"outbox": row.id, "kind": row.kind})
+            await self._failed(row, f"{type(exc).__name__}: {exc}", retry_after=None, permanent=False)
+            return
+        now = self.ctx.clock()
+        async with transaction(self.ctx.sessions) as session:
+            await outbox.complete(session, row.id, self.owner, now)
+        metrics.deliveries.labels(row.channel, row.kind, "ok").inc()
+        metrics.delivery_seconds.labels(lane.value).observe(max(0.0, (now - row.created_at).total_seconds()))
+
+    async def _failed(self, row: Outbox, error: str, *, retry_after: float | None, permanent: bool) -> None:
+        assert row.id is not None
+        now = self.ctx.clock()
+        dead = permanent or row.attempts >= self.settings.max_attempts
+        if retry_after is not None:
+            delay = retry_after
+            loop = asyncio.get_running_loop()
+            key = self._dest_key(row)
+            self._next_send[key] = max(self._next_send[key], loop.time() + retry_after)
+        else:
+            delay = min(self.settings.max_backoff, self.settings.base_backoff * 2 ** max(0, row.attempts - 1))
+            delay *= random.uniform(0.8, 1.2)
+        async with transaction(self.ctx.sessions) as session:
+            await outbox.retry_later(session, row.id, self.owner, error=error, at=now + timedelta(seconds=delay), dead=dead)
+        self.ctx.metrics.deliveries.labels(row.channel, row.kind, "dead" if dead else "retry").inc()
+        log.warning(
+            "outbox delivery failed",
+            extra={"outbox": row.id, "kind": row.kind, "attempt": row.attempts, "dead": dead, "error": error[:300]},
+        )
+        if dead:
+            await mark_email_failed(self.ctx, row, error)
+
+    async def drain(self, *, timeout: float = 10.0) -> None:
+        """Deliver everything due now (both lanes) and wait for it; for tests and one-shot CLI runs."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            started = 0
+            for lane in Lane:
+                started += await self._lease_and_start(lane)
+            pending = [t for state in self._lanes.values() for t in state.tasks]
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            elif not started:
+                return
+        raise TimeoutError("outbox did not drain in time")

@@ -1,0 +1,63 @@
+"""From stored rows to cards: the one place that turns an Inquiry into an ``InquiryView``."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.context import AppContext
+from cards.inquiry_card import InquiryView, build_inquiry_card
+from cards.model import Card
+from store.models import Contact, Inquiry, Message
+
+
+async def delivery_error(session: AsyncSession, inquiry_id: int) -> str:
+    """The error of the newest outbound message, if its delivery failed."""
+    row = (
+        await session.exec(
+            select(Message.delivery)
+            .where(col(Message.inquiry_id) == inquiry_id, col(Message.direction) == "out")
+            .order_by(col(Message.id).desc())
+            .limit(1)
+        )
+    ).first()
+    return row.removeprefix("failed: ") if row and row.startswith("failed") else ""
+
+
+def inquiry_view(ctx: AppContext, inquiry: Inquiry, contact: Contact | None, *, error: str = "") -> InquiryView:
+    assert inquiry.id is not None
+    return InquiryView(
+        number=inquiry.id,
+        version=inquiry.version,
+        team=inquiry.team,
+        status=inquiry.status,
+        priority=inquiry.priority,
+        subject=inquiry.subject,
+        snippet=inquiry.snippet,
+        source=inquiry.source,
+        contact_name=contact.name if contact else "",
+        contact_email=inquiry.contact_email,
+        company=contact.company if contact else "",
+        country=inquiry.country or (contact.country if contact else ""),
+        language=inquiry.language,
+        received_at=inquiry.received_at,
+        owner_name=ctx.rep_name(inquiry.assignee),
+        claimed_at=inquiry.claimed_at,
+        claim_due_at=inquiry.claim_due_at,
+        reply_due_at=inquiry.reply_due_at,
+        first_reply_at=inquiry.first_reply_at,
+        last_customer_message_at=inquiry.last_customer_message_at,
+        snoozed_until=inquiry.snoozed_until,
+        escalation_level=inquiry.escalation_level,
+        outcome_reason=inquiry.outcome_reason,
+        delivery_error=error,
+        link_url=ctx.link(f"/web/inquiries/{inquiry.id}"),
+    )
+
+
+async def card_for(ctx: AppContext, session: AsyncSession, inquiry: Inquiry) -> Card:
+    """The current card of ``inquiry`` in its team's locale."""
+    assert inquiry.id is not None
+    contact = await session.get(Contact, inquiry.contact_id)
+    view = inquiry_view(ctx, inquiry, contact, error=await delivery_error(session, inquiry.id))
+    return build_inquiry_card(view, now=ctx.clock(), locale=ctx.locale(inquiry.team))

@@ -1,0 +1,201 @@
+"""UI strings in the team's locale (zh-CN, en). One table, looked up by key.
+
+Missing keys fall back to English, and a missing English key is a bug that
+``tests/test_cards.py`` catches by checking both tables have the same keys.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+LocaleName = Literal["zh-CN", "en"]
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "status.new": "New",
+        "status.claimed": "Claimed",
+        "status.replied": "Replied",
+        "status.waiting": "Waiting on customer",
+        "status.follow_up": "Follow-up",
+        "status.won": "Won",
+        "status.lost": "Lost",
+        "status.spam": "Spam",
+        "status.closed": "Closed",
+        "priority.normal": "Normal",
+        "priority.high": "High",
+        "priority.vip": "VIP",
+        "field.customer": "Customer",
+        "field.source": "Source",
+        "field.owner": "Owner",
+        "field.priority": "Priority",
+        "field.language": "Language",
+        "field.local_time": "Their time",
+        "field.reason": "Reason",
+        "owner.none": "Unclaimed",
+        "button.claim": "Claim",
+        "button.release": "Release",
+        "button.reply": "Reply",
+        "button.open": "Open",
+        "button.spam": "Spam",
+        "button.reassign": "Reassign",
+        "select.status": "Set status",
+        "select.snooze": "Snooze",
+        "snooze.1h": "1 hour",
+        "snooze.4h": "4 hours",
+        "snooze.1d": "1 day",
+        "snooze.3d": "3 days",
+        "age.received": "Received {ago}",
+        "age.claim_due": "claim due {when}",
+        "age.reply_due": "reply due {when}",
+        "age.overdue": "overdue by {duration}",
+        "time.ago": "{duration} ago",
+        "time.in": "in {duration}",
+        "time.just_now": "just now",
+        "note.snoozed": "Snoozed until {when}",
+        "note.escalated": "Escalated (level {level})",
+        "note.customer_replied": "Customer replied {ago}",
+        "note.delivery_failed": "Reply delivery failed: {error}",
+        "outcome.claimed": "You claimed #{number}.",
+        "outcome.claimed_by": "{name} claimed it {ago}.",
+        "outcome.released": "#{number} is back in the pool.",
+        "outcome.status": "#{number} is now {status}.",
+        "outcome.snoozed": "#{number} snoozed until {when}.",
+        "outcome.reply_queued": "Reply to #{number} is on its way to {email}.",
+        "outcome.reassigned": "#{number} reassigned to {name}.",
+        "refuse.not_member": "Only reps of team {team} can do that.",
+        "refuse.not_owner": "Only {name} (the owner) or a lead can do that.",
+        "refuse.not_lead": "Only a team lead or manager can reassign.",
+        "refuse.bad_move": "#{number} cannot go from {before} to {after}.",
+        "refuse.needs_reason": "Please give a reason for {status}.",
+        "refuse.unknown_rep": "You are not set up as a rep in claimdesk; ask the admin to add you.",
+        "refuse.conflict": "Someone changed #{number} at the same moment; please try again.",
+        "refuse.not_found": "Inquiry #{number} does not exist.",
+        "refuse.no_mailbox": "No mailbox is configured to send replies for team {team}.",
+        "refuse.no_email": "This customer left no email address to reply to.",
+        "refuse.template": "Template problem: {error}",
+        "refuse.empty_reply": "The reply is empty.",
+        "web.title": "claimdesk",
+        "web.inbox": "Inbox",
+        "web.timeline": "Timeline",
+        "web.messages": "Messages",
+        "web.no_cards": "No open inquiries. New ones appear here live.",
+        "web.signed_in_as": "Signed in as {name}",
+        "web.template": "Template",
+        "web.subject": "Subject",
+        "web.body": "Message",
+        "web.send": "Send reply",
+        "web.cancel": "Back",
+        "web.reason_placeholder": "Reason (required for won/lost)",
+        "web.apply": "Apply",
+        "web.live": "live",
+        "web.offline": "reconnecting…",
+        "web.show_closed": "Recently closed",
+        "web.to": "To",
+        "web.attachments": "Attachments",
+    },
+    "zh-CN": {
+        "status.new": "新询盘",
+        "status.claimed": "已认领",
+        "status.replied": "已回复",
+        "status.waiting": "等待客户",
+        "status.follow_up": "待跟进",
+        "status.won": "已成交",
+        "status.lost": "已流失",
+        "status.spam": "垃圾",
+        "status.closed": "已关闭",
+        "priority.normal": "普通",
+        "priority.high": "高",
+        "priority.vip": "VIP",
+        "field.customer": "客户",
+        "field.source": "来源",
+        "field.owner": "负责人",
+        "field.priority": "优先级",
+        "field.language": "语言",
+        "field.local_time": "客户当地时间",
+        "field.reason": "原因",
+        "owner.none": "未认领",
+        "button.claim": "认领",
+        "button.release": "释放",
+        "button.reply": "回复",
+        "button.open": "查看",
+        "button.spam": "标记垃圾",
+        "button.reassign": "转派",
+        "select.status": "设置状态",
+        "select.snooze": "稍后提醒",
+        "snooze.1h": "1 小时",
+        "snooze.4h": "4 小时",
+        "snooze.1d": "1 天",
+        "snooze.3d": "3 天",
+        "age.received": "收到于{ago}",
+        "age.claim_due": "认领截止{when}",
+        "age.reply_due": "回复截止{when}",
+        "age.overdue": "已超时 {duration}",
+        "time.ago": "{duration}前",
+        "time.in": "{duration}后",
+        "time.just_now": "刚刚",
+        "note.snoozed": "已推迟到 {when}",
+        "note.escalated": "已升级（第 {level} 级）",
+        "note.customer_replied": "客户已回复（{ago}）",
+        "note.delivery_failed": "回复发送失败：{error}",
+        "outcome.claimed": "你已认领 #{number}。",
+        "outcome.claimed_by": "{name} 已于{ago}认领。",
+        "outcome.released": "#{number} 已放回待认领。",
+        "outcome.status": "#{number} 状态已改为{status}。",
+        "outcome.snoozed": "#{number} 已推迟到 {when}。",
+        "outcome.reply_queued": "给 {email} 的回复（#{number}）正在发送。",
+        "outcome.reassigned": "#{number} 已转派给 {name}。",
+        "refuse.not_member": "只有 {team} 组的成员可以操作。",
+        "refuse.not_owner": "只有负责人 {name} 或组长可以操作。",
+        "refuse.not_lead": "只有组长或经理可以转派。",
+        "refuse.bad_move": "#{number} 不能从{before}改为{after}。",
+        "refuse.needs_reason": "设为{status}需要填写原因。",
+        "refuse.unknown_rep": "你还不是 claimdesk 的销售成员，请联系管理员添加。",
+        "refuse.conflict": "#{number} 刚被其他人修改，请重试。",
+        "refuse.not_found": "询盘 #{number} 不存在。",
+        "refuse.no_mailbox": "{team} 组没有配置用于回复的邮箱。",
+        "refuse.no_email": "该客户没有留下邮箱地址。",
+        "refuse.template": "模板有问题：{error}",
+        "refuse.empty_reply": "回复内容为空。",
+        "web.title": "claimdesk",
+        "web.inbox": "询盘",
+        "web.timeline": "时间线",
+        "web.messages": "往来邮件",
+        "web.no_cards": "暂无待处理询盘，新询盘会实时出现在这里。",
+        "web.signed_in_as": "当前用户：{name}",
+        "web.template": "模板",
+        "web.subject": "主题",
+        "web.body": "正文",
+        "web.send": "发送回复",
+        "web.cancel": "返回",
+        "web.reason_placeholder": "原因（成交/流失必填）",
+        "web.apply": "确定",
+        "web.live": "实时",
+        "web.offline": "重新连接中…",
+        "web.show_closed": "最近关闭",
+        "web.to": "收件人",
+        "web.attachments": "附件",
+    },
+}
+
+
+def text(locale: str, key: str, **params: object) -> str:
+    """The string ``key`` in ``locale`` (English as fallback), formatted with ``params``."""
+    table = STRINGS.get(locale, STRINGS["en"])
+    template = table.get(key) or STRINGS["en"][key]
+    return template.format(**params) if params else template
+
+
+def duration_words(seconds: float, locale: str) -> str:
+    """A short human duration: ``3 s``, ``12 min``, ``5 h``, ``2 d`` (``12 分钟`` in Chinese)."""
+    s = max(0, int(seconds))
+    zh = locale == "zh-CN"
+    if s < 60:
+        return f"{s} 秒" if zh else f"{s} s"
+    if s < 3600:
+        return f"{s // 60} 分钟" if zh else f"{s // 60} min"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        if zh:
+            return f"{h} 小时" + (f" {m} 分钟" if m else "")
+        return f"{h} h" + (f" {m} min" if m else "")
+    return f"{s // 86400} 天" if zh else f"{s // 86400} d"

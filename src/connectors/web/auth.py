@@ -1,0 +1,62 @@
+"""Rep sign-in for the web inbox: signed login links, signed session cookies, CSRF tokens.
+
+``claimdesk web-link REP`` prints a link carrying a signed, time-limited token
+(itsdangerous, salted for login). Opening it sets an HttpOnly, SameSite=Lax
+session cookie (signed, salted for sessions). Every state-changing request
+must also carry the session's CSRF token (``X-CSRF-Token`` header or
+``csrf`` form field), derived from the session by HMAC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+COOKIE = "claimdesk_session"
+
+
+class Signer:
+    """Signs and checks login tokens and session cookies with the configured secret key."""
+
+    def __init__(self, secret_key: str, *, login_max_age: int, session_max_age: int) -> None:
+        if len(secret_key) < 16:
+            raise ValueError("security.secret_key must be at least 16 characters")
+        self._secret = secret_key.encode()
+        self._login = URLSafeTimedSerializer(secret_key, salt="claimdesk.login")
+        self._session = URLSafeTimedSerializer(secret_key, salt="claimdesk.session")
+        self.login_max_age = login_max_age
+        self.session_max_age = session_max_age
+
+    def login_token(self, rep_id: str) -> str:
+        return self._login.dumps({"rep": rep_id})
+
+    def check_login_token(self, token: str) -> str | None:
+        try:
+            data = self._login.loads(token, max_age=self.login_max_age)
+        except (SignatureExpired, BadSignature):
+            return None
+        rep = data.get("rep") if isinstance(data, dict) else None
+        return rep if isinstance(rep, str) else None
+
+    def session_cookie(self, rep_id: str) -> str:
+        return self._session.dumps({"rep": rep_id})
+
+    def check_session(self, cookie: str) -> str | None:
+        try:
+            data = self._session.loads(cookie, max_age=self.session_max_age)
+        except (SignatureExpired, BadSignature):
+            return None
+        rep = data.get("rep") if isinstance(data, dict) else None
+        return rep if isinstance(rep, str) else None
+
+    def csrf_token(self, cookie: str) -> str:
+        return hmac.new(self._secret, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, cookie: str, token: str) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf_token(cookie), token)
+
+
+def login_link(signer: Signer, base_url: str, rep_id: str) -> str:
+    return f"{base_url.rstrip('/')}/web/login?token={signer.login_token(rep_id)}"

@@ -1,0 +1,295 @@
+"""The web inbox's HTTP side: pages, the live stream (SSE) and the action endpoints.
+
+It talks to the application only through ``InboxBackend`` (implemented in
+``bot``): it never reads the database. Every route but ``/web/login`` needs a
+valid session; every POST also needs the CSRF token. Cards arrive as
+``Card`` objects and are rendered here with ``cards.render_web``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any, Protocol
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from cards.actions import Action, ActionOutcome, BadActionId, parse_action
+from cards.model import Card
+from cards.render_web import render_card_html
+from cards.reply_form import ReplyDraft
+from cards.strings import text
+from connectors.web.auth import COOKIE, Signer
+
+log = logging.getLogger(__name__)
+
+REP_KEY = web.AppKey("rep", str)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of an inquiry's timeline, ready to show."""
+
+    at: datetime
+    actor: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class MessageEntry:
+    """One message of the conversation."""
+
+    at: datetime
+    direction: str
+    sender: str
+    subject: str
+    text: str
+    delivery: str = ""
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InquiryDetail:
+    """The inquiry page: card, timeline, conversation."""
+
+    team: str
+    card: Card
+    timeline: tuple[TimelineEntry, ...] = ()
+    messages: tuple[MessageEntry, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    """A team the rep belongs to."""
+
+    name: str
+    title: str
+    locale: str
+
+
+class InboxBackend(Protocol):
+    """What the web inbox needs from the application."""
+
+    def rep_name(self, rep_id: str) -> str: ...
+
+    def teams_of(self, rep_id: str) -> list[TeamInfo]: ...
+
+    async def team_cards(self, team: str) -> list[Card]: ...
+
+    async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None: ...
+
+    async def act(self, action: Action) -> ActionOutcome: ...
+
+    async def reply_draft(self, inquiry_id: int, rep_id: str, template: str) -> ReplyDraft: ...
+
+    async def send_reply(self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str) -> ActionOutcome: ...
+
+    def subscribe(self, team: str) -> asyncio.Queue[Card]: ...
+
+    def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None: ...
+
+
+_env = Environment(
+    loader=PackageLoader("connectors.web", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _asset(name: str) -> str:
+    return resources.files("connectors.web").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+class WebInbox:
+    """Route handlers of the inbox, bound to a backend and a signer."""
+
+    def __init__(self, backend: InboxBackend, signer: Signer, *, secure_cookies: bool, heartbeat: float = 15.0) -> None:
+        self.backend = backend
+        self.signer = signer
+        self.secure_cookies = secure_cookies
+        self.heartbeat = heartbeat
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/web/login", self.login),
+            web.get("/web/", self.home),
+            web.get("/web/assets/{name}", self.asset),
+            web.get("/web/teams/{team}", self.team_page),
+            web.get("/web/teams/{team}/events", self.events),
+            web.post("/web/actions", self.action),
+            web.get("/web/inquiries/{id:\\d+}", self.inquiry_page),
+            web.get("/web/inquiries/{id:\\d+}/reply", self.reply_page),
+            web.post("/web/inquiries/{id:\\d+}/reply", self.reply_send),
+            web.post("/web/logout", self.logout),
+        ]
+
+    # -- session helpers -------------------------------------------------
+    def _rep(self, request: web.Request) -> str:
+        cookie = request.cookies.get(COOKIE, "")
+        rep = self.signer.check_session(cookie) if cookie else None
+        if rep is None or not self.backend.teams_of(rep):
+            raise web.HTTPUnauthorized(
+                text="Sign in with the link from `claimdesk web-link <rep>` (ask your admin).",
+                content_type="text/plain",
+            )
+        return rep
+
+    def _check_csrf(self, request: web.Request, token: str) -> None:
+        if not self.signer.check_csrf(request.cookies.get(COOKIE, ""), token):
+            raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page", content_type="text/plain")
+
+    def _team(self, rep: str, name: str) -> Any:
+        team = next((t for t in self.backend.teams_of(rep) if t.name == name), None)
+        if team is None:
+            raise web.HTTPForbidden(text="you are not a member of this team", content_type="text/plain")
+        return team
+
+    def _page(self, template: str, **context: Any) -> web.Response:
+        html = _env.get_template(template).render(**context)
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "same-origin",
+            },
+        )
+
+    def _card_html(self, card: Card, locale: str) -> str:
+        return render_card_html(card, reason_placeholder=text(locale, "web.reason_placeholder"), apply_label=text(locale, "web.apply"))
+
+    # -- pages -------------------------------------------------------------
+    async def login(self, request: web.Request) -> web.Response:
+        rep = self.signer.check_login_token(request.query.get("token", ""))
+        if rep is None or not self.backend.teams_of(rep):
+            return web.Response(status=401, text="This sign-in link is invalid or expired; ask for a new one.", content_type="text/plain")
+        response = web.HTTPFound("/web/")
+        response.set_cookie(
+            COOKIE, self.signer.session_cookie(rep), httponly=True, samesite="Lax", secure=self.secure_cookies,
+            max_age=self.signer.session_max_age, path="/",
+        )
+        raise response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        response = web.HTTPFound("/web/")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    async def home(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        raise web.HTTPFound(f"/web/teams/{self.backend.teams_of(rep)[0].name}")
+
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        types = {"app.js": "application/javascript", "app.css": "text/css"}
+        if name not in types:
+            raise web.HTTPNotFound()
+        return web.Response(text=_asset(name), content_type=types[name], headers={"Cache-Control": "no-cache"})
+
+    async def team_page(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        team = self._team(rep, request.match_info["team"])
+        cards = await self.backend.team_cards(team.name)
+        return self._page(
+            "team.html",
+            team=team,
+            teams=self.backend.teams_of(rep),
+            rep_name=self.backend.rep_name(rep),
+            cards=[self._card_html(c, team.locale) for c in cards],
+            csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
+            t=lambda key, **kw: text(team.locale, key, **kw),
+        )
+
+    async def inquiry_page(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        detail = await self.backend.inquiry_detail(int(request.match_info["id"]))
+        if detail is None:
+            raise web.HTTPNotFound(text="no such inquiry")
+        team = self._team(rep, detail.team)
+        return self._page(
+            "inquiry.html",
+            team=team,
+            detail=detail,
+            card=self._card_html(detail.card, team.locale),
+            rep_name=self.backend.rep_name(rep),
+            csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
+            t=lambda key, **kw: text(team.locale, key, **kw),
+        )
+
+    async def reply_page(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        inquiry_id = int(request.match_info["id"])
+        detail = await self.backend.inquiry_detail(inquiry_id)
+        if detail is None:
+            raise web.HTTPNotFound(text="no such inquiry")
+        team = self._team(rep, detail.team)
+        draft = await self.backend.reply_draft(inquiry_id, rep, request.query.get("template", ""))
+        return self._page(
+            "reply.html",
+            team=team,
+            detail=detail,
+            draft=draft,
+            rep_name=self.backend.rep_name(rep),
+            csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
+            t=lambda key, **kw: text(team.locale, key, **kw),
+        )
+
+    # -- actions -----------------------------------------------------------
+    async def action(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        self._check_csrf(request, request.headers.get("X-CSRF-Token", ""))
+        try:
+            body = await request.json()
+            action = parse_action(
+                str(body.get("action", "")), platform="web", user=rep,
+                value=str(body.get("value", "")), reason=str(body.get("reason", "")),
+            )
+        except (json.JSONDecodeError, AttributeError, BadActionId) as exc:
+            return web.json_response({"ok": False, "message": f"bad request: {exc}"}, status=400)
+        outcome = await self.backend.act(action)
+        status = 200 if outcome.ok else (409 if outcome.code in ("lost_race", "conflict") else 403 if outcome.code == "forbidden" else 404 if outcome.code == "not_found" else 422)
+        return web.json_response(
+            {"ok": outcome.ok, "message": outcome.message, "code": outcome.code, "open_url": outcome.open_url}, status=status
+        )
+
+    async def reply_send(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        form = await request.post()
+        self._check_csrf(request, str(form.get("csrf", "")))
+        outcome = await self.backend.send_reply(
+            int(request.match_info["id"]), rep, str(form.get("subject", "")), str(form.get("body", "")), str(form.get("template", ""))
+        )
+        status = 200 if outcome.ok else (403 if outcome.code == "forbidden" else 409 if outcome.code == "conflict" else 422)
+        return web.json_response({"ok": outcome.ok, "message": outcome.message, "code": outcome.code}, status=status)
+
+    # -- live stream ---------------------------------------------------------
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        rep = self._rep(request)
+        team = self._team(rep, request.match_info["team"])
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        queue = self.backend.subscribe(team.name)
+        try:
+            await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
+            while True:
+                try:
+                    card = await asyncio.wait_for(queue.get(), timeout=self.heartbeat)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                payload = json.dumps({"key": card.key, "version": card.version, "status": card.badge.status, "html": self._card_html(card, team.locale)})
+                await response.write(f"event: card\ndata: {payload}\n\n".encode())
+        except ConnectionResetError:
+            pass
+        finally:
+            self.backend.unsubscribe(team.name, queue)
+        return response

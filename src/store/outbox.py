@@ -1,0 +1,143 @@
+"""The outbox: side effects written in the same transaction as the state change.
+
+``enqueue`` inserts a row keyed by an idempotency key (a second enqueue of the
+same key is a no-op). Workers ``lease`` due rows: on PostgreSQL the candidates
+are picked with ``FOR UPDATE SKIP LOCKED`` so several processes never take the
+same row; on both backends the lease itself is a compare-and-set on
+``leased_until``, so a crashed worker's rows come back when its lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import Lane, Outbox, OutboxState
+from store.types import UTCDateTime
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    key: str,
+    channel: str,
+    kind: str,
+    now: datetime,
+    lane: Lane = Lane.BULK,
+    destination: str = "",
+    inquiry_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+) -> None:
+    values = {
+        "key": key,
+        "lane": lane.value,
+        "channel": channel,
+        "destination": destination,
+        "kind": kind,
+        "inquiry_id": inquiry_id,
+        "payload": payload or {},
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "lease_owner": "",
+        "last_error": "",
+        "created_at": now,
+    }
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    await session.execute(stmt)
+
+
+async def lease(
+    session: AsyncSession,
+    *,
+    lane: Lane,
+    owner: str,
+    now: datetime,
+    lease_for: timedelta,
+    limit: int,
+    skip_destinations: Sequence[str] = (),
+) -> list[Outbox]:
+    """Take up to ``limit`` due rows of ``lane`` for ``owner`` (oldest first)."""
+    stmt = (
+        select(Outbox)
+        .where(
+            col(Outbox.state) == OutboxState.PENDING.value,
+            col(Outbox.lane) == lane.value,
+            col(Outbox.next_attempt_at) <= now,
+            or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
+        )
+        .order_by(col(Outbox.id))
+        .limit(limit)
+    )
+    if skip_destinations:
+        stmt = stmt.where(col(Outbox.destination).not_in(list(skip_destinations)))
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    candidates = (await session.exec(stmt)).all()
+    taken: list[Outbox] = []
+    until = now + lease_for
+    for row in candidates:
+        result = await session.exec(
+            update(Outbox)
+            .where(
+                col(Outbox.id) == row.id,
+                col(Outbox.state) == OutboxState.PENDING.value,
+                or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
+            )
+            .values(leased_until=until, lease_owner=owner, attempts=col(Outbox.attempts) + 1)
+        )
+        if result.rowcount == 1:
+            row.leased_until, row.lease_owner, row.attempts = until, owner, row.attempts + 1
+            taken.append(row)
+    return taken
+
+
+async def complete(session: AsyncSession, row_id: int, owner: str, now: datetime) -> bool:
+    """Mark delivered; False when our lease was lost (another worker owns it now)."""
+    result = await session.exec(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id, col(Outbox.lease_owner) == owner)
+        .values(state=OutboxState.DONE.value, done_at=now, leased_until=None, last_error="")
+    )
+    return result.rowcount == 1
+
+
+async def retry_later(
+    session: AsyncSession, row_id: int, owner: str, *, error: str, at: datetime, dead: bool = False
+) -> None:
+    await session.exec(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id, col(Outbox.lease_owner) == owner)
+        .values(
+            state=OutboxState.DEAD.value if dead else OutboxState.PENDING.value,
+            next_attempt_at=at,
+            leased_until=None,
+            last_error=error[:2000],
+        )
+    )
+
+
+async def pending_counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.exec(
+        select(Outbox.lane, func.count()).where(col(Outbox.state) == OutboxState.PENDING.value).group_by(col(Outbox.lane))
+    )
+    return {lane: int(n) for lane, n in rows.all()}
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    row = await session.exec(
+        select(func.min(col(Outbox.next_attempt_at), type_=UTCDateTime())).where(col(Outbox.state) == OutboxState.PENDING.value)
+    )
+    value = row.first()
+    return value if isinstance(value, datetime) else None
