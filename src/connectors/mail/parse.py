@@ -964,18 +964,16 @@ class _Walker:
     # -- decoding ------------------------------------------------------------------
 
     def payload_bytes(self, part: Message, where: str, *, is_text: bool) -> bytes:
-        try:
-            raw = _raw_payload(part)
-        except Exception:
-            return b""
+        raw = _raw_payload(part)
         if isinstance(raw, list):
-            return b"".join(_serialise(item) for item in raw if isinstance(item, Message))
-        if not isinstance(raw, str):
+            # A message/* part that email parsed although it was (wrongly) encoded.
+            data = b"".join(_serialise(item) for item in raw if isinstance(item, Message))
+        elif isinstance(raw, str):
+            data = _to_bytes(raw)
+        else:
             return b""
         cte = str(part.get("content-transfer-encoding") or "")
-        return _decode_transfer(
-            _to_bytes(raw), cte, is_text=is_text, where=where, defects=self.defects
-        )
+        return _decode_transfer(data, cte, is_text=is_text, where=where, defects=self.defects)
 
     def part_text(self, part: Message, where: str) -> str:
         key = id(part)
@@ -1093,7 +1091,7 @@ class _Walker:
         self.defects.append(
             f"{where}: declared boundary {declared!r} not found; used {boundary!r} found in the body"
         )
-        head = f'Content-Type: {ctype}; boundary="{boundary}"\n\n'.encode()
+        head = _to_bytes(f'Content-Type: {ctype}; boundary="{boundary}"\n\n')
         try:
             recovered = _parse_bytes(head + _to_bytes(payload))
         except Exception:
