@@ -41,19 +41,50 @@ def base_config(smtp_port: int = 1, db_url: str = "sqlite+aiosqlite:///:memory:"
         "store": {"url": db_url},
         "security": {"secret_key": SECRET, "api_tokens": [API_TOKEN]},
         "mailboxes": [
-            {"name": "sales", "from_address": "sales@seller.test", "from_name": "Seller Co", "team": "sales",
-             "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_tls": "none", "smtp_timeout_seconds": 5}
+            {
+                "name": "sales",
+                "from_address": "sales@seller.test",
+                "from_name": "Seller Co",
+                "team": "sales",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp_port,
+                "smtp_tls": "none",
+                "smtp_timeout_seconds": 5,
+            }
         ],
         "webhooks": [
             {"name": "website", "secret": WEBHOOK_SECRET, "team": "sales", "mailbox": "sales"},
-            {"name": "shop", "token": "shop-token", "team": "sales",
-             "fields": {"email": "buyer.email", "name": "buyer.name", "message": "body", "subject": "title", "country": "buyer.country"}},
+            {
+                "name": "shop",
+                "token": "shop-token",
+                "team": "sales",
+                "fields": {
+                    "email": "buyer.email",
+                    "name": "buyer.name",
+                    "message": "body",
+                    "subject": "title",
+                    "country": "buyer.country",
+                },
+            },
         ],
         "teams": [
-            {"name": "sales", "display_name": "Sales EU", "locale": "en", "timezone": "Europe/Berlin",
-             "members": ["alice", "bob"] + [f"rep{i}" for i in range(20)], "leads": ["lena"], "managers": ["max"],
-             "mailbox": "sales"},
-            {"name": "asia", "display_name": "亚洲组", "locale": "zh-CN", "members": ["chen"], "mailbox": "sales"},
+            {
+                "name": "sales",
+                "display_name": "Sales EU",
+                "locale": "en",
+                "timezone": "Europe/Berlin",
+                "members": ["alice", "bob"] + [f"rep{i}" for i in range(20)],
+                "leads": ["lena"],
+                "managers": ["max"],
+                "mailbox": "sales",
+            },
+            {
+                "name": "asia",
+                "display_name": "亚洲组",
+                "locale": "zh-CN",
+                "members": ["chen"],
+                "mailbox": "sales",
+            },
         ],
         "reps": [
             {"id": "alice", "name": "Alice", "email": "alice@seller.test", "slack_id": "UALICE"},
@@ -61,10 +92,15 @@ def base_config(smtp_port: int = 1, db_url: str = "sqlite+aiosqlite:///:memory:"
             {"id": "lena", "name": "Lena Lead", "email": "lena@seller.test"},
             {"id": "max", "name": "Max Manager", "email": "max@seller.test"},
             {"id": "chen", "name": "陈", "email": "chen@seller.test"},
-        ] + [{"id": f"rep{i}", "name": f"Rep {i}"} for i in range(20)],
+        ]
+        + [{"id": f"rep{i}", "name": f"Rep {i}"} for i in range(20)],
         "rules": [
             {"name": "chinese", "when": {"language": ["zh"]}, "then": {"team": "asia"}},
-            {"name": "containers", "when": {"keywords": ["container", "集装箱"]}, "then": {"priority": "high", "tags": ["bulk"]}},
+            {
+                "name": "containers",
+                "when": {"keywords": ["container", "集装箱"]},
+                "then": {"priority": "high", "tags": ["bulk"]},
+            },
         ],
     }
 
@@ -87,7 +123,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'claimdesk.db'}"
     server = request.getfixturevalue("postgres")
-    need(server is not None, "PostgreSQL server binaries not installed (apt-get install postgresql)")
+    need(
+        server is not None, "PostgreSQL server binaries not installed (apt-get install postgresql)"
+    )
     assert server is not None
     return server.new_database()
 
@@ -130,15 +168,27 @@ def make_settings(smtp: SmtpSink) -> Callable[..., Settings]:
     return build
 
 
-FAST_WORKER = WorkerSettings(lease_seconds=30, poll_seconds=0.05, base_backoff=0.05, max_backoff=0.5, max_attempts=4)
+FAST_WORKER = WorkerSettings(
+    lease_seconds=30, poll_seconds=0.05, base_backoff=0.05, max_backoff=0.5, max_attempts=4
+)
 
 
 @pytest.fixture
 async def service_factory() -> AsyncIterator[Callable[..., Any]]:
     made: list[Service] = []
 
-    async def build(settings: Settings, *, channels: dict[str, ChatChannel] | None = None, clock: Any = None, worker: WorkerSettings | None = None) -> Service:
-        kwargs: dict[str, Any] = {"channels": channels, "worker_settings": worker or FAST_WORKER, "feed_poll_seconds": 0.1}
+    async def build(
+        settings: Settings,
+        *,
+        channels: dict[str, ChatChannel] | None = None,
+        clock: Any = None,
+        worker: WorkerSettings | None = None,
+    ) -> Service:
+        kwargs: dict[str, Any] = {
+            "channels": channels,
+            "worker_settings": worker or FAST_WORKER,
+            "feed_poll_seconds": 0.1,
+        }
         if clock is not None:
             kwargs["clock"] = clock
         service = await Service.create(settings, **kwargs)
@@ -155,7 +205,9 @@ async def client_factory() -> AsyncIterator[Callable[..., Any]]:
     clients: list[TestClient[Any, Any]] = []
 
     async def build(service: Service, *, background: bool = True) -> TestClient[Any, Any]:
-        client: TestClient[Any, Any] = TestClient(TestServer(service.web_app(background=background), host="127.0.0.1"))
+        client: TestClient[Any, Any] = TestClient(
+            TestServer(service.web_app(background=background), host="127.0.0.1")
+        )
         await client.start_server()
         clients.append(client)
         return client

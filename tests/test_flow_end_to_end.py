@@ -24,9 +24,18 @@ FORM = {
 }
 
 
-async def post_webhook(client: Any, body: dict[str, Any], *, secret: str = WEBHOOK_SECRET, headers: dict[str, str] | None = None) -> Any:
+async def post_webhook(
+    client: Any,
+    body: dict[str, Any],
+    *,
+    secret: str = WEBHOOK_SECRET,
+    headers: dict[str, str] | None = None,
+) -> Any:
     raw = json.dumps(body).encode()
-    all_headers = {"Content-Type": "application/json", "X-Claimdesk-Signature": sign_body(secret, raw)}
+    all_headers = {
+        "Content-Type": "application/json",
+        "X-Claimdesk-Signature": sign_body(secret, raw),
+    }
     all_headers.update(headers or {})
     return await client.post("/webhooks/website", data=raw, headers=all_headers)
 
@@ -44,8 +53,14 @@ async def sign_in(client: Any, service: Service, rep: str) -> str:
     return match.group(1)
 
 
-async def act(client: Any, csrf: str, action: str, value: str = "", reason: str = "") -> tuple[int, dict[str, Any]]:
-    response = await client.post("/web/actions", json={"action": action, "value": value, "reason": reason}, headers={"X-CSRF-Token": csrf})
+async def act(
+    client: Any, csrf: str, action: str, value: str = "", reason: str = ""
+) -> tuple[int, dict[str, Any]]:
+    response = await client.post(
+        "/web/actions",
+        json={"action": action, "value": value, "reason": reason},
+        headers={"X-CSRF-Token": csrf},
+    )
     return response.status, await response.json()
 
 
@@ -55,7 +70,9 @@ async def api(client: Any, path: str) -> Any:
     return await response.json()
 
 
-async def test_webhook_to_claimed_replied_won(db_url: str, make_settings: Any, service_factory: Any, client_factory: Any, smtp: Any) -> None:
+async def test_webhook_to_claimed_replied_won(
+    db_url: str, make_settings: Any, service_factory: Any, client_factory: Any, smtp: Any
+) -> None:
     service = await service_factory(make_settings(db_url))
     alice_http = await client_factory(service)
     bob_http = await client_factory(service)
@@ -98,7 +115,12 @@ async def test_webhook_to_claimed_replied_won(db_url: str, make_settings: Any, s
     assert form_csrf
     send = await alice_http.post(
         f"/web/inquiries/{number}/reply",
-        data={"csrf": form_csrf.group(1), "subject": f"Re: LED panels [#{number}]", "body": "Dear Maria,\nour offer follows.\nAlice", "template": "en/thank_you"},
+        data={
+            "csrf": form_csrf.group(1),
+            "subject": f"Re: LED panels [#{number}]",
+            "body": "Dear Maria,\nour offer follows.\nAlice",
+            "template": "en/thank_you",
+        },
     )
     assert send.status == 200, await send.text()
     assert (await send.json())["ok"] is True
@@ -111,21 +133,27 @@ async def test_webhook_to_claimed_replied_won(db_url: str, make_settings: Any, s
     assert msg["Subject"] == f"Re: LED panels [#{number}]"
     assert msg["From"].addresses[0].addr_spec == "sales@seller.test"
     assert msg["Reply-To"].addresses[0].addr_spec == "sales@seller.test"
-    assert re.fullmatch(rf"<claimdesk\.{number}\.[0-9a-f]{{16}}@seller\.test>", msg["Message-ID"].strip())
+    assert re.fullmatch(
+        rf"<claimdesk\.{number}\.[0-9a-f]{{16}}@seller\.test>", msg["Message-ID"].strip()
+    )
     assert "our offer follows" in msg.get_content()
 
     detail = await api(alice_http, f"/api/inquiries/{number}")
     assert detail["status"] == "replied"
     assert detail["assignee"] == "alice"
-    assert detail["first_response_seconds"] is not None and detail["first_response_seconds"] >= 0
+    assert detail["first_response_seconds"] is not None
+    assert detail["first_response_seconds"] >= 0
     outbound = [m for m in detail["messages"] if m["direction"] == "out"]
     assert outbound[0]["message_id"] == msg["Message-ID"].strip()
     assert outbound[0]["delivery"] == "sent"
 
     # won needs a reason; with one it closes
     status, body = await act(alice_http, csrf_alice, f"cd1:status:{number}", "won")
-    assert status == 422 and "reason" in body["message"]
-    status, body = await act(alice_http, csrf_alice, f"cd1:status:{number}", "won", "Signed PI for 2x40HQ")
+    assert status == 422
+    assert "reason" in body["message"]
+    status, body = await act(
+        alice_http, csrf_alice, f"cd1:status:{number}", "won", "Signed PI for 2x40HQ"
+    )
     assert (status, body["ok"]) == (200, True)
 
     detail = await api(alice_http, f"/api/inquiries/{number}")
@@ -137,20 +165,24 @@ async def test_webhook_to_claimed_replied_won(db_url: str, make_settings: Any, s
 
     # the inquiry page shows the timeline and the conversation
     inquiry_page = await (await alice_http.get(f"/web/inquiries/{number}")).text()
-    assert "Signed PI for 2x40HQ" in inquiry_page and "our offer follows" in inquiry_page
+    assert "Signed PI for 2x40HQ" in inquiry_page
+    assert "our offer follows" in inquiry_page
 
     listing = await api(alice_http, "/api/inquiries?status=won&team=sales")
     assert [i["id"] for i in listing["inquiries"]] == [number]
 
 
-async def test_snooze_and_release(sqlite_url: str, make_settings: Any, service_factory: Any, client_factory: Any) -> None:
+async def test_snooze_and_release(
+    sqlite_url: str, make_settings: Any, service_factory: Any, client_factory: Any
+) -> None:
     service = await service_factory(make_settings(sqlite_url))
     http = await client_factory(service)
     number = (await (await post_webhook(http, FORM)).json())["inquiry"]
     csrf = await sign_in(http, service, "alice")
     assert (await act(http, csrf, f"cd1:claim:{number}"))[0] == 200
     status, body = await act(http, csrf, f"cd1:snooze:{number}", "4h")
-    assert status == 200 and "snoozed until" in body["message"]
+    assert status == 200
+    assert "snoozed until" in body["message"]
     detail = await api(http, f"/api/inquiries/{number}")
     assert detail["snoozed_until"] is not None
     status, _ = await act(http, csrf, f"cd1:release:{number}")
@@ -160,7 +192,9 @@ async def test_snooze_and_release(sqlite_url: str, make_settings: Any, service_f
     assert [e["kind"] for e in detail["timeline"]] == ["received", "claimed", "snoozed", "released"]
 
 
-async def test_claim_race_has_exactly_one_winner(db_url: str, make_settings: Any, service_factory: Any) -> None:
+async def test_claim_race_has_exactly_one_winner(
+    db_url: str, make_settings: Any, service_factory: Any
+) -> None:
     from bot.card_actions import perform
     from cards.actions import Action, Verb
 
@@ -182,4 +216,11 @@ async def test_claim_race_has_exactly_one_winner(db_url: str, make_settings: Any
 def _form() -> Any:
     from connectors.webhooks import InboundForm
 
-    return InboundForm(webhook="website", email="x@buyer.example", name="X", subject="Need price", message="Price for 100 pcs?", dedupe_key="k-1")
+    return InboundForm(
+        webhook="website",
+        email="x@buyer.example",
+        name="X",
+        subject="Need price",
+        message="Price for 100 pcs?",
+        dedupe_key="k-1",
+    )

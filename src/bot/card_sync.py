@@ -19,7 +19,11 @@ def _targets(ctx: AppContext, inquiry: Inquiry) -> list[tuple[str, str]]:
         team = ctx.settings.team(inquiry.team)
     except KeyError:
         return []
-    return [(name, dest) for name, channel in ctx.channels.items() for dest in channel.destinations(team)]
+    return [
+        (name, dest)
+        for name, channel in ctx.channels.items()
+        for dest in channel.destinations(team)
+    ]
 
 
 def post_key(channel: str, destination: str, inquiry_id: int) -> str:

@@ -38,7 +38,9 @@ def _settings(args: argparse.Namespace, *, allow_embedded: bool) -> tuple[Settin
     if path:
         return load_settings(Path(path)), False
     if not allow_embedded:
-        raise ConfigError("no config given: pass --config PATH or set CLAIMDESK_CONFIG (or run `claimdesk init`)")
+        raise ConfigError(
+            "no config given: pass --config PATH or set CLAIMDESK_CONFIG (or run `claimdesk init`)"
+        )
     return embedded_settings(DATA_DIR), True
 
 
@@ -66,13 +68,13 @@ async def _serve(settings: Settings, embedded: bool) -> None:
     if embedded:
         team = settings.teams[0]
         for rep_id in team.members:
-            _out(f"  sign in as {settings.rep(rep_id).name if settings.rep(rep_id) else rep_id}: {login_link(service.signer, base, rep_id)}")
+            _out(f"  sign in as {rep_id}: {login_link(service.signer, base, rep_id)}")
         hook = settings.webhooks[0]
         _out("  try a contact-form inquiry:")
         _out(
             f"  curl -X POST {base}/webhooks/{hook.name} -H 'X-Claimdesk-Token: {hook.token}' "
             "-H 'Content-Type: application/json' "
-            "-d '{\"email\":\"buyer@example.com\",\"name\":\"Maria Lopez\",\"subject\":\"40HQ LED panels\",\"message\":\"Please quote 2,000 pcs\",\"country\":\"ES\"}'"
+            '-d \'{"email":"buyer@example.com","name":"Maria Lopez","subject":"40HQ LED panels","message":"Please quote 2,000 pcs","country":"ES"}\''
         )
         _out("  replies go to SMTP 127.0.0.1:1025 (run: python -m aiosmtpd -n -l 127.0.0.1:1025)")
     stop = asyncio.Event()
@@ -89,7 +91,13 @@ async def _serve(settings: Settings, embedded: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings, embedded = _settings(args, allow_embedded=True)
     if args.port is not None or args.host:
-        server = settings.server.model_copy(update={k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None and v != ""})
+        server = settings.server.model_copy(
+            update={
+                k: v
+                for k, v in (("port", args.port), ("host", args.host))
+                if v is not None and v != ""
+            }
+        )
         settings = settings.model_copy(update={"server": server})
     asyncio.run(_serve(settings, embedded))
     return 0
@@ -99,15 +107,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     from routing.rules import shadowed_rules
 
     settings, embedded = _settings(args, allow_embedded=True)
-    _out(f"config OK ({'embedded default' if embedded else args.config or os.environ.get('CLAIMDESK_CONFIG')}): "
-         f"{len(settings.teams)} team(s), {len(settings.reps)} rep(s), {len(settings.mailboxes)} mailbox(es), "
-         f"{len(settings.webhooks)} webhook(s), {len(settings.rules)} rule(s)")
+    _out(
+        f"config OK ({'embedded default' if embedded else args.config or os.environ.get('CLAIMDESK_CONFIG')}): "
+        f"{len(settings.teams)} team(s), {len(settings.reps)} rep(s), {len(settings.mailboxes)} mailbox(es), "
+        f"{len(settings.webhooks)} webhook(s), {len(settings.rules)} rule(s)"
+    )
     problems = 0
     for warning in shadowed_rules(settings):
         _out(f"warning: {warning}")
         problems += 1
     if not settings.security.secret_key:
-        _out("problem: security.secret_key is empty; set it (e.g. \"env:CLAIMDESK_SECRET_KEY\") so login links can be signed")
+        _out(
+            'problem: security.secret_key is empty; set it (e.g. "env:CLAIMDESK_SECRET_KEY") so login links can be signed'
+        )
         problems += 1
     for team in settings.teams:
         if not team.rep_ids():
@@ -142,7 +154,11 @@ def cmd_web_link(args: argparse.Namespace) -> int:
         _out(f"no rep with id {args.rep!r}; known: {', '.join(r.id for r in settings.reps)}")
         return 1
     sec = settings.security
-    signer = Signer(sec.secret_key, login_max_age=parse_duration_minutes(sec.login_link_max_age) * 60, session_max_age=parse_duration_minutes(sec.session_max_age) * 60)
+    signer = Signer(
+        sec.secret_key,
+        login_max_age=parse_duration_minutes(sec.login_link_max_age) * 60,
+        session_max_age=parse_duration_minutes(sec.session_max_age) * 60,
+    )
     _out(login_link(signer, settings.server.base_url, args.rep))
     return 0
 
@@ -155,26 +171,48 @@ def cmd_route(args: argparse.Namespace) -> int:
     raw = Path(args.explain).read_bytes()
     if args.explain.endswith(".json"):
         data = json.loads(raw)
-        msg = RoutingInput(source=str(data.get("source", "")), subject=str(data.get("subject", "")), text=str(data.get("message", "")),
-                           sender=str(data.get("email", "")), country=str(data.get("country", "")), language=str(data.get("language", "")))
+        msg = RoutingInput(
+            source=str(data.get("source", "")),
+            subject=str(data.get("subject", "")),
+            text=str(data.get("message", "")),
+            sender=str(data.get("email", "")),
+            country=str(data.get("country", "")),
+            language=str(data.get("language", "")),
+        )
     else:
         from connectors.mail.parse import parse_email
 
         parsed = parse_email(raw)
-        msg = RoutingInput(source=args.source, subject=parsed.subject, text=parsed.text, sender=parsed.from_address)
+        msg = RoutingInput(
+            source=args.source, subject=parsed.subject, text=parsed.text, sender=parsed.from_address
+        )
     if not msg.language:
-        msg = RoutingInput(**{**msg.__dict__, "language": detect_language(f"{msg.subject}\n{msg.text}")})
+        msg = RoutingInput(
+            **{**msg.__dict__, "language": detect_language(f"{msg.subject}\n{msg.text}")}
+        )
     decision = route(settings, msg)
-    _out(f"message: from {msg.sender or '?'} · subject {msg.subject!r} · language {msg.language or '?'} · country {msg.country or '?'}")
+    _out(
+        f"message: from {msg.sender or '?'} · subject {msg.subject!r} · language {msg.language or '?'} · country {msg.country or '?'}"
+    )
     for line in decision.explanation:
         _out(f"  {line}")
-    _out(f"=> team {decision.team!r}, priority {decision.priority}" + (f", assign {decision.assign}" if decision.assign else "") + (", SPAM" if decision.spam else ""))
+    _out(
+        f"=> team {decision.team!r}, priority {decision.priority}"
+        + (f", assign {decision.assign}" if decision.assign else "")
+        + (", SPAM" if decision.spam else "")
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="claimdesk", description="Claim, reply and escalate customer inquiries from chat.")
-    parser.add_argument("--config", default="", help="path to claimdesk.toml (default: $CLAIMDESK_CONFIG, else the embedded demo)")
+    parser = argparse.ArgumentParser(
+        prog="claimdesk", description="Claim, reply and escalate customer inquiries from chat."
+    )
+    parser.add_argument(
+        "--config",
+        default="",
+        help="path to claimdesk.toml (default: $CLAIMDESK_CONFIG, else the embedded demo)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init", help="write a commented example claimdesk.toml")
@@ -185,13 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_serve)
-    sub.add_parser("check", help="validate the config and warn about shadowed rules").set_defaults(func=cmd_check)
-    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(func=cmd_migrate)
+    sub.add_parser("check", help="validate the config and warn about shadowed rules").set_defaults(
+        func=cmd_check
+    )
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        func=cmd_migrate
+    )
     p = sub.add_parser("web-link", help="print a sign-in link of the web inbox for a rep")
     p.add_argument("rep")
     p.set_defaults(func=cmd_web_link)
     p = sub.add_parser("route", help="show which rule routes a message and why")
-    p.add_argument("--explain", required=True, metavar="FILE", help=".eml file or .json webhook body")
+    p.add_argument(
+        "--explain", required=True, metavar="FILE", help=".eml file or .json webhook body"
+    )
     p.add_argument("--source", default="", help="mailbox/webhook name to assume for an .eml")
     p.set_defaults(func=cmd_route)
     return parser
@@ -199,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         code: int = args.func(args)
     except ConfigError as exc:

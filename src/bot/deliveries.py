@@ -42,7 +42,12 @@ async def deliver(ctx: AppContext, row: Outbox) -> None:
         channel = ctx.channels.get(row.channel)
         if channel is None:
             raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
-        await channel.send_direct(row.destination, None, str(row.payload.get("text", "")), locale=str(row.payload.get("locale", "en")))
+        await channel.send_direct(
+            row.destination,
+            None,
+            str(row.payload.get("text", "")),
+            locale=str(row.payload.get("locale", "en")),
+        )
     else:
         raise DeliveryError(f"unknown outbox kind {row.kind!r}", permanent=True)
 
@@ -68,7 +73,10 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
         if ref is None and row.kind != "card.post":
             post_state = (
                 await session.exec(
-                    select(Outbox.state).where(col(Outbox.key) == f"card.post:{row.channel}:{row.destination}:{row.inquiry_id}")
+                    select(Outbox.state).where(
+                        col(Outbox.key)
+                        == f"card.post:{row.channel}:{row.destination}:{row.inquiry_id}"
+                    )
                 )
             ).first()
     locale = ctx.locale(inquiry.team)
@@ -84,7 +92,9 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
         return  # never posted (no destination then, or the post failed for good)
     posted = PostedCard(ref.ref, dict(ref.data))
     if row.kind == "thread.post":
-        await channel.post_thread(row.destination, posted, str(row.payload.get("text", "")), locale=locale)
+        await channel.post_thread(
+            row.destination, posted, str(row.payload.get("text", "")), locale=locale
+        )
         return
     if int(ref.data.get("version", 0)) >= card.version:
         return  # this or a newer state is already shown
@@ -107,7 +117,17 @@ async def _save_ref(ctx: AppContext, row: Outbox, posted: PostedCard, version: i
         ).first()
         data = {**posted.data, "version": version}
         if ref is None:
-            session.add(CardRef(inquiry_id=row.inquiry_id, platform=row.channel, destination=row.destination, ref=posted.ref, data=data, created_at=now, updated_at=now))
+            session.add(
+                CardRef(
+                    inquiry_id=row.inquiry_id,
+                    platform=row.channel,
+                    destination=row.destination,
+                    ref=posted.ref,
+                    data=data,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         else:
             if int(ref.data.get("version", 0)) > version:
                 data["version"] = ref.data["version"]
@@ -158,8 +178,21 @@ async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:
             session.add(stored)
         if row.inquiry_id is not None:
             inquiry = await repo.get_inquiry(session, row.inquiry_id)
-            repo.add_event(session, inquiry, at=ctx.clock(), actor="system", kind="delivery_failed", data={"error": error[:500]})
+            repo.add_event(
+                session,
+                inquiry,
+                at=ctx.clock(),
+                actor="system",
+                kind="delivery_failed",
+                data={"error": error[:500]},
+            )
             # bump the version so every surface re-renders with the failure note
             updated = await repo.change(session, inquiry, ctx.clock())
-            await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note=f"Reply delivery failed: {error[:200]}")
+            await queue_card_updates(
+                session,
+                ctx,
+                updated,
+                lane=Lane.INTERACTIVE,
+                note=f"Reply delivery failed: {error[:200]}",
+            )
     ctx.changed.fire()

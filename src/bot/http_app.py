@@ -62,7 +62,13 @@ class Service:
         engine = create_engine(settings.store.url)
         if run_migrations:
             await migrate(engine)
-        ctx = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine), clock=clock, channels=dict(channels or {}))
+        ctx = AppContext(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            clock=clock,
+            channels=dict(channels or {}),
+        )
         security = settings.security
         signer = Signer(
             security.secret_key,
@@ -73,7 +79,9 @@ class Service:
             ctx=ctx,
             feed=LiveFeed(ctx, poll_seconds=feed_poll_seconds),
             worker=OutboxWorker(ctx, worker_settings),
-            templates=ReplyTemplates(settings.templates.directory, settings.templates.default_language),
+            templates=ReplyTemplates(
+                settings.templates.directory, settings.templates.default_language
+            ),
             signer=signer,
         )
 
@@ -82,13 +90,25 @@ class Service:
         result = await ingest(
             self.ctx,
             InboundMessage(
-                source=form.webhook, source_kind="webhook", dedupe_key=form.dedupe_key, email=form.email,
-                name=form.name, company=form.company, country=form.country, phone=form.phone,
-                language=form.language, subject=form.subject, text=form.message,
-                team=hook.team if hook else "", mailbox=hook.mailbox if hook else "", fields=form.fields,
+                source=form.webhook,
+                source_kind="webhook",
+                dedupe_key=form.dedupe_key,
+                email=form.email,
+                name=form.name,
+                company=form.company,
+                country=form.country,
+                phone=form.phone,
+                language=form.language,
+                subject=form.subject,
+                text=form.message,
+                team=hook.team if hook else "",
+                mailbox=hook.mailbox if hook else "",
+                fields=form.fields,
             ),
         )
-        self.ctx.metrics.webhook_requests.labels(form.webhook, "duplicate" if result.duplicate else "accepted").inc()
+        self.ctx.metrics.webhook_requests.labels(
+            form.webhook, "duplicate" if result.duplicate else "accepted"
+        ).inc()
         return IntakeReceipt(result.inquiry_id, result.duplicate)
 
     def start_background(self) -> None:
@@ -112,12 +132,19 @@ class Service:
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake))
         inbox = WebInbox(
-            WebInboxBackend(self.ctx, self.feed, self.templates), self.signer,
+            WebInboxBackend(self.ctx, self.feed, self.templates),
+            self.signer,
             secure_cookies=settings.server.base_url.startswith("https://"),
         )
         app.add_routes(inbox.routes())
         app.add_routes(api_routes(self.ctx))
-        app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.metrics), web.get("/", self.root)])
+        app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/metrics", self.metrics),
+                web.get("/", self.root),
+            ]
+        )
         if background:
             app.cleanup_ctx.append(self._background)
         return app

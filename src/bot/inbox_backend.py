@@ -31,11 +31,17 @@ class WebInboxBackend:
         return self.ctx.rep_name(rep_id)
 
     def teams_of(self, rep_id: str) -> list[TeamInfo]:
-        return [TeamInfo(t.name, t.title, t.locale) for t in self.ctx.settings.teams if rep_id in t.rep_ids()]
+        return [
+            TeamInfo(t.name, t.title, t.locale)
+            for t in self.ctx.settings.teams
+            if rep_id in t.rep_ids()
+        ]
 
     async def team_cards(self, team: str) -> list[Card]:
         async with transaction(self.ctx.sessions) as session:
-            rows = await repo.list_inquiries(session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200)
+            rows = await repo.list_inquiries(
+                session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200
+            )
             return [await card_for(self.ctx, session, row) for row in rows]
 
     async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None:
@@ -52,14 +58,19 @@ class WebInboxBackend:
             team=inquiry.team,
             card=card,
             timeline=tuple(
-                TimelineEntry(e.at, self.ctx.rep_name(e.actor) if self.ctx.settings.rep(e.actor) else e.actor, describe_event(e, locale, self.ctx.rep_name))
+                TimelineEntry(
+                    e.at,
+                    self.ctx.rep_name(e.actor) if self.ctx.settings.rep(e.actor) else e.actor,
+                    describe_event(e, locale, self.ctx.rep_name),
+                )
                 for e in events
             ),
             messages=tuple(
                 MessageEntry(
                     at=m.created_at,
                     direction=m.direction,
-                    sender=(self.ctx.rep_name(m.author) if m.author else "") or (f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address),
+                    sender=(self.ctx.rep_name(m.author) if m.author else "")
+                    or (f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address),
                     subject=m.subject,
                     text=m.text,
                     delivery=m.delivery,
@@ -75,8 +86,18 @@ class WebInboxBackend:
     async def reply_draft(self, inquiry_id: int, rep_id: str, template: str) -> ReplyDraft:
         return await draft_reply(self.ctx, self.templates, inquiry_id, rep_id, template)
 
-    async def send_reply(self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str) -> ActionOutcome:
-        return await send_reply(self.ctx, inquiry_id=inquiry_id, platform="web", user=rep_id, subject=subject, body=body, template=template)
+    async def send_reply(
+        self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str
+    ) -> ActionOutcome:
+        return await send_reply(
+            self.ctx,
+            inquiry_id=inquiry_id,
+            platform="web",
+            user=rep_id,
+            subject=subject,
+            body=body,
+            template=template,
+        )
 
     def subscribe(self, team: str) -> asyncio.Queue[Card]:
         return self.feed.subscribe(team)

@@ -88,7 +88,7 @@ async def ingest(ctx: AppContext, msg: InboundMessage) -> IngestResult:
 
 
 async def _ingest_once(ctx: AppContext, msg: InboundMessage) -> IngestResult:
-    now = ctx.clock()
+    ctx.clock()
     async with transaction(ctx.sessions) as session:
         existing = await repo.find_by_dedupe_key(session, msg.dedupe_key)
         if existing is not None and existing.id is not None:
@@ -148,14 +148,24 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
     now = ctx.clock()
     language = msg.language or detect_language(f"{msg.subject}\n{msg.text}")
     contact = await repo.resolve_contact(
-        session, email=msg.email, name=msg.name, company=msg.company, country=msg.country,
-        language=language, phone=msg.phone, now=now,
+        session,
+        email=msg.email,
+        name=msg.name,
+        company=msg.company,
+        country=msg.country,
+        language=language,
+        phone=msg.phone,
+        now=now,
     )
     decision = route(
         ctx.settings,
         RoutingInput(
-            source=msg.source, subject=msg.subject, text=msg.text, sender=msg.email,
-            country=msg.country or contact.country, language=language,
+            source=msg.source,
+            subject=msg.subject,
+            text=msg.text,
+            sender=msg.email,
+            country=msg.country or contact.country,
+            language=language,
         ),
         default_team=msg.team,
     )
@@ -179,7 +189,9 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         tags=list(decision.tags),
         rule=decision.rule,
         suggested_owner=decision.assign,
-        mailbox=msg.mailbox or team.mailbox or (ctx.settings.mailboxes[0].name if ctx.settings.mailboxes else ""),
+        mailbox=msg.mailbox
+        or team.mailbox
+        or (ctx.settings.mailboxes[0].name if ctx.settings.mailboxes else ""),
         received_at=now,
         last_customer_message_at=now,
         claim_due_at=claim_due if status == Status.NEW else None,
@@ -191,31 +203,60 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
     assert inquiry.id is not None
     session.add(_message(inquiry.id, msg, now))
     repo.add_event(
-        session, inquiry, at=now, actor="customer", kind="received", after=inquiry.status,
-        data={"source": msg.source, "rule": decision.rule, "team": team.name, "priority": decision.priority},
+        session,
+        inquiry,
+        at=now,
+        actor="customer",
+        kind="received",
+        after=inquiry.status,
+        data={
+            "source": msg.source,
+            "rule": decision.rule,
+            "team": team.name,
+            "priority": decision.priority,
+        },
     )
     if status == Status.NEW:
         await queue_new_cards(session, ctx, inquiry)
     ctx.metrics.inquiries.labels(msg.source_kind, team.name).inc()
-    log.info("inquiry created", extra={"inquiry": inquiry.id, "team": team.name, "source": msg.source})
+    log.info(
+        "inquiry created", extra={"inquiry": inquiry.id, "team": team.name, "source": msg.source}
+    )
     return IngestResult(inquiry.id, created=True)
 
 
-async def _add_to_thread(ctx: AppContext, session: Any, inquiry: Inquiry, msg: InboundMessage) -> IngestResult:
+async def _add_to_thread(
+    ctx: AppContext, session: Any, inquiry: Inquiry, msg: InboundMessage
+) -> IngestResult:
     """A customer answer: attach it; an answered or waiting item goes back to its owner."""
     now = ctx.clock()
     assert inquiry.id is not None
     session.add(_message(inquiry.id, msg, now))
     values: dict[str, Any] = {"last_customer_message_at": now}
     before = inquiry.status
-    if inquiry.status in (Status.REPLIED, Status.WAITING, Status.FOLLOW_UP, Status.CLOSED, Status.WON, Status.LOST):
+    if inquiry.status in (
+        Status.REPLIED,
+        Status.WAITING,
+        Status.FOLLOW_UP,
+        Status.CLOSED,
+        Status.WON,
+        Status.LOST,
+    ):
         values["status"] = Status.CLAIMED.value if inquiry.assignee else Status.NEW.value
     updated = await repo.change(session, inquiry, now, **values)
     repo.add_event(
-        session, updated, at=now, actor="customer", kind="customer_replied", before=before, after=updated.status,
+        session,
+        updated,
+        at=now,
+        actor="customer",
+        kind="customer_replied",
+        before=before,
+        after=updated.status,
         data={"subject": msg.subject, "snippet": _snippet(msg.snippet or msg.text)[:200]},
     )
     owner = ctx.rep_name(updated.assignee)
-    note = f"Customer replied: {_snippet(msg.snippet or msg.text)[:200]}" + (f" (owner: {owner})" if owner else "")
+    note = f"Customer replied: {_snippet(msg.snippet or msg.text)[:200]}" + (
+        f" (owner: {owner})" if owner else ""
+    )
     await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note=note)
     return IngestResult(inquiry.id, created=False, threaded=True)

@@ -59,7 +59,11 @@ class LiveFeed:
                     log.exception("live feed poll failed")
                 waiter = asyncio.ensure_future(wake.wait())
                 stopper = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, stopper},
+                    timeout=self.poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 waiter.cancel()
                 stopper.cancel()
         finally:
@@ -70,7 +74,9 @@ class LiveFeed:
         since = self._watermark - _OVERLAP if self._watermark else self.ctx.clock() - _OVERLAP
         pushed = 0
         async with transaction(self.ctx.sessions) as session:
-            rows = await repo.list_inquiries(session, updated_since=since, limit=500, newest_first=False)
+            rows = await repo.list_inquiries(
+                session, updated_since=since, limit=500, newest_first=False
+            )
             for inquiry in rows:
                 assert inquiry.id is not None
                 if self._watermark is None or inquiry.updated_at > self._watermark:

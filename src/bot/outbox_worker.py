@@ -59,7 +59,9 @@ class _LaneState:
 class OutboxWorker:
     """Runs both lanes until stopped; ``drain`` delivers what is due now (for tests and CLI)."""
 
-    def __init__(self, ctx: AppContext, settings: WorkerSettings | None = None, owner: str = "") -> None:
+    def __init__(
+        self, ctx: AppContext, settings: WorkerSettings | None = None, owner: str = ""
+    ) -> None:
         self.ctx = ctx
         self.settings = settings or WorkerSettings()
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
@@ -88,7 +90,11 @@ class OutboxWorker:
                     log.exception("outbox lease failed", extra={"lane": lane.value})
                 waiter = asyncio.ensure_future(wake.wait())
                 stopper = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, stopper},
+                    timeout=self.settings.poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 waiter.cancel()
                 stopper.cancel()
         finally:
@@ -136,7 +142,11 @@ class OutboxWorker:
         channel = self.ctx.channels.get(row.channel)
         interval = 0.0
         if channel is not None:
-            interval = channel.pacing.post_interval if row.kind == "card.post" else channel.pacing.update_interval
+            interval = (
+                channel.pacing.post_interval
+                if row.kind == "card.post"
+                else channel.pacing.update_interval
+            )
         elif row.channel == "smtp":
             interval = self.settings.bulk_email_interval
         loop = asyncio.get_running_loop()
@@ -150,7 +160,9 @@ class OutboxWorker:
         async with transaction(self.ctx.sessions) as session:
             for row in rows:
                 assert row.id is not None
-                await outbox.retry_later(session, row.id, self.owner, error="released at shutdown", at=self.ctx.clock())
+                await outbox.retry_later(
+                    session, row.id, self.owner, error="released at shutdown", at=self.ctx.clock()
+                )
 
     async def _deliver_one(self, lane: Lane, row: Outbox) -> None:
         assert row.id is not None
@@ -159,22 +171,34 @@ class OutboxWorker:
             await deliver(self.ctx, row)
         except RetrySoon as soon:
             async with transaction(self.ctx.sessions) as session:
-                await outbox.retry_later(session, row.id, self.owner, error="waiting for the card post", at=self.ctx.clock() + timedelta(seconds=soon.seconds))
+                await outbox.retry_later(
+                    session,
+                    row.id,
+                    self.owner,
+                    error="waiting for the card post",
+                    at=self.ctx.clock() + timedelta(seconds=soon.seconds),
+                )
             return
         except DeliveryError as exc:
             await self._failed(row, str(exc), retry_after=exc.retry_after, permanent=exc.permanent)
             return
         except Exception as exc:  # a bug or an unexpected library error: retry, loudly
             log.exception("outbox delivery crashed", extra={"outbox": row.id, "kind": row.kind})
-            await self._failed(row, f"{type(exc).__name__}: {exc}", retry_after=None, permanent=False)
+            await self._failed(
+                row, f"{type(exc).__name__}: {exc}", retry_after=None, permanent=False
+            )
             return
         now = self.ctx.clock()
         async with transaction(self.ctx.sessions) as session:
             await outbox.complete(session, row.id, self.owner, now)
         metrics.deliveries.labels(row.channel, row.kind, "ok").inc()
-        metrics.delivery_seconds.labels(lane.value).observe(max(0.0, (now - row.created_at).total_seconds()))
+        metrics.delivery_seconds.labels(lane.value).observe(
+            max(0.0, (now - row.created_at).total_seconds())
+        )
 
-    async def _failed(self, row: Outbox, error: str, *, retry_after: float | None, permanent: bool) -> None:
+    async def _failed(
+        self, row: Outbox, error: str, *, retry_after: float | None, permanent: bool
+    ) -> None:
         assert row.id is not None
         now = self.ctx.clock()
         dead = permanent or row.attempts >= self.settings.max_attempts
@@ -184,22 +208,38 @@ class OutboxWorker:
             key = self._dest_key(row)
             self._next_send[key] = max(self._next_send[key], loop.time() + retry_after)
         else:
-            delay = min(self.settings.max_backoff, self.settings.base_backoff * 2 ** max(0, row.attempts - 1))
+            delay = min(
+                self.settings.max_backoff,
+                self.settings.base_backoff * 2 ** max(0, row.attempts - 1),
+            )
             delay *= random.uniform(0.8, 1.2)
         async with transaction(self.ctx.sessions) as session:
-            await outbox.retry_later(session, row.id, self.owner, error=error, at=now + timedelta(seconds=delay), dead=dead)
+            await outbox.retry_later(
+                session,
+                row.id,
+                self.owner,
+                error=error,
+                at=now + timedelta(seconds=delay),
+                dead=dead,
+            )
         self.ctx.metrics.deliveries.labels(row.channel, row.kind, "dead" if dead else "retry").inc()
         log.warning(
             "outbox delivery failed",
-            extra={"outbox": row.id, "kind": row.kind, "attempt": row.attempts, "dead": dead, "error": error[:300]},
+            extra={
+                "outbox": row.id,
+                "kind": row.kind,
+                "attempt": row.attempts,
+                "dead": dead,
+                "error": error[:300],
+            },
         )
         if dead:
             await mark_email_failed(self.ctx, row, error)
 
-    async def drain(self, *, timeout: float = 10.0) -> None:
+    async def drain(self, *, max_seconds: float = 10.0) -> None:
         """Deliver everything due now (both lanes) and wait for it; for tests and one-shot CLI runs."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + max_seconds
         while loop.time() < deadline:
             started = 0
             for lane in Lane:

@@ -26,12 +26,11 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.card_actions import Refusal, resolve_rep
-from cards.actions import ActionOutcome
-from cards.reply_form import ReplyDraft, TemplateInfo
 from bot.card_sync import queue_card_updates
 from bot.context import AppContext
+from cards.actions import ActionOutcome
+from cards.reply_form import ReplyDraft, TemplateInfo
 from cards.strings import text
-from config.schema import parse_duration_minutes
 from connectors.mail.smtp import new_message_id
 from store import inquiries as repo
 from store import outbox
@@ -49,7 +48,9 @@ class ReplyTemplates:
 
     def __init__(self, directory: str = "", default_language: str = "en") -> None:
         self.default_language = default_language
-        self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        self._env = SandboxedEnvironment(
+            undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+        )
         self._templates: dict[tuple[str, str], TemplateInfo] = {}
         builtin = resources.files("bot").joinpath("reply_library")
         self._load(Path(str(builtin)))
@@ -63,7 +64,7 @@ class ReplyTemplates:
             source = path.read_text(encoding="utf-8")
             match = _TITLE.match(source)
             title = match.group(1) if match else path.stem.replace("_", " ").capitalize()
-            body = source[match.end():] if match else source
+            body = source[match.end() :] if match else source
             lang = path.parent.name
             self._templates[(lang, path.stem)] = TemplateInfo(lang, path.stem, title, body)
 
@@ -71,7 +72,11 @@ class ReplyTemplates:
         """Templates in ``language`` first, then the default language's."""
         lang = (language or self.default_language).split("-")[0].lower()
         primary = [t for (lng, _), t in self._templates.items() if lng == lang]
-        fallback = [t for (lng, _), t in self._templates.items() if lng == self.default_language and lng != lang]
+        fallback = [
+            t
+            for (lng, _), t in self._templates.items()
+            if lng == self.default_language and lng != lang
+        ]
         return tuple(primary + fallback)
 
     def get(self, key: str) -> TemplateInfo | None:
@@ -96,18 +101,27 @@ def _defined(**values: str) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
-def template_variables(ctx: AppContext, inquiry: Inquiry, contact: Contact | None, rep_id: str) -> dict[str, Any]:
+def template_variables(
+    ctx: AppContext, inquiry: Inquiry, contact: Contact | None, rep_id: str
+) -> dict[str, Any]:
     rep = ctx.settings.rep(rep_id)
     box = ctx.settings.mailbox(inquiry.mailbox)
     name = contact.name if contact else ""
     return {
         "customer": _defined(
-            name=name, first_name=name.split()[0] if name.split() else "", email=inquiry.contact_email,
-            company=contact.company if contact else "", country=inquiry.country,
+            name=name,
+            first_name=name.split()[0] if name.split() else "",
+            email=inquiry.contact_email,
+            company=contact.company if contact else "",
+            country=inquiry.country,
         ),
         "rep": _defined(name=rep.name if rep else rep_id, email=rep.email if rep else ""),
-        "inquiry": _defined(number=str(inquiry.id), subject=inquiry.subject, snippet=inquiry.snippet),
-        "company": _defined(name=(box.from_name if box else "") or ctx.settings.team(inquiry.team).title),
+        "inquiry": _defined(
+            number=str(inquiry.id), subject=inquiry.subject, snippet=inquiry.snippet
+        ),
+        "company": _defined(
+            name=(box.from_name if box else "") or ctx.settings.team(inquiry.team).title
+        ),
     }
 
 
@@ -119,7 +133,9 @@ def reply_subject(inquiry: Inquiry) -> str:
     return subject if tag in subject else f"{subject} {tag}"
 
 
-async def draft_reply(ctx: AppContext, templates: ReplyTemplates, inquiry_id: int, rep_id: str, template_key: str = "") -> ReplyDraft:
+async def draft_reply(
+    ctx: AppContext, templates: ReplyTemplates, inquiry_id: int, rep_id: str, template_key: str = ""
+) -> ReplyDraft:
     """The editor's content: chosen (or first) template rendered for this customer."""
     async with transaction(ctx.sessions) as session:
         inquiry = await repo.get_inquiry(session, inquiry_id)
@@ -144,7 +160,14 @@ async def draft_reply(ctx: AppContext, templates: ReplyTemplates, inquiry_id: in
 
 
 async def send_reply(
-    ctx: AppContext, *, inquiry_id: int, platform: str, user: str, subject: str, body: str, template: str = ""
+    ctx: AppContext,
+    *,
+    inquiry_id: int,
+    platform: str,
+    user: str,
+    subject: str,
+    body: str,
+    template: str = "",
 ) -> ActionOutcome:
     """Queue the reply email and mark the inquiry replied (claiming it first if it was new)."""
     rep_id = resolve_rep(ctx, platform, user)
@@ -154,7 +177,9 @@ async def send_reply(
             try:
                 inquiry = await repo.get_inquiry(session, inquiry_id)
             except repo.NotFound:
-                raise Refusal("not_found", text(locale, "refuse.not_found", number=inquiry_id)) from None
+                raise Refusal(
+                    "not_found", text(locale, "refuse.not_found", number=inquiry_id)
+                ) from None
             locale = ctx.locale(inquiry.team)
             team = ctx.settings.team(inquiry.team)
             if rep_id is None:
@@ -163,13 +188,32 @@ async def send_reply(
                 raise Refusal("forbidden", text(locale, "refuse.not_member", team=team.title))
             lead = rep_id in team.leads or rep_id in team.managers
             if inquiry.assignee and inquiry.assignee != rep_id and not lead:
-                raise Refusal("forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee)))
+                raise Refusal(
+                    "forbidden",
+                    text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee)),
+                )
             if Status(inquiry.status) not in REPLYABLE:
-                raise Refusal("invalid", text(locale, "refuse.bad_move", number=inquiry_id, before=text(locale, f"status.{inquiry.status}"), after=text(locale, "status.replied")))
+                raise Refusal(
+                    "invalid",
+                    text(
+                        locale,
+                        "refuse.bad_move",
+                        number=inquiry_id,
+                        before=text(locale, f"status.{inquiry.status}"),
+                        after=text(locale, "status.replied"),
+                    ),
+                )
             if not body.strip():
                 raise Refusal("invalid", text(locale, "refuse.empty_reply"))
             if "{{" in body or "{%" in body:
-                raise Refusal("invalid", text(locale, "refuse.template", error="the text still contains template markup ({{ … }})"))
+                raise Refusal(
+                    "invalid",
+                    text(
+                        locale,
+                        "refuse.template",
+                        error="the text still contains template markup ({{ … }})",
+                    ),
+                )
             mailbox = ctx.settings.mailbox(inquiry.mailbox)
             if mailbox is None:
                 raise Refusal("invalid", text(locale, "refuse.no_mailbox", team=team.title))
@@ -181,10 +225,20 @@ async def send_reply(
                 if not claim.won:
                     raise repo.Conflict(inquiry_id)
                 inquiry = claim.inquiry
-                repo.add_event(session, inquiry, at=now, actor=rep_id, kind="claimed", before=Status.NEW.value, after=Status.CLAIMED.value)
+                repo.add_event(
+                    session,
+                    inquiry,
+                    at=now,
+                    actor=rep_id,
+                    kind="claimed",
+                    before=Status.NEW.value,
+                    after=Status.CLAIMED.value,
+                )
             thread = await repo.messages(session, inquiry_id)
             ids = [m.message_id for m in thread if m.message_id]
-            last_in = next((m for m in reversed(thread) if m.direction == "in" and m.message_id), None)
+            last_in = next(
+                (m for m in reversed(thread) if m.direction == "in" and m.message_id), None
+            )
             contact = await session.get(Contact, inquiry.contact_id)
             message = Message(
                 inquiry_id=inquiry_id,
@@ -204,29 +258,65 @@ async def send_reply(
             )
             session.add(message)
             await session.flush()
-            values: dict[str, Any] = {"status": Status.REPLIED.value, "reply_due_at": None, "next_due_at": None}
+            values: dict[str, Any] = {
+                "status": Status.REPLIED.value,
+                "reply_due_at": None,
+                "next_due_at": None,
+            }
             first = inquiry.first_reply_at is None
             if first:
                 values["first_reply_at"] = now
             before = inquiry.status
             updated = await repo.change(session, inquiry, now, **values)
-            data: dict[str, Any] = {"message": message.id, "to": inquiry.contact_email, "template": template, "quote": " ".join(body.split())[:140]}
+            data: dict[str, Any] = {
+                "message": message.id,
+                "to": inquiry.contact_email,
+                "template": template,
+                "quote": " ".join(body.split())[:140],
+            }
             if first:
                 data["first_response_seconds"] = int((now - inquiry.received_at).total_seconds())
-            repo.add_event(session, updated, at=now, actor=rep_id, kind="replied", before=before, after=Status.REPLIED.value, data=data)
+            repo.add_event(
+                session,
+                updated,
+                at=now,
+                actor=rep_id,
+                kind="replied",
+                before=before,
+                after=Status.REPLIED.value,
+                data=data,
+            )
             await outbox.enqueue(
-                session, key=f"email.send:{message.id}", channel="smtp", kind="email.send", destination=mailbox.name,
-                inquiry_id=inquiry_id, now=now, lane=Lane.INTERACTIVE,
+                session,
+                key=f"email.send:{message.id}",
+                channel="smtp",
+                kind="email.send",
+                destination=mailbox.name,
+                inquiry_id=inquiry_id,
+                now=now,
+                lane=Lane.INTERACTIVE,
                 payload={"message": message.id, "to_name": contact.name if contact else ""},
             )
-            await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note=f"{ctx.rep_name(rep_id)} replied: “{data['quote']}”")
+            await queue_card_updates(
+                session,
+                ctx,
+                updated,
+                lane=Lane.INTERACTIVE,
+                note=f"{ctx.rep_name(rep_id)} replied: “{data['quote']}”",
+            )
     except Refusal as refusal:
         ctx.metrics.actions.labels("reply", refusal.code).inc()
         return ActionOutcome(False, refusal.message, inquiry_id, refusal.code)
     except repo.Conflict:
-        return ActionOutcome(False, text(locale, "refuse.conflict", number=inquiry_id), inquiry_id, "conflict")
+        return ActionOutcome(
+            False, text(locale, "refuse.conflict", number=inquiry_id), inquiry_id, "conflict"
+        )
     ctx.metrics.actions.labels("reply", "ok").inc()
     ctx.changed.fire()
     ctx.outbox_ready.fire()
     log.info("reply queued", extra={"inquiry": inquiry_id, "rep": rep_id})
-    return ActionOutcome(True, text(locale, "outcome.reply_queued", number=inquiry_id, email=inquiry.contact_email), inquiry_id)
+    return ActionOutcome(
+        True,
+        text(locale, "outcome.reply_queued", number=inquiry_id, email=inquiry.contact_email),
+        inquiry_id,
+    )

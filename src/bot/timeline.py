@@ -10,6 +10,7 @@ from store.models import Event
 
 def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) -> str:
     """One line for an event, e.g. "claimed", "status: Claimed → Won (price ok)"."""
+
     def status(value: str) -> str:
         try:
             return text(locale, f"status.{value}")
@@ -18,13 +19,19 @@ def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) ->
 
     data = event.data
     if event.kind == "received":
-        return f"received via {data.get('source', '?')} → team {data.get('team', '?')}" + (f" (rule {data['rule']})" if data.get("rule") else "")
+        return f"received via {data.get('source', '?')} → team {data.get('team', '?')}" + (
+            f" (rule {data['rule']})" if data.get("rule") else ""
+        )
     if event.kind == "claimed":
         return "claimed"
     if event.kind == "released":
         return "released to the pool"
     if event.kind == "replied":
-        extra = f" (first response after {int(data['first_response_seconds'])} s)" if "first_response_seconds" in data else ""
+        extra = (
+            f" (first response after {int(data['first_response_seconds'])} s)"
+            if "first_response_seconds" in data
+            else ""
+        )
         return f"replied to {data.get('to', '')}: “{data.get('quote', '')}”{extra}"
     if event.kind == "status":
         reason = f" ({data['reason']})" if data.get("reason") else ""

@@ -24,7 +24,9 @@ async def delivery_error(session: AsyncSession, inquiry_id: int) -> str:
     return row.removeprefix("failed: ") if row and row.startswith("failed") else ""
 
 
-def inquiry_view(ctx: AppContext, inquiry: Inquiry, contact: Contact | None, *, error: str = "") -> InquiryView:
+def inquiry_view(
+    ctx: AppContext, inquiry: Inquiry, contact: Contact | None, *, error: str = ""
+) -> InquiryView:
     assert inquiry.id is not None
     return InquiryView(
         number=inquiry.id,

@@ -59,9 +59,25 @@ class Action:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def parse_action(action_id: str, *, platform: str, user: str, value: str = "", reason: str = "", request_id: str = "") -> Action:
+def parse_action(
+    action_id: str,
+    *,
+    platform: str,
+    user: str,
+    value: str = "",
+    reason: str = "",
+    request_id: str = "",
+) -> Action:
     verb, inquiry_id = decode_action(action_id)
-    return Action(inquiry_id=inquiry_id, verb=verb, platform=platform, user=user, value=value, reason=reason, request_id=request_id)
+    return Action(
+        inquiry_id=inquiry_id,
+        verb=verb,
+        platform=platform,
+        user=user,
+        value=value,
+        reason=reason,
+        request_id=request_id,
+    )
 
 
 @dataclass(frozen=True)

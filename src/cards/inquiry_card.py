@@ -81,7 +81,13 @@ def _clock_line(view: InquiryView, now: datetime, locale: str) -> str:
     key, when = due
     if key and when is not None:
         if when <= now:
-            parts.append(text(locale, "age.overdue", duration=duration_words((now - when).total_seconds(), locale)))
+            parts.append(
+                text(
+                    locale,
+                    "age.overdue",
+                    duration=duration_words((now - when).total_seconds(), locale),
+                )
+            )
         else:
             parts.append(text(locale, key, when=_relative(when, now, locale)))
     return " · ".join(parts)
@@ -107,10 +113,14 @@ def _actions(view: InquiryView, locale: str) -> tuple[Control, ...]:
     controls: list[Control] = []
     status = Status(view.status)
     if status == Status.NEW:
-        controls.append(Button(text(locale, "button.claim"), encode_action(Verb.CLAIM, n), "primary"))
+        controls.append(
+            Button(text(locale, "button.claim"), encode_action(Verb.CLAIM, n), "primary")
+        )
         controls.append(Button(text(locale, "button.reply"), encode_action(Verb.REPLY, n)))
     elif is_open(status):
-        controls.append(Button(text(locale, "button.reply"), encode_action(Verb.REPLY, n), "primary"))
+        controls.append(
+            Button(text(locale, "button.reply"), encode_action(Verb.REPLY, n), "primary")
+        )
         controls.append(Button(text(locale, "button.release"), encode_action(Verb.RELEASE, n)))
     moves = allowed_moves(status)
     if moves:
@@ -131,7 +141,9 @@ def _actions(view: InquiryView, locale: str) -> tuple[Control, ...]:
             )
         )
     if view.link_url:
-        controls.append(Button(text(locale, "button.open"), encode_action(Verb.OPEN, n), url=view.link_url))
+        controls.append(
+            Button(text(locale, "button.open"), encode_action(Verb.OPEN, n), url=view.link_url)
+        )
     return tuple(controls)
 
 
@@ -144,15 +156,31 @@ def build_inquiry_card(view: InquiryView, *, now: datetime, locale: str) -> Card
     if view.language:
         fields.append(CardField(text(locale, "field.language"), view.language))
     fields.append(CardField(text(locale, "field.source"), view.source))
-    fields.append(CardField(text(locale, "field.priority"), text(locale, f"priority.{view.priority}")))
-    fields.append(CardField(text(locale, "field.owner"), view.owner_name or text(locale, "owner.none")))
+    fields.append(
+        CardField(text(locale, "field.priority"), text(locale, f"priority.{view.priority}"))
+    )
+    fields.append(
+        CardField(text(locale, "field.owner"), view.owner_name or text(locale, "owner.none"))
+    )
     if view.outcome_reason:
         fields.append(CardField(text(locale, "field.reason"), view.outcome_reason))
     notes: list[str] = []
-    if view.last_customer_message_at and view.first_reply_at and view.last_customer_message_at > view.first_reply_at:
-        notes.append(text(locale, "note.customer_replied", ago=_relative(view.last_customer_message_at, now, locale)))
+    if (
+        view.last_customer_message_at
+        and view.first_reply_at
+        and view.last_customer_message_at > view.first_reply_at
+    ):
+        notes.append(
+            text(
+                locale,
+                "note.customer_replied",
+                ago=_relative(view.last_customer_message_at, now, locale),
+            )
+        )
     if view.snoozed_until and view.snoozed_until > now:
-        notes.append(text(locale, "note.snoozed", when=view.snoozed_until.strftime("%Y-%m-%d %H:%M UTC")))
+        notes.append(
+            text(locale, "note.snoozed", when=view.snoozed_until.strftime("%Y-%m-%d %H:%M UTC"))
+        )
     if view.escalation_level:
         notes.append(text(locale, "note.escalated", level=view.escalation_level))
     if view.delivery_error:
@@ -161,7 +189,11 @@ def build_inquiry_card(view: InquiryView, *, now: datetime, locale: str) -> Card
         key=str(view.number),
         version=view.version,
         title=f"#{view.number} {view.subject}".strip(),
-        badge=Badge(view.status, text(locale, f"status.{view.status}"), STATUS_COLORS.get(view.status, "#5f6368")),
+        badge=Badge(
+            view.status,
+            text(locale, f"status.{view.status}"),
+            STATUS_COLORS.get(view.status, "#5f6368"),
+        ),
         fields=tuple(fields),
         snippet=view.snippet,
         notes=tuple(notes),

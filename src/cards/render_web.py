@@ -19,7 +19,9 @@ def _control(control: Button | Select, reason_placeholder: str, apply_label: str
             f'<button type="button" class="btn btn-{e(control.style)}" '
             f'data-action="{e(control.action_id)}">{e(control.label)}</button>'
         )
-    options = "".join(f'<option value="{e(o.value)}">{e(o.label)}</option>' for o in control.options)
+    options = "".join(
+        f'<option value="{e(o.value)}">{e(o.label)}</option>' for o in control.options
+    )
     reason = (
         f'<input name="reason" class="reason" placeholder="{e(reason_placeholder)}" maxlength="500">'
         if not control.overflow
@@ -33,7 +35,9 @@ def _control(control: Button | Select, reason_placeholder: str, apply_label: str
     )
 
 
-def render_card_html(card: Card, *, reason_placeholder: str = "Reason", apply_label: str = "OK") -> str:
+def render_card_html(
+    card: Card, *, reason_placeholder: str = "Reason", apply_label: str = "OK"
+) -> str:
     """An ``<article>`` for the card; its id and version let the page replace stale copies."""
     fields = "".join(f"<dt>{e(f.label)}</dt><dd>{e(f.value)}</dd>" for f in card.fields)
     notes = "".join(f'<p class="note">{e(n)}</p>' for n in card.notes)

@@ -41,7 +41,10 @@ def example_config_text() -> str:
 
 def _resolve_references(value: Any, path: str, source: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _resolve_references(v, f"{path}.{k}" if path else k, source, env) for k, v in value.items()}
+        return {
+            k: _resolve_references(v, f"{path}.{k}" if path else k, source, env)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_resolve_references(v, f"{path}[{i}]", source, env) for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith("env:"):

@@ -26,7 +26,7 @@ def parse_duration_minutes(text: str) -> int:
     """``"15m"``, ``"2h"``, ``"1d"``, ``"90s"`` -> whole minutes (at least 1 for any positive value)."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration; write e.g. \"30m\", \"2h\" or \"1d\"")
+        raise ValueError(f'{text!r} is not a duration; write e.g. "30m", "2h" or "1d"')
     amount, unit = int(match.group(1)), match.group(2)
     seconds = amount * {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[unit]
     return max(1, seconds // 60) if seconds else 0
@@ -200,7 +200,9 @@ class TeamSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like 'Asia/Shanghai'") from exc
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like 'Asia/Shanghai'"
+            ) from exc
         return value
 
     @property
@@ -246,7 +248,7 @@ class RuleCondition(_Section):
     @classmethod
     def _hours(cls, value: str) -> str:
         if value not in ("", "in", "out"):
-            raise ValueError("hours must be \"in\" or \"out\" (or left out)")
+            raise ValueError('hours must be "in" or "out" (or left out)')
         return value
 
 

@@ -18,7 +18,9 @@ class DeliveryError(Exception):
     """A delivery failed. ``retry_after`` (seconds) when the platform said when to come back;
     ``permanent`` when retrying cannot help (bad channel, revoked token)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
@@ -52,10 +54,16 @@ class ChatChannel(Protocol):
 
     async def post_card(self, destination: str, card: Card, *, locale: str) -> PostedCard: ...
 
-    async def update_card(self, destination: str, posted: PostedCard, card: Card, *, locale: str) -> PostedCard | None:
+    async def update_card(
+        self, destination: str, posted: PostedCard, card: Card, *, locale: str
+    ) -> PostedCard | None:
         """Re-render in place; may return a new ref (e.g. WeCom's fresh response_code)."""
         ...
 
-    async def post_thread(self, destination: str, posted: PostedCard, text: str, *, locale: str) -> None: ...
+    async def post_thread(
+        self, destination: str, posted: PostedCard, text: str, *, locale: str
+    ) -> None: ...
 
-    async def send_direct(self, user: str, card: Card | None, text: str, *, locale: str) -> None: ...
+    async def send_direct(
+        self, user: str, card: Card | None, text: str, *, locale: str
+    ) -> None: ...

@@ -44,23 +44,31 @@ class RecordingChannel:
     def destinations(self, team: TeamSettings) -> list[str]:
         return list(self.team_destinations.get(team.name, []))
 
-    async def _call(self, method: str, destination: str, card: Card | None, text: str = "", ref: str = "") -> None:
+    async def _call(
+        self, method: str, destination: str, card: Card | None, text: str = "", ref: str = ""
+    ) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_next:
             raise self.fail_next.pop(0)
-        self.calls.append(RecordedCall(method, destination, card, text, ref, asyncio.get_running_loop().time()))
+        self.calls.append(
+            RecordedCall(method, destination, card, text, ref, asyncio.get_running_loop().time())
+        )
 
     async def post_card(self, destination: str, card: Card, *, locale: str) -> PostedCard:
         ref = f"msg-{next(self._ids)}"
         await self._call("post_card", destination, card, ref=ref)
         return PostedCard(ref=ref)
 
-    async def update_card(self, destination: str, posted: PostedCard, card: Card, *, locale: str) -> PostedCard | None:
+    async def update_card(
+        self, destination: str, posted: PostedCard, card: Card, *, locale: str
+    ) -> PostedCard | None:
         await self._call("update_card", destination, card, ref=posted.ref)
         return None
 
-    async def post_thread(self, destination: str, posted: PostedCard, text: str, *, locale: str) -> None:
+    async def post_thread(
+        self, destination: str, posted: PostedCard, text: str, *, locale: str
+    ) -> None:
         await self._call("post_thread", destination, None, text, posted.ref)
 
     async def send_direct(self, user: str, card: Card | None, text: str, *, locale: str) -> None:

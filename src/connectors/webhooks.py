@@ -112,13 +112,17 @@ async def _parse_body(request: web.Request, body: bytes) -> dict[str, Any]:
         from urllib.parse import parse_qsl
 
         if ctype == "multipart/form-data":
-            raise WebhookRejected(415, "multipart uploads are not accepted; send JSON or form-urlencoded")
+            raise WebhookRejected(
+                415, "multipart uploads are not accepted; send JSON or form-urlencoded"
+            )
         try:
             pairs = parse_qsl(body.decode(request.charset or "utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
             raise WebhookRejected(400, "form body is not valid UTF-8") from None
         return dict(pairs)
-    raise WebhookRejected(415, f"unsupported Content-Type {ctype!r}; send application/json or form-urlencoded")
+    raise WebhookRejected(
+        415, f"unsupported Content-Type {ctype!r}; send application/json or form-urlencoded"
+    )
 
 
 def map_fields(hook: WebhookSettings, data: Mapping[str, Any], dedupe_key: str) -> InboundForm:
@@ -165,7 +169,11 @@ async def read_webhook(request: web.Request, hook: WebhookSettings) -> InboundFo
     idem = request.headers.get("Idempotency-Key", "").strip()
     if len(idem) > 150:
         raise WebhookRejected(400, "Idempotency-Key longer than 150 characters")
-    dedupe = f"webhook:{hook.name}:key:{idem}" if idem else f"webhook:{hook.name}:sha256:{hashlib.sha256(body).hexdigest()}"
+    dedupe = (
+        f"webhook:{hook.name}:key:{idem}"
+        if idem
+        else f"webhook:{hook.name}:sha256:{hashlib.sha256(body).hexdigest()}"
+    )
     return map_fields(hook, data, dedupe)
 
 
@@ -183,14 +191,18 @@ def webhook_routes(hooks: Mapping[str, WebhookSettings], intake: Intake) -> list
         try:
             form = await read_webhook(request, hook)
         except WebhookRejected as exc:
-            log.info("webhook refused", extra={"webhook": name, "status": exc.status, "detail": exc.detail})
+            log.info(
+                "webhook refused",
+                extra={"webhook": name, "status": exc.status, "detail": exc.detail},
+            )
             body: dict[str, Any] = {"error": exc.detail}
             if exc.fields:
                 body["fields"] = exc.fields
             return web.json_response(body, status=exc.status)
         receipt = await intake(form)
         return web.json_response(
-            {"inquiry": receipt.inquiry_id, "duplicate": receipt.duplicate, "status": "accepted"}, status=202
+            {"inquiry": receipt.inquiry_id, "duplicate": receipt.duplicate, "status": "accepted"},
+            status=202,
         )
 
     return [web.post("/webhooks/{name}", handle)]

@@ -20,7 +20,30 @@ _THAI = re.compile(r"[\u0e00-\u0e7f]")
 _LETTERS = re.compile(r"\w", re.UNICODE)
 
 #: Languages a B2B export inbox sees; restricting the model makes short texts far more accurate.
-CANDIDATES = ("en", "es", "pt", "fr", "de", "it", "nl", "pl", "ru", "tr", "ar", "vi", "id", "ms", "zh", "ja", "ko", "th", "he", "cs", "ro", "sv")
+CANDIDATES = (
+    "en",
+    "es",
+    "pt",
+    "fr",
+    "de",
+    "it",
+    "nl",
+    "pl",
+    "ru",
+    "tr",
+    "ar",
+    "vi",
+    "id",
+    "ms",
+    "zh",
+    "ja",
+    "ko",
+    "th",
+    "he",
+    "cs",
+    "ro",
+    "sv",
+)
 
 
 @lru_cache(maxsize=1)

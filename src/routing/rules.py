@@ -53,13 +53,17 @@ def _check(rule: RuleSettings, msg: RoutingInput) -> list[str]:
             failed.append(f"none of the keywords {list(when.keywords)} occurs")
     if when.country and msg.country.upper() not in {c.upper() for c in when.country}:
         failed.append(f"country {msg.country or '(unknown)'!r} not in {list(when.country)}")
-    if when.language and msg.language.split("-")[0] not in {lang.split("-")[0] for lang in when.language}:
+    if when.language and msg.language.split("-")[0] not in {
+        lang.split("-")[0] for lang in when.language
+    }:
         failed.append(f"language {msg.language or '(unknown)'!r} not in {list(when.language)}")
     if when.category and msg.category not in when.category:
         failed.append(f"category {msg.category or '(none)'!r} not in {list(when.category)}")
     if when.sender_domain:
         domain = msg.sender.rpartition("@")[2].lower()
-        if not any(domain == d.lower() or domain.endswith("." + d.lower()) for d in when.sender_domain):
+        if not any(
+            domain == d.lower() or domain.endswith("." + d.lower()) for d in when.sender_domain
+        ):
             failed.append(f"sender domain {domain!r} not in {list(when.sender_domain)}")
     if when.hours and msg.in_business_hours is not None:
         inside = msg.in_business_hours

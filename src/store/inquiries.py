@@ -37,8 +37,14 @@ class ClaimOutcome:
     inquiry: Inquiry
 
 
-async def get_inquiry(session: AsyncSession, inquiry_id: int, *, for_update: bool = False) -> Inquiry:
-    stmt = select(Inquiry).where(col(Inquiry.id) == inquiry_id).execution_options(populate_existing=True)
+async def get_inquiry(
+    session: AsyncSession, inquiry_id: int, *, for_update: bool = False
+) -> Inquiry:
+    stmt = (
+        select(Inquiry)
+        .where(col(Inquiry.id) == inquiry_id)
+        .execution_options(populate_existing=True)
+    )
     if for_update:
         stmt = stmt.with_for_update()
     inquiry = (await session.exec(stmt)).first()
@@ -64,7 +70,9 @@ async def resolve_contact(
 ) -> Contact:
     """The contact owning ``email`` (created when new); blanks filled in from this message."""
     address = email.strip().lower()
-    link = (await session.exec(select(ContactEmail).where(col(ContactEmail.address) == address))).first()
+    link = (
+        await session.exec(select(ContactEmail).where(col(ContactEmail.address) == address))
+    ).first()
     if link is not None:
         contact = await session.get(Contact, link.contact_id)
         assert contact is not None
@@ -72,12 +80,20 @@ async def resolve_contact(
             merged = await session.get(Contact, contact.merged_into)
             assert merged is not None
             contact = merged
-        for attr, value in (("name", name), ("company", company), ("country", country), ("language", language), ("phone", phone)):
+        for attr, value in (
+            ("name", name),
+            ("company", company),
+            ("country", country),
+            ("language", language),
+            ("phone", phone),
+        ):
             if value and not getattr(contact, attr):
                 setattr(contact, attr, value)
         session.add(contact)
         return contact
-    contact = Contact(name=name, company=company, country=country, language=language, phone=phone, created_at=now)
+    contact = Contact(
+        name=name, company=company, country=country, language=language, phone=phone, created_at=now
+    )
     session.add(contact)
     await session.flush()
     assert contact.id is not None
@@ -88,7 +104,9 @@ async def resolve_contact(
 
 
 async def contact_addresses(session: AsyncSession, contact_id: int) -> list[str]:
-    rows = await session.exec(select(ContactEmail.address).where(col(ContactEmail.contact_id) == contact_id))
+    rows = await session.exec(
+        select(ContactEmail.address).where(col(ContactEmail.contact_id) == contact_id)
+    )
     return sorted(rows.all())
 
 
@@ -122,7 +140,11 @@ async def claim(session: AsyncSession, inquiry_id: int, rep_id: str, now: dateti
     """Atomic claim: one conditional UPDATE; exactly one concurrent caller wins."""
     stmt = (
         update(Inquiry)
-        .where(col(Inquiry.id) == inquiry_id, col(Inquiry.status) == Status.NEW.value, col(Inquiry.assignee).is_(None))
+        .where(
+            col(Inquiry.id) == inquiry_id,
+            col(Inquiry.status) == Status.NEW.value,
+            col(Inquiry.assignee).is_(None),
+        )
         .values(
             status=Status.CLAIMED.value,
             assignee=rep_id,
@@ -151,12 +173,16 @@ async def change(session: AsyncSession, inquiry: Inquiry, now: datetime, **value
 
 
 async def timeline(session: AsyncSession, inquiry_id: int) -> Sequence[Event]:
-    rows = await session.exec(select(Event).where(col(Event.inquiry_id) == inquiry_id).order_by(col(Event.id)))
+    rows = await session.exec(
+        select(Event).where(col(Event.inquiry_id) == inquiry_id).order_by(col(Event.id))
+    )
     return rows.all()
 
 
 async def messages(session: AsyncSession, inquiry_id: int) -> Sequence[Message]:
-    rows = await session.exec(select(Message).where(col(Message.inquiry_id) == inquiry_id).order_by(col(Message.id)))
+    rows = await session.exec(
+        select(Message).where(col(Message.inquiry_id) == inquiry_id).order_by(col(Message.id))
+    )
     return rows.all()
 
 
@@ -197,7 +223,9 @@ async def find_thread(session: AsyncSession, message_ids: Sequence[str]) -> Inqu
         return None
     row = (
         await session.exec(
-            select(Message).where(or_(*[col(Message.message_id) == m for m in ids])).order_by(col(Message.id).desc())
+            select(Message)
+            .where(or_(*[col(Message.message_id) == m for m in ids]))
+            .order_by(col(Message.id).desc())
         )
     ).first()
     if row is None:

@@ -18,7 +18,14 @@ FINAL_STATUSES: frozenset[Status] = frozenset({Status.WON, Status.LOST, Status.S
 #: Statuses a person may set by hand, by current status.
 MANUAL_MOVES: dict[Status, tuple[Status, ...]] = {
     Status.NEW: (Status.SPAM, Status.CLOSED),
-    Status.CLAIMED: (Status.WAITING, Status.FOLLOW_UP, Status.WON, Status.LOST, Status.SPAM, Status.CLOSED),
+    Status.CLAIMED: (
+        Status.WAITING,
+        Status.FOLLOW_UP,
+        Status.WON,
+        Status.LOST,
+        Status.SPAM,
+        Status.CLOSED,
+    ),
     Status.REPLIED: (Status.WAITING, Status.FOLLOW_UP, Status.WON, Status.LOST, Status.CLOSED),
     Status.WAITING: (Status.FOLLOW_UP, Status.WON, Status.LOST, Status.CLOSED),
     Status.FOLLOW_UP: (Status.WAITING, Status.WON, Status.LOST, Status.CLOSED),

@@ -85,7 +85,9 @@ class Inquiry(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
     team: str = Field(index=True)
     status: str = Field(default=Status.NEW.value, index=True)
     source: str = ""  # mailbox or webhook name
@@ -138,7 +140,9 @@ class Message(SQLModel, table=True):
     subject: str = ""
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     html: str = Field(default="", sa_column=Column(Text, nullable=False))
-    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     author: str = ""  # rep id for outbound messages
     delivery: str = ""  # outbound: "queued" | "sent" | "failed: ..."
     created_at: datetime = _ts(nullable=False)
@@ -186,7 +190,12 @@ class Outbox(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "state", "lane", "next_attempt_at"),)
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
     key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
     lane: str = Lane.BULK.value
     channel: str  # "smtp", "slack", "dingtalk", "wecom", "memory" ...

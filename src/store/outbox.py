@@ -130,14 +130,18 @@ async def retry_later(
 
 async def pending_counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.exec(
-        select(Outbox.lane, func.count()).where(col(Outbox.state) == OutboxState.PENDING.value).group_by(col(Outbox.lane))
+        select(Outbox.lane, func.count())
+        .where(col(Outbox.state) == OutboxState.PENDING.value)
+        .group_by(col(Outbox.lane))
     )
     return {lane: int(n) for lane, n in rows.all()}
 
 
 async def next_due(session: AsyncSession) -> datetime | None:
     row = await session.exec(
-        select(func.min(col(Outbox.next_attempt_at), type_=UTCDateTime())).where(col(Outbox.state) == OutboxState.PENDING.value)
+        select(func.min(col(Outbox.next_attempt_at), type_=UTCDateTime())).where(
+            col(Outbox.state) == OutboxState.PENDING.value
+        )
     )
     value = row.first()
     return value if isinstance(value, datetime) else None

@@ -36,7 +36,9 @@ class SinkHandler:
             return self.refuse_next.pop(0)
         raw = envelope.original_content or b""
         parsed: Any = email.message_from_bytes(raw, policy=email.policy.default)
-        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed, raw))
+        self.messages.append(
+            Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed, raw)
+        )
         return "250 OK"
 
 

@@ -13,10 +13,10 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import datetime
 
 import aiosmtplib
 
@@ -80,7 +80,7 @@ async def send_email(mailbox: MailboxSettings, message: EmailMessage) -> None:
             username=mailbox.smtp_user or None,
             password=mailbox.smtp_password or None,
             use_tls=mailbox.smtp_tls == "tls",
-            start_tls=True if mailbox.smtp_tls == "starttls" else False,
+            start_tls=mailbox.smtp_tls == "starttls",
             tls_context=tls_context,
             timeout=mailbox.smtp_timeout_seconds,
         )

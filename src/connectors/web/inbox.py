@@ -87,7 +87,9 @@ class InboxBackend(Protocol):
 
     async def reply_draft(self, inquiry_id: int, rep_id: str, template: str) -> ReplyDraft: ...
 
-    async def send_reply(self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str) -> ActionOutcome: ...
+    async def send_reply(
+        self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str
+    ) -> ActionOutcome: ...
 
     def subscribe(self, team: str) -> asyncio.Queue[Card]: ...
 
@@ -109,7 +111,14 @@ def _asset(name: str) -> str:
 class WebInbox:
     """Route handlers of the inbox, bound to a backend and a signer."""
 
-    def __init__(self, backend: InboxBackend, signer: Signer, *, secure_cookies: bool, heartbeat: float = 15.0) -> None:
+    def __init__(
+        self,
+        backend: InboxBackend,
+        signer: Signer,
+        *,
+        secure_cookies: bool,
+        heartbeat: float = 15.0,
+    ) -> None:
         self.backend = backend
         self.signer = signer
         self.secure_cookies = secure_cookies
@@ -142,12 +151,16 @@ class WebInbox:
 
     def _check_csrf(self, request: web.Request, token: str) -> None:
         if not self.signer.check_csrf(request.cookies.get(COOKIE, ""), token):
-            raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page", content_type="text/plain")
+            raise web.HTTPForbidden(
+                text="missing or invalid CSRF token; reload the page", content_type="text/plain"
+            )
 
     def _team(self, rep: str, name: str) -> Any:
         team = next((t for t in self.backend.teams_of(rep) if t.name == name), None)
         if team is None:
-            raise web.HTTPForbidden(text="you are not a member of this team", content_type="text/plain")
+            raise web.HTTPForbidden(
+                text="you are not a member of this team", content_type="text/plain"
+            )
         return team
 
     def _page(self, template: str, **context: Any) -> web.Response:
@@ -163,17 +176,30 @@ class WebInbox:
         )
 
     def _card_html(self, card: Card, locale: str) -> str:
-        return render_card_html(card, reason_placeholder=text(locale, "web.reason_placeholder"), apply_label=text(locale, "web.apply"))
+        return render_card_html(
+            card,
+            reason_placeholder=text(locale, "web.reason_placeholder"),
+            apply_label=text(locale, "web.apply"),
+        )
 
     # -- pages -------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
         rep = self.signer.check_login_token(request.query.get("token", ""))
         if rep is None or not self.backend.teams_of(rep):
-            return web.Response(status=401, text="This sign-in link is invalid or expired; ask for a new one.", content_type="text/plain")
+            return web.Response(
+                status=401,
+                text="This sign-in link is invalid or expired; ask for a new one.",
+                content_type="text/plain",
+            )
         response = web.HTTPFound("/web/")
         response.set_cookie(
-            COOKIE, self.signer.session_cookie(rep), httponly=True, samesite="Lax", secure=self.secure_cookies,
-            max_age=self.signer.session_max_age, path="/",
+            COOKIE,
+            self.signer.session_cookie(rep),
+            httponly=True,
+            samesite="Lax",
+            secure=self.secure_cookies,
+            max_age=self.signer.session_max_age,
+            path="/",
         )
         raise response
 
@@ -191,7 +217,9 @@ class WebInbox:
         types = {"app.js": "application/javascript", "app.css": "text/css"}
         if name not in types:
             raise web.HTTPNotFound()
-        return web.Response(text=_asset(name), content_type=types[name], headers={"Cache-Control": "no-cache"})
+        return web.Response(
+            text=_asset(name), content_type=types[name], headers={"Cache-Control": "no-cache"}
+        )
 
     async def team_page(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
@@ -248,15 +276,36 @@ class WebInbox:
         try:
             body = await request.json()
             action = parse_action(
-                str(body.get("action", "")), platform="web", user=rep,
-                value=str(body.get("value", "")), reason=str(body.get("reason", "")),
+                str(body.get("action", "")),
+                platform="web",
+                user=rep,
+                value=str(body.get("value", "")),
+                reason=str(body.get("reason", "")),
             )
         except (json.JSONDecodeError, AttributeError, BadActionId) as exc:
             return web.json_response({"ok": False, "message": f"bad request: {exc}"}, status=400)
         outcome = await self.backend.act(action)
-        status = 200 if outcome.ok else (409 if outcome.code in ("lost_race", "conflict") else 403 if outcome.code == "forbidden" else 404 if outcome.code == "not_found" else 422)
+        status = (
+            200
+            if outcome.ok
+            else (
+                409
+                if outcome.code in ("lost_race", "conflict")
+                else 403
+                if outcome.code == "forbidden"
+                else 404
+                if outcome.code == "not_found"
+                else 422
+            )
+        )
         return web.json_response(
-            {"ok": outcome.ok, "message": outcome.message, "code": outcome.code, "open_url": outcome.open_url}, status=status
+            {
+                "ok": outcome.ok,
+                "message": outcome.message,
+                "code": outcome.code,
+                "open_url": outcome.open_url,
+            },
+            status=status,
         )
 
     async def reply_send(self, request: web.Request) -> web.Response:
@@ -264,17 +313,33 @@ class WebInbox:
         form = await request.post()
         self._check_csrf(request, str(form.get("csrf", "")))
         outcome = await self.backend.send_reply(
-            int(request.match_info["id"]), rep, str(form.get("subject", "")), str(form.get("body", "")), str(form.get("template", ""))
+            int(request.match_info["id"]),
+            rep,
+            str(form.get("subject", "")),
+            str(form.get("body", "")),
+            str(form.get("template", "")),
         )
-        status = 200 if outcome.ok else (403 if outcome.code == "forbidden" else 409 if outcome.code == "conflict" else 422)
-        return web.json_response({"ok": outcome.ok, "message": outcome.message, "code": outcome.code}, status=status)
+        status = (
+            200
+            if outcome.ok
+            else (
+                403 if outcome.code == "forbidden" else 409 if outcome.code == "conflict" else 422
+            )
+        )
+        return web.json_response(
+            {"ok": outcome.ok, "message": outcome.message, "code": outcome.code}, status=status
+        )
 
     # -- live stream ---------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:
         rep = self._rep(request)
         team = self._team(rep, request.match_info["team"])
         response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
         )
         await response.prepare(request)
         queue = self.backend.subscribe(team.name)
@@ -286,7 +351,14 @@ class WebInbox:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
-                payload = json.dumps({"key": card.key, "version": card.version, "status": card.badge.status, "html": self._card_html(card, team.locale)})
+                payload = json.dumps(
+                    {
+                        "key": card.key,
+                        "version": card.version,
+                        "status": card.badge.status,
+                        "html": self._card_html(card, team.locale),
+                    }
+                )
                 await response.write(f"event: card\ndata: {payload}\n\n".encode())
         except ConnectionResetError:
             pass

@@ -1,0 +1,37 @@
+# claimdesk — the two commands: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck contracts unit bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: create .venv, install claimdesk and serve the embedded demo on http://127.0.0.1:8080
+run: $(STAMP)
+	$(BIN)/claimdesk serve
+
+system-deps:
+	./scripts/system-deps.sh
+
+## test: install what the tests need, lint, type-check, check layers, run the suite
+test: $(STAMP) system-deps lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## bench: benchmarks (numbers, not tests); results in bench/results.json
+bench: $(STAMP)
+	$(BIN)/python bench/bench_intake.py --out bench/results.json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
