@@ -54,7 +54,7 @@ async def enqueue(
     dialect = bind.dialect.name if bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    await session.execute(stmt)
+    await session.exec(stmt)
 
 
 async def lease(
@@ -85,6 +85,8 @@ async def lease(
     if bind is not None and bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     candidates = (await session.exec(stmt)).all()
+    for row in candidates:  # detached: the lease below is plain SQL, the objects are our copies
+        session.expunge(row)
     taken: list[Outbox] = []
     until = now + lease_for
     for row in candidates:
@@ -96,6 +98,7 @@ async def lease(
                 or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
             )
             .values(leased_until=until, lease_owner=owner, attempts=col(Outbox.attempts) + 1)
+            .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:
             row.leased_until, row.lease_owner, row.attempts = until, owner, row.attempts + 1
