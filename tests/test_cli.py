@@ -28,7 +28,7 @@ def test_init_then_check(
     for key, value in EXAMPLE_ENV.items():
         monkeypatch.setenv(key, value)
     capsys.readouterr()
-    assert main(["--config", str(target), "check"]) == 0
+    assert main(["--config", str(target), "check", "--no-connect"]) == 0
     out = capsys.readouterr().out
     assert "config OK" in out and "1 team(s)" in out
 
@@ -53,7 +53,7 @@ def test_check_warns_about_shadowed_rules(
         '[[rules]]\nname = "any-led"\nwhen = { keywords = ["led", "lamp"] }\nthen = { priority = "high" }\n'
         '[[rules]]\nname = "led-only"\nwhen = { keywords = ["led"], country = ["US"] }\nthen = { priority = "vip" }\n'
     )
-    assert main(["--config", str(path), "check"]) == 1
+    assert main(["--config", str(path), "check", "--no-connect"]) == 1
     assert "rules[1] 'led-only' is shadowed by rules[0] 'any-led'" in capsys.readouterr().out
 
 
@@ -134,3 +134,20 @@ def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_check_logs_in_to_smtp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], smtp: object
+) -> None:
+    port = smtp.port  # type: ignore[attr-defined]
+    closed = free_port()
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[security]\nsecret_key = "0123456789abcdef0123"\n[[teams]]\nname = "s"\n'
+        f'[[mailboxes]]\nname = "good"\nfrom_address = "a@b.example"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_tls = "none"\n'
+        f'[[mailboxes]]\nname = "down"\nfrom_address = "a@b.example"\nsmtp_host = "127.0.0.1"\nsmtp_port = {closed}\nsmtp_tls = "none"\nsmtp_timeout_seconds = 3\n'
+    )
+    assert main(["--config", str(path), "check"]) == 1
+    out = capsys.readouterr().out
+    assert f"ok: mailbox good: SMTP 127.0.0.1:{port}" in out
+    assert f"problem: mailbox down: SMTP 127.0.0.1:{closed}: cannot connect" in out

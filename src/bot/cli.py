@@ -124,7 +124,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     for team in settings.teams:
         if not team.rep_ids():
             _out(f"warning: team {team.name!r} has no members; nobody can claim its inquiries")
+    if args.connect:
+        for problem in asyncio.run(_connector_problems(settings)):
+            _out(f"problem: {problem}")
+            problems += 1
     return 1 if problems else 0
+
+
+async def _connector_problems(settings: Settings) -> list[str]:
+    """Log in to every configured server; one readable line per failure."""
+    from connectors.mail.smtp import check_smtp
+
+    checks = [check_smtp(box) for box in settings.mailboxes if box.smtp_host]
+    results = await asyncio.gather(*checks)
+    for box, result in zip([b for b in settings.mailboxes if b.smtp_host], results, strict=True):
+        if result is None:
+            _out(f"ok: mailbox {box.name}: SMTP {box.smtp_host}:{box.smtp_port}")
+    return [r for r in results if r]
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -223,9 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_serve)
-    sub.add_parser("check", help="validate the config and warn about shadowed rules").set_defaults(
-        func=cmd_check
+    p = sub.add_parser(
+        "check", help="validate the config, log in to each server, warn about shadowed rules"
     )
+    p.add_argument(
+        "--no-connect", dest="connect", action="store_false", help="only validate the file"
+    )
+    p.set_defaults(func=cmd_check)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         func=cmd_migrate
     )

@@ -96,3 +96,32 @@ async def send_email(mailbox: MailboxSettings, message: EmailMessage) -> None:
         raise DeliveryError(
             f"SMTP server {mailbox.smtp_host}:{mailbox.smtp_port} unreachable: {exc}"
         ) from exc
+
+
+async def check_smtp(mailbox: MailboxSettings) -> str | None:
+    """Log in to the mailbox's SMTP server without sending; a readable problem, or None when fine."""
+    if not mailbox.smtp_host:
+        return f"mailbox {mailbox.name}: smtp_host is empty; replies cannot be sent"
+    client = aiosmtplib.SMTP(
+        hostname=mailbox.smtp_host,
+        port=mailbox.smtp_port,
+        use_tls=mailbox.smtp_tls == "tls",
+        start_tls=mailbox.smtp_tls == "starttls",
+        timeout=mailbox.smtp_timeout_seconds,
+        tls_context=ssl.create_default_context(),
+    )
+    where = f"mailbox {mailbox.name}: SMTP {mailbox.smtp_host}:{mailbox.smtp_port}"
+    try:
+        await client.connect()
+        if mailbox.smtp_user:
+            await client.login(mailbox.smtp_user, mailbox.smtp_password)
+        await client.quit()
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        return f"{where}: login refused for {mailbox.smtp_user} ({exc.code} {exc.message}); check smtp_user/smtp_password"
+    except aiosmtplib.SMTPConnectError as exc:
+        return f"{where}: cannot connect ({exc}); check smtp_host/smtp_port and the firewall"
+    except ssl.SSLError as exc:
+        return f'{where}: TLS failed ({exc.reason}); check smtp_tls ("tls" for 465, "starttls" for 587)'
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return f"{where}: {type(exc).__name__}: {exc}"
+    return None
