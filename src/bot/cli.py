@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -220,6 +221,66 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _context_run(settings: Settings, work: Any) -> Any:
+    """Run ``work(ctx)`` against the configured database (migrated first)."""
+    from bot.context import AppContext
+    from store.engine import create_engine, create_session_factory
+    from store.migrate import migrate
+
+    async def run() -> Any:
+        engine = create_engine(settings.store.url)
+        try:
+            await migrate(engine)
+            return await work(
+                AppContext(
+                    settings=settings, engine=engine, sessions=create_session_factory(engine)
+                )
+            )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.privacy import export_inquiries
+
+    settings, _ = _settings(args, allow_embedded=True)
+    target = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+
+    async def work(ctx: Any) -> int:
+        count = 0
+        async for line in export_inquiries(ctx, team=args.team or None):
+            target.write(line + "\n")
+            count += 1
+        return count
+
+    try:
+        count = _context_run(settings, work)
+    finally:
+        if args.out:
+            target.close()
+    sys.stderr.write(f"exported {count} inquiries\n")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from bot.privacy import erase_person
+
+    settings, _ = _settings(args, allow_embedded=True)
+    if not args.yes:
+        _out(
+            f"this erases every personal detail of the contact owning {args.email}; run again with --yes"
+        )
+        return 1
+    report = _context_run(settings, lambda ctx: erase_person(ctx, args.email))
+    if not report.contacts:
+        _out(f"no contact with address {args.email}")
+        return 1
+    _out(f"erased 1 contact: {report.inquiries} inquiries, {report.messages} messages")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claimdesk", description="Claim, reply and escalate customer inquiries from chat."
@@ -252,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("web-link", help="print a sign-in link of the web inbox for a rep")
     p.add_argument("rep")
     p.set_defaults(func=cmd_web_link)
+    p = sub.add_parser("export", help="all inquiries with messages and timeline as JSON lines")
+    p.add_argument("--out", default="", help="file to write (default: stdout)")
+    p.add_argument("--team", default="")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("erase", help="erase a person's data (data-protection request)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--yes", action="store_true", help="confirm")
+    p.set_defaults(func=cmd_erase)
     p = sub.add_parser("route", help="show which rule routes a message and why")
     p.add_argument(
         "--explain", required=True, metavar="FILE", help=".eml file or .json webhook body"
