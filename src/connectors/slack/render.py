@@ -1,0 +1,258 @@
+"""Block Kit rendering of the platform-neutral card and of the reply modal (pure, no I/O).
+
+Every piece of customer text goes through ``escape_slack`` before it lands in a
+``mrkdwn`` text object, so a subject like ``<!channel> <http://x|click>`` or
+``@here`` is shown as typed and pings nobody. Labels we write ourselves (button
+texts, select options) are ``plain_text`` objects, which Slack never parses
+for mentions or links.
+
+The one exception is the reply modal's ``plain_text_input`` initial values
+(subject and body): they are editable form fields, not rendered mrkdwn, and
+escaping them would put ``&lt;`` into the customer's email.
+
+Slack limits honoured here: section text 3,000 characters, at most 10 fields of
+2,000, button text 75, option text 75 / value 150, modal title 24, 50 blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cards.actions import BadActionId, Verb, decode_action, encode_action
+from cards.escaping import escape_slack
+from cards.model import Button, Card, Select
+from cards.reply_form import ReplyDraft
+from cards.strings import text
+
+Block = dict[str, Any]
+
+REPLY_CALLBACK = "cd1-reply"
+TEMPLATE_ACTION = "cd1-reply-template"
+SUBJECT_BLOCK = "subject"
+BODY_ACTION = "body"
+
+STATUS_EMOJI: dict[str, str] = {
+    "new": ":red_circle:",
+    "claimed": ":large_orange_circle:",
+    "replied": ":large_blue_circle:",
+    "waiting": ":white_circle:",
+    "follow_up": ":large_purple_circle:",
+    "won": ":large_green_circle:",
+    "lost": ":black_circle:",
+    "spam": ":no_entry_sign:",
+    "closed": ":black_circle:",
+}
+
+
+def _cut(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def plain(value: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _cut(value, limit) or " ", "emoji": True}
+
+
+def mrkdwn(value: str, limit: int = 3000) -> dict[str, Any]:
+    """A mrkdwn text object; ``value`` must already be escaped."""
+    return {"type": "mrkdwn", "text": _cut(value, limit) or " "}
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": plain(label), "value": value[:150]}
+
+
+def _control(control: Button | Select) -> Block:
+    if isinstance(control, Button):
+        element: Block = {
+            "type": "button",
+            "text": plain(control.label),
+            "action_id": control.action_id,
+        }
+        if control.url:
+            element["url"] = control.url
+        else:
+            element["value"] = control.action_id
+        if control.style in ("primary", "danger"):
+            element["style"] = control.style
+        return element
+    options = [_option(o.label, o.value) for o in control.options][:100]
+    if control.overflow:
+        return {"type": "overflow", "action_id": control.action_id, "options": options[:5]}
+    return {
+        "type": "static_select",
+        "action_id": control.action_id,
+        "placeholder": plain(control.placeholder),
+        "options": options,
+    }
+
+
+def _reassign_control(card: Card, locale: str) -> Block | None:
+    """Leads and managers reassign with a user picker; shown while the inquiry is open."""
+    for control in card.actions:
+        try:
+            verb, number = decode_action(control.action_id)
+        except BadActionId:
+            continue
+        if verb in (Verb.CLAIM, Verb.RELEASE):
+            return {
+                "type": "users_select",
+                "action_id": encode_action(Verb.REASSIGN, number),
+                "placeholder": plain(text(locale, "button.reassign")),
+            }
+    return None
+
+
+def fallback_text(card: Card, locale: str) -> str:
+    """The notification / screen-reader text of a card (escaped)."""
+    return escape_slack(f"{card.badge.label}: {card.title}")[:3000]
+
+
+def render_card(card: Card, *, locale: str, mentions: tuple[str, ...] = ()) -> list[Block]:
+    """The card as Block Kit blocks. ``mentions`` are Slack user ids to ping (nudges)."""
+    emoji = STATUS_EMOJI.get(card.badge.status, ":white_circle:")
+    head = f"{emoji} *{escape_slack(card.badge.label)}*  ·  *{escape_slack(card.title)}*"
+    if card.priority in ("high", "vip"):
+        head += f"  ·  :warning: {escape_slack(text(locale, f'priority.{card.priority}'))}"
+    blocks: list[Block] = [{"type": "section", "block_id": "head", "text": mrkdwn(head)}]
+    if card.fields:
+        fields = [
+            mrkdwn(f"*{escape_slack(f.label)}*\n{escape_slack(f.value)}", 2000)
+            for f in card.fields[:10]
+        ]
+        blocks.append({"type": "section", "block_id": "fields", "fields": fields})
+    if card.snippet:
+        quoted = "\n".join(
+            "> " + line
+            for line in escape_slack(_cut(card.snippet, 600)).splitlines()
+            if line.strip()
+        )
+        if quoted:
+            blocks.append({"type": "section", "block_id": "snippet", "text": mrkdwn(quoted)})
+    context = [mrkdwn(escape_slack(n), 300) for n in card.notes[:5]]
+    if card.context:
+        context.append(mrkdwn(escape_slack(card.context), 300))
+    if mentions:
+        context.append(mrkdwn(" ".join(f"<@{m}>" for m in mentions if m.isalnum())))
+    if context:
+        blocks.append({"type": "context", "block_id": "context", "elements": context[:10]})
+    elements = [_control(c) for c in card.actions]
+    reassign = _reassign_control(card, locale)
+    if reassign is not None:
+        elements.append(reassign)
+    if elements:
+        blocks.append(
+            {"type": "actions", "block_id": f"actions-{card.key}", "elements": elements[:25]}
+        )
+    return blocks
+
+
+def render_text(value: str) -> list[Block]:
+    """A plain message (thread note, DM text) as a single escaped section."""
+    return [{"type": "section", "text": mrkdwn(escape_slack(value))}]
+
+
+def _modal_shell(inquiry_id: int, locale: str, *, submit: bool) -> Block:
+    view: Block = {
+        "type": "modal",
+        "callback_id": REPLY_CALLBACK,
+        "private_metadata": json.dumps({"inquiry": inquiry_id}),
+        "title": plain(f"{text(locale, 'button.reply')} #{inquiry_id}", 24),
+        "close": plain(text(locale, "slack.cancel"), 24),
+        "blocks": [],
+    }
+    if submit:
+        view["submit"] = plain(text(locale, "slack.send"), 24)
+    return view
+
+
+def loading_modal(inquiry_id: int, *, locale: str) -> Block:
+    """What ``views.open`` shows at once (the trigger expires in 3 s); updated with the draft."""
+    view = _modal_shell(inquiry_id, locale, submit=False)
+    view["blocks"] = [
+        {"type": "section", "text": mrkdwn(escape_slack(text(locale, "slack.loading")))}
+    ]
+    return view
+
+
+def message_modal(inquiry_id: int, message: str, *, locale: str) -> Block:
+    """A modal that only says something (a refusal: not a rep, not the owner)."""
+    view = _modal_shell(inquiry_id, locale, submit=False)
+    view["blocks"] = [{"type": "section", "text": mrkdwn(escape_slack(message))}]
+    return view
+
+
+def body_block_id(template: str) -> str:
+    """The body input's block id changes with the template, so Slack shows the new text."""
+    return f"body-{template or 'none'}"[:255]
+
+
+def reply_modal(draft: ReplyDraft, *, locale: str) -> Block:
+    """The reply editor: template picker, subject, editable body, Send."""
+    view = _modal_shell(draft.inquiry_id, locale, submit=True)
+    meta = {"inquiry": draft.inquiry_id, "template": draft.template}
+    view["private_metadata"] = json.dumps(meta)
+    blocks: list[Block] = [
+        {
+            "type": "context",
+            "elements": [
+                mrkdwn(f"*{escape_slack(text(locale, 'slack.to'))}* {escape_slack(draft.to)}")
+            ],
+        },
+    ]
+    if draft.templates:
+        options = [
+            _option(f"{t.title} ({t.language})", f"{t.language}/{t.name}") for t in draft.templates
+        ][:100]
+        picker: Block = {
+            "type": "static_select",
+            "action_id": TEMPLATE_ACTION,
+            "placeholder": plain(text(locale, "slack.template")),
+            "options": options,
+        }
+        chosen = next((o for o in options if o["value"] == draft.template), None)
+        if chosen is not None:
+            picker["initial_option"] = chosen
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": "template",
+                "text": mrkdwn(escape_slack(text(locale, "slack.template"))),
+                "accessory": picker,
+            }
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": SUBJECT_BLOCK,
+            "label": plain(text(locale, "slack.subject")),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": SUBJECT_BLOCK,
+                "initial_value": draft.subject[:3000],
+            },
+        }
+    )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": body_block_id(draft.template),
+            "label": plain(text(locale, "slack.body")),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": BODY_ACTION,
+                "multiline": True,
+                "initial_value": draft.body[:3000],
+                "max_length": 3000,
+            },
+        }
+    )
+    if draft.error:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [mrkdwn(":warning: " + escape_slack(draft.error), 2000)],
+            }
+        )
+    view["blocks"] = blocks
+    return view

@@ -1,0 +1,143 @@
+"""Block Kit rendering: escaping of customer text, controls, modal shapes (pure)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from cards.inquiry_card import InquiryView, build_inquiry_card
+from cards.reply_form import ReplyDraft, TemplateInfo
+from connectors.slack.events import parse_block_actions, parse_reply_submission
+from connectors.slack.render import body_block_id, fallback_text, render_card, reply_modal
+from tests.support.slack import fixture
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+EVIL = "<!channel> <http://x|click> @here *bold* <@U123>"
+
+
+def _card(**overrides: object) -> object:
+    data: dict[str, object] = dict(
+        number=1042,
+        version=3,
+        team="sales",
+        status="new",
+        priority="high",
+        subject=EVIL,
+        snippet=f"Hi\n{EVIL}\n> quoted",
+        source="website",
+        contact_name="@everyone Maria",
+        contact_email="m@buyer.example",
+        company="<b>ACME</b>",
+        country="ES",
+        language="en",
+        received_at=NOW,
+        link_url="http://claimdesk.test/web/inquiries/1042",
+    )
+    data.update(overrides)
+    return build_inquiry_card(InquiryView(**data), now=NOW, locale="en")  # type: ignore[arg-type]
+
+
+def _mrkdwn_texts(blocks: list[dict[str, object]]) -> list[str]:
+    out: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                out.append(str(node["text"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return out
+
+
+def test_customer_text_cannot_ping_link_or_format() -> None:
+    card = _card()
+    blocks = render_card(card, locale="en")  # type: ignore[arg-type]
+    texts = "\n".join(_mrkdwn_texts(blocks))
+    assert (
+        "<!channel>" not in texts
+        and "<http" not in texts
+        and "<@U123>" not in texts
+        and "<b>" not in texts
+    )
+    assert "&lt;!channel&gt; &lt;http://x|click&gt;" in texts
+    assert "@here" not in texts and "@everyone" not in texts  # broken by an invisible joiner
+    assert "@\u2060here" in texts
+    # the customer's "> quoted" line does not become a quote: only our own prefix quotes
+    assert "&gt; quoted" in texts
+    fallback = fallback_text(card, "en")  # type: ignore[arg-type]
+    assert "<" not in fallback and "@here" not in fallback
+
+
+def test_controls_for_a_new_card() -> None:
+    blocks = render_card(_card(), locale="en")  # type: ignore[arg-type]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    kinds = {e["action_id"]: e for e in actions["elements"]}
+    assert (
+        kinds["cd1:claim:1042"]["type"] == "button"
+        and kinds["cd1:claim:1042"]["style"] == "primary"
+    )
+    assert kinds["cd1:status:1042"]["type"] == "static_select"
+    assert {o["value"] for o in kinds["cd1:status:1042"]["options"]} >= {"spam"}
+    assert (
+        kinds["cd1:snooze:1042"]["type"] == "overflow"
+        and 2 <= len(kinds["cd1:snooze:1042"]["options"]) <= 5
+    )
+    assert kinds["cd1:open:1042"]["url"] == "http://claimdesk.test/web/inquiries/1042"
+    assert kinds["cd1:reassign:1042"]["type"] == "users_select"
+    assert all(len(e.get("text", {}).get("text", "")) <= 75 for e in actions["elements"])
+
+
+def test_closed_card_has_no_claim_or_reassign() -> None:
+    blocks = render_card(_card(status="won", outcome_reason="PI signed"), locale="en")  # type: ignore[arg-type]
+    ids = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert "cd1:claim:1042" not in ids and "cd1:reassign:1042" not in ids
+
+
+def test_reply_modal_shape_and_limits() -> None:
+    draft = ReplyDraft(
+        1042,
+        "m@buyer.example",
+        "Re: <!channel> [#1042]",
+        "Dear Maria,\n",
+        "en/thank_you",
+        (
+            TemplateInfo("en", "thank_you", "Thank you", ""),
+            TemplateInfo("en", "quotation", "Quotation", ""),
+        ),
+        error="",
+    )
+    view = reply_modal(draft, locale="en")
+    assert view["type"] == "modal" and len(view["title"]["text"]) <= 24
+    assert json.loads(view["private_metadata"]) == {"inquiry": 1042, "template": "en/thank_you"}
+    ids = [b.get("block_id") for b in view["blocks"]]
+    assert body_block_id("en/thank_you") in ids and "subject" in ids
+    subject = next(b for b in view["blocks"] if b.get("block_id") == "subject")
+    assert (
+        subject["element"]["initial_value"] == "Re: <!channel> [#1042]"
+    )  # an input value, not mrkdwn
+
+
+def test_fixture_payloads_parse() -> None:
+    button = parse_block_actions(fixture("block_actions_button.json", action_id="cd1:claim:7"))
+    assert [(c.action_id, c.user, c.channel, c.message_ts) for c in button] == [
+        ("cd1:claim:7", "UALICE", "CSALES", "1700000000.000100")
+    ]
+    select = parse_block_actions(
+        fixture("block_actions_static_select.json", action_id="cd1:status:7")
+    )
+    assert select[0].value == "waiting"
+    overflow = parse_block_actions(fixture("block_actions_overflow.json", action_id="cd1:snooze:7"))
+    assert overflow[0].value == "4h"
+    assert button[0].dedupe_key != overflow[0].dedupe_key
+    submission = parse_reply_submission(fixture("view_submission.json"))
+    assert (submission.inquiry_id, submission.template, submission.body_block) == (
+        1001,
+        "en/thank_you",
+        "body-en/thank_you",
+    )
+    assert submission.subject.startswith("Re: Quotation") and "our offer follows" in submission.body
