@@ -24,8 +24,10 @@ from bot.ingest import InboundMessage, ingest
 from bot.live_feed import LiveFeed
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
+from bot.slack_app import SlackBot
 from config.schema import Settings, parse_duration_minutes
 from connectors.channels import ChatChannel
+from connectors.slack.channel import SlackChannel
 from connectors.web.auth import Signer
 from connectors.web.inbox import WebInbox
 from connectors.webhooks import InboundForm, IntakeReceipt, webhook_routes
@@ -47,6 +49,7 @@ class Service:
     templates: ReplyTemplates
     signer: Signer
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    slack: SlackBot | None = None
 
     @classmethod
     async def create(
@@ -69,13 +72,15 @@ class Service:
             clock=clock,
             channels=dict(channels or {}),
         )
+        if settings.slack.bot_token and "slack" not in ctx.channels:
+            ctx.channels["slack"] = SlackChannel.from_settings(settings.slack)
         security = settings.security
         signer = Signer(
             security.secret_key,
             login_max_age=parse_duration_minutes(security.login_link_max_age) * 60,
             session_max_age=parse_duration_minutes(security.session_max_age) * 60,
         )
-        return cls(
+        service = cls(
             ctx=ctx,
             feed=LiveFeed(ctx, poll_seconds=feed_poll_seconds),
             worker=OutboxWorker(ctx, worker_settings),
@@ -84,6 +89,16 @@ class Service:
             ),
             signer=signer,
         )
+        slack_channel = ctx.channels.get("slack")
+        if isinstance(slack_channel, SlackChannel) and settings.slack.signing_secret:
+            service.slack = SlackBot(
+                ctx,
+                slack_channel,
+                service.templates,
+                signing_secret=settings.slack.signing_secret,
+                app_token=settings.slack.app_token,
+            )
+        return service
 
     async def intake(self, form: InboundForm) -> IntakeReceipt:
         hook = self.ctx.settings.webhook(form.webhook)
@@ -124,6 +139,11 @@ class Service:
 
     async def close(self) -> None:
         await self.stop_background()
+        if self.slack is not None:
+            await self.slack.stop()
+        slack_channel = self.ctx.channels.get("slack")
+        if isinstance(slack_channel, SlackChannel):
+            await slack_channel.close()
         await self.ctx.engine.dispose()
 
     def web_app(self, *, background: bool = True) -> web.Application:
@@ -145,13 +165,19 @@ class Service:
                 web.get("/", self.root),
             ]
         )
+        if self.slack is not None:
+            app.add_routes(self.slack.routes())
         if background:
             app.cleanup_ctx.append(self._background)
         return app
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         self.start_background()
+        if self.slack is not None:
+            await self.slack.start()
         yield
+        if self.slack is not None:
+            await self.slack.stop()
         await self.stop_background()
 
     async def root(self, request: web.Request) -> web.Response:
