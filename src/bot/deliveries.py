@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 from sqlmodel import col, select
 
 from bot.card_sync import queue_card_updates
+from bot.clock import direct_card
 from bot.context import AppContext
+from bot.digest import deliver_group_post
+from bot.mail_intake import open_mailbox
 from bot.views import card_for
+from config.schema import MailboxSettings
 from connectors.channels import DeliveryError, PostedCard
+from connectors.mail.imap import ImapError
 from connectors.mail.smtp import OutgoingEmail, build_reply, send_email
 from store import inquiries as repo
+from store import outbox
 from store.engine import transaction
 from store.models import CardRef, Lane, Message, Outbox, OutboxState
 
@@ -36,18 +43,23 @@ async def deliver(ctx: AppContext, row: Outbox) -> None:
     """Deliver ``row`` or raise ``DeliveryError`` / ``RetrySoon``."""
     if row.kind == "email.send":
         await _send_email(ctx, row)
+    elif row.kind == "email.file_sent":
+        await _file_sent_copy(ctx, row)
     elif row.kind in ("card.post", "card.update", "thread.post"):
         await _card(ctx, row)
     elif row.kind == "dm":
         channel = ctx.channels.get(row.channel)
         if channel is None:
             raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
+        card = await direct_card(ctx, row)  # escalations carry the inquiry with Claim / Reassign
         await channel.send_direct(
             row.destination,
-            None,
+            card,
             str(row.payload.get("text", "")),
             locale=str(row.payload.get("locale", "en")),
         )
+    elif row.kind == "group.post":
+        await deliver_group_post(ctx, row)
     else:
         raise DeliveryError(f"unknown outbox kind {row.kind!r}", permanent=True)
 
@@ -146,12 +158,35 @@ async def _send_email(ctx: AppContext, row: Outbox) -> None:
     mailbox = ctx.settings.mailbox(row.destination)
     if mailbox is None:
         raise DeliveryError(f"mailbox {row.destination!r} is no longer configured", permanent=True)
-    email = build_reply(
+    email = _reply_email(mailbox, message, str(row.payload.get("to_name", "")))
+    await send_email(mailbox, email)
+    async with transaction(ctx.sessions) as session:
+        stored = await session.get(Message, message_pk)
+        if stored is not None:
+            stored.delivery = "sent"
+            session.add(stored)
+        if mailbox.imap_host and mailbox.sent_folder:
+            await outbox.enqueue(
+                session,
+                key=f"email.file_sent:{message_pk}",
+                channel="imap",
+                kind="email.file_sent",
+                destination=mailbox.name,
+                inquiry_id=row.inquiry_id,
+                now=ctx.clock(),
+                lane=Lane.BULK,
+                payload=dict(row.payload),
+            )
+    ctx.outbox_ready.fire()
+
+
+def _reply_email(mailbox: MailboxSettings, message: Message, to_name: str) -> EmailMessage:
+    return build_reply(
         mailbox,
         OutgoingEmail(
             message_id=message.message_id,
             to_address=message.to_address,
-            to_name=str(row.payload.get("to_name", "")),
+            to_name=to_name,
             subject=message.subject,
             text=message.text,
             in_reply_to=message.in_reply_to,
@@ -159,12 +194,26 @@ async def _send_email(ctx: AppContext, row: Outbox) -> None:
             date=message.created_at,
         ),
     )
-    await send_email(mailbox, email)
+
+
+async def _file_sent_copy(ctx: AppContext, row: Outbox) -> None:
+    """Append the sent reply to the mailbox's Sent folder, so the shared mailbox stays the full record."""
+    mailbox = ctx.settings.mailbox(row.destination)
+    if mailbox is None or not mailbox.imap_host:
+        return
     async with transaction(ctx.sessions) as session:
-        stored = await session.get(Message, message_pk)
-        if stored is not None:
-            stored.delivery = "sent"
-            session.add(stored)
+        message = await session.get(Message, int(row.payload["message"]))
+    if message is None:
+        return
+    raw = _reply_email(mailbox, message, str(row.payload.get("to_name", ""))).as_bytes()
+    box = open_mailbox(mailbox)
+    try:
+        await box.connect()
+        await box.append(mailbox.sent_folder, raw, (r"\Seen",))
+    except ImapError as exc:
+        raise DeliveryError(f"copy to {mailbox.sent_folder} failed: {exc}") from exc
+    finally:
+        await box.close()
 
 
 async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:

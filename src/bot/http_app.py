@@ -18,10 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot.api import api_routes
+from bot.clock import ClockSettings, Scheduler
 from bot.context import AppContext, Clock
 from bot.inbox_backend import WebInboxBackend
 from bot.ingest import InboundMessage, ingest
 from bot.live_feed import LiveFeed
+from bot.mail_intake import MailboxIntake
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
 from bot.slack_app import SlackBot
@@ -49,7 +51,9 @@ class Service:
     templates: ReplyTemplates
     signer: Signer
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    mail_intakes: list[MailboxIntake] = field(default_factory=list)
     slack: SlackBot | None = None
+    scheduler: Scheduler | None = None
 
     @classmethod
     async def create(
@@ -61,6 +65,7 @@ class Service:
         worker_settings: WorkerSettings | None = None,
         feed_poll_seconds: float = 1.0,
         run_migrations: bool = True,
+        clock_settings: ClockSettings | None = None,
     ) -> Service:
         engine = create_engine(settings.store.url)
         if run_migrations:
@@ -88,6 +93,7 @@ class Service:
                 settings.templates.directory, settings.templates.default_language
             ),
             signer=signer,
+            scheduler=Scheduler(ctx, clock_settings),
         )
         slack_channel = ctx.channels.get("slack")
         if isinstance(slack_channel, SlackChannel) and settings.slack.signing_secret:
@@ -128,10 +134,20 @@ class Service:
 
     def start_background(self) -> None:
         self.tasks = [asyncio.create_task(self.worker.run()), asyncio.create_task(self.feed.run())]
+        if self.scheduler is not None:
+            self.tasks.append(asyncio.create_task(self.scheduler.run()))
+        self.mail_intakes = [
+            MailboxIntake(self.ctx, box) for box in self.ctx.settings.mailboxes if box.imap_host
+        ]
+        self.tasks.extend(asyncio.create_task(intake.run()) for intake in self.mail_intakes)
 
     async def stop_background(self) -> None:
         self.worker.stop()
         self.feed.stop()
+        for intake in self.mail_intakes:
+            intake.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)
@@ -186,7 +202,7 @@ class Service:
     async def healthz(self, request: web.Request) -> web.Response:
         try:
             async with transaction(self.ctx.sessions) as session:
-                await session.execute(text("SELECT 1"))
+                await (await session.connection()).execute(text("SELECT 1"))
                 pending = await outbox.pending_counts(session)
         except Exception as exc:
             log.warning("health check failed", exc_info=True)

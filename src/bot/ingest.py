@@ -12,19 +12,18 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.card_sync import queue_card_updates, queue_new_cards
 from bot.context import AppContext
-from config.schema import parse_duration_minutes
+from bot.sla import due_after, sla_for
 from routing.language import detect_language
 from routing.rules import RoutingInput, route
 from store import inquiries as repo
 from store.engine import transaction
-from store.models import Inquiry, Lane, Message, Status
+from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,9 @@ class InboundMessage:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     attachments: tuple[dict[str, Any], ...] = ()
+    blobs: tuple[
+        tuple[str, str, bytes], ...
+    ] = ()  # (filename, content type, bytes) kept for download
     team: str = ""  # the source's team, used when no rule matches
     mailbox: str = ""  # the mailbox replies go out through
     fields: dict[str, Any] = field(default_factory=dict)
@@ -144,6 +146,34 @@ def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
     )
 
 
+async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
+    """The message row plus the bytes of its attachments (ids linked in its metadata)."""
+    message = _message(inquiry_id, msg, now)
+    session.add(message)
+    if msg.blobs:
+        await session.flush()
+        assert message.id is not None
+        kept: dict[str, int] = {}
+        for filename, content_type, data in msg.blobs:
+            blob = AttachmentBlob(
+                message_id=message.id,
+                filename=filename,
+                content_type=content_type,
+                size=len(data),
+                data=data,
+            )
+            session.add(blob)
+            await session.flush()
+            assert blob.id is not None
+            kept.setdefault(filename, blob.id)
+        message.attachments = [
+            {**a, "blob": kept[a["filename"]]} if a.get("filename") in kept else a
+            for a in message.attachments
+        ]
+        session.add(message)
+    return message
+
+
 async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
     now = ctx.clock()
     language = msg.language or detect_language(f"{msg.subject}\n{msg.text}")
@@ -170,7 +200,9 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         default_team=msg.team,
     )
     team = ctx.settings.team(decision.team)
-    claim_due = now + timedelta(minutes=parse_duration_minutes(team.sla.claim_within))
+    claim_due = due_after(
+        team, now, sla_for(team, decision.priority).claim_within, priority=decision.priority
+    )
     status = Status.SPAM if decision.spam else Status.NEW
     assert contact.id is not None
     inquiry = Inquiry(
@@ -201,7 +233,7 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
     session.add(inquiry)
     await session.flush()
     assert inquiry.id is not None
-    session.add(_message(inquiry.id, msg, now))
+    await _store_message(session, inquiry.id, msg, now)
     repo.add_event(
         session,
         inquiry,
@@ -231,7 +263,7 @@ async def _add_to_thread(
     """A customer answer: attach it; an answered or waiting item goes back to its owner."""
     now = ctx.clock()
     assert inquiry.id is not None
-    session.add(_message(inquiry.id, msg, now))
+    await _store_message(session, inquiry.id, msg, now)
     values: dict[str, Any] = {"last_customer_message_at": now}
     before = inquiry.status
     if inquiry.status in (

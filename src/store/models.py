@@ -12,7 +12,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime
@@ -246,3 +256,16 @@ class RepIdentity(SQLModel, table=True):
     platform_user_id: str = Field(primary_key=True)
     rep_id: str = Field(index=True)
     created_at: datetime = _ts(nullable=False)
+
+
+class AttachmentBlob(SQLModel, table=True):
+    """The bytes of an attachment (kept up to the mailbox's size limit), served to reps on demand."""
+
+    __tablename__ = "attachment_blob"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = ""
+    content_type: str = "application/octet-stream"
+    size: int = 0
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

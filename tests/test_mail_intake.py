@@ -1,0 +1,285 @@
+"""Mailbox intake against a real Dovecot and a real SMTP server: new mail becomes an inquiry,
+our reply goes out threaded and is filed in Sent, the customer's answer threads back,
+bounces and auto-replies create nothing, and a crash mid-fetch loses and duplicates nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.http_app import Service
+from bot.mail_intake import MailboxIntake, open_mailbox
+from bot.replies import send_reply
+from connectors.mail.parse import parse_email
+from store.engine import transaction
+from store.models import Inquiry, MailboxState
+from tests.support.dovecot_fixtures import ImapAccount, dovecot, imap_account
+from tests.support.mail_corpus import load_manifest, require_corpus
+
+__all__ = ["dovecot", "imap_account"]
+pytestmark = pytest.mark.dovecot
+
+
+def mail(
+    subject: str,
+    *,
+    sender: str = "Olga Petrova <olga@buyer.example>",
+    msgid: str = "",
+    extra: str = "",
+    body: str = "Dear sales team,\r\nplease quote 500 pcs.\r\n",
+) -> bytes:
+    headers = f"From: {sender}\r\nTo: sales@seller.test\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 08:00:00 +0000\r\n"
+    if msgid:
+        headers += f"Message-ID: {msgid}\r\n"
+    return (
+        headers
+        + extra
+        + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + body
+    ).encode()
+
+
+def mailbox_config(account: ImapAccount, smtp_port: int) -> dict[str, Any]:
+    return {
+        "name": "sales",
+        "from_address": "sales@seller.test",
+        "from_name": "Seller Co",
+        "team": "sales",
+        "imap_host": account.server.host,
+        "imap_port": account.server.port,
+        "imap_tls": "none",
+        "imap_user": account.user,
+        "imap_password": account.password,
+        "folder": "INBOX",
+        "sent_folder": "Sent",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_tls": "none",
+        "backfill_days": 100000,
+    }
+
+
+@pytest.fixture
+async def setup(
+    sqlite_url: str, make_settings: Any, service_factory: Any, imap_account: ImapAccount, smtp: Any
+) -> tuple[Service, MailboxIntake, ImapAccount]:
+    settings = make_settings(sqlite_url, mailboxes=[mailbox_config(imap_account, smtp.port)])
+    service = await service_factory(settings)
+    return service, MailboxIntake(service.ctx, settings.mailboxes[0]), imap_account
+
+
+async def sync(intake: MailboxIntake) -> list[Any]:
+    box = open_mailbox(intake.box)
+    await box.connect()
+    try:
+        return await intake.sync_once(box)
+    finally:
+        await box.close()
+
+
+async def inquiries(service: Service) -> list[Inquiry]:
+    async with transaction(service.ctx.sessions) as session:
+        return list((await session.exec(select(Inquiry))).all())
+
+
+async def test_mail_to_inquiry_reply_filed_and_answer_threads(setup: Any, smtp: Any) -> None:
+    service, intake, account = setup
+    account.append(
+        mail(
+            "Запрос цены на LED панели",
+            msgid="<q1@buyer.example>",
+            body="Здравствуйте! Нужна цена на 500 панелей 600x600.\r\n",
+        )
+    )
+    outcomes = await sync(intake)
+    assert [o.action for o in outcomes] == ["created"]
+    number = outcomes[0].inquiry_id
+    [inquiry] = await inquiries(service)
+    assert (inquiry.id, inquiry.source, inquiry.source_kind, inquiry.team) == (
+        number,
+        "sales",
+        "mail",
+        "sales",
+    )
+    assert inquiry.contact_email == "olga@buyer.example"
+    assert inquiry.subject == "Запрос цены на LED панели"
+    assert inquiry.language == "ru"
+    assert "$Claimdesk" in account.server.flags(account.user, 1)  # processed on the server
+
+    # reply: SMTP delivery with threading headers, then a copy in Sent
+    assert (
+        await send_reply(
+            service.ctx,
+            inquiry_id=number,
+            platform="web",
+            user="alice",
+            subject=f"Re: Запрос цены [#{number}]",
+            body="Здравствуйте, Ольга!\nЦена: 12 USD.",
+        )
+    ).ok
+    await service.worker.drain()
+    await service.worker.drain()
+    [sent] = smtp.messages
+    assert sent.message["In-Reply-To"] == "<q1@buyer.example>"
+    assert "<q1@buyer.example>" in sent.message["References"]
+    assert account.server.uids(account.user, "Sent"), "the reply was not filed in Sent"
+
+    # the customer answers our reply: it threads into the same inquiry, back to the owner
+    our_id = sent.message["Message-ID"].strip()
+    account.append(
+        mail(
+            f"Re: Запрос цены [#{number}]",
+            msgid="<q2@buyer.example>",
+            extra=f"In-Reply-To: {our_id}\r\nReferences: <q1@buyer.example> {our_id}\r\n",
+            body="Спасибо, берём 1000 шт.\r\n",
+        )
+    )
+    outcomes = await sync(intake)
+    assert [(o.action, o.inquiry_id) for o in outcomes] == [("threaded", number)]
+    [inquiry] = await inquiries(service)
+    assert inquiry.status == "claimed"
+    assert inquiry.assignee == "alice"
+
+    # fallback threading by the [#N] tag when the client dropped the headers
+    account.append(mail(f"Re: [#{number}] one more question", msgid="<q3@buyer.example>"))
+    outcomes = await sync(intake)
+    assert [(o.action, o.inquiry_id) for o in outcomes] == [("threaded", number)]
+    assert len(await inquiries(service)) == 1
+
+
+async def test_auto_replies_bounces_and_duplicates_create_nothing(setup: Any, smtp: Any) -> None:
+    service, intake, account = setup
+    account.append(mail("Need a quote", msgid="<a1@buyer.example>"))
+    [created] = await sync(intake)
+    assert (
+        await send_reply(
+            service.ctx,
+            inquiry_id=created.inquiry_id,
+            platform="web",
+            user="bob",
+            subject="Re",
+            body="Hello",
+        )
+    ).ok
+    await service.worker.drain()
+    our_id = smtp.messages[0].message["Message-ID"].strip()
+
+    account.append(
+        mail(
+            "Automatic reply: out of office",
+            sender="olga@buyer.example",
+            msgid="<oof@buyer.example>",
+            extra="Auto-Submitted: auto-replied\r\n",
+        )
+    )
+    account.append(
+        mail("Need a quote", msgid="<a1@buyer.example>")
+    )  # the same mail again (CC to a second address)
+    bounce = (
+        "From: Mail Delivery System <MAILER-DAEMON@seller.test>\r\nTo: sales@seller.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <bounce1@seller.test>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; seller.test\r\n\r\nFinal-Recipient: rfc822; olga@buyer.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {our_id}\r\nSubject: Re\r\n\r\n--b--\r\n"
+    ).encode()
+    account.append(bounce)
+    outcomes = await sync(intake)
+    assert [o.action for o in outcomes] == ["skipped:auto_reply", "duplicate", "bounce"]
+    assert len(await inquiries(service)) == 1
+    detail = await service_detail(service, created.inquiry_id)
+    assert detail["messages"][-1]["delivery"].startswith("failed: bounced by olga@buyer.example")
+    assert detail["timeline"][-1]["kind"] == "delivery_failed"
+
+
+async def service_detail(service: Service, number: int) -> Any:
+    from bot.api import inquiry_json
+    from store import inquiries as repo
+
+    async with transaction(service.ctx.sessions) as session:
+        inquiry = await repo.get_inquiry(session, number)
+        body = inquiry_json(service.ctx, inquiry, None)
+        body["messages"] = [{"delivery": m.delivery} for m in await repo.messages(session, number)]
+        body["timeline"] = [{"kind": e.kind} for e in await repo.timeline(session, number)]
+    return body
+
+
+async def test_crash_mid_fetch_then_restart_gives_exactly_one_inquiry_each(setup: Any) -> None:
+    service, intake, account = setup
+    for n in range(12):
+        account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<m{n}@example.com>")
+        )
+
+    calls = 0
+    original = intake.handle
+
+    async def crashing_handle(fetched: Any, *, first_start: bool = False) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 6:
+            raise ConnectionResetError("connection dropped mid-fetch")
+        return await original(fetched, first_start=first_start)
+
+    intake.handle = crashing_handle  # type: ignore[method-assign]
+    with pytest.raises(ConnectionResetError):
+        await sync(intake)
+    intake.handle = original  # type: ignore[method-assign]
+
+    restarted = MailboxIntake(
+        service.ctx, intake.box
+    )  # a new process: state comes from the database
+    await sync(restarted)
+    rows = await inquiries(service)
+    assert sorted(r.subject for r in rows) == sorted(f"Inquiry {n}" for n in range(12))
+    async with transaction(service.ctx.sessions) as session:
+        state = await session.get(MailboxState, ("sales", "INBOX"))
+    assert state is not None
+    assert state.last_uid == 12
+
+
+async def test_uidvalidity_change_does_not_reingest(setup: Any) -> None:
+    service, intake, account = setup
+    for n in range(3):
+        account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<u{n}@example.com>")
+        )
+    await sync(intake)
+    async with transaction(
+        service.ctx.sessions
+    ) as session:  # the server "was rebuilt": new UIDVALIDITY
+        state = await session.get(MailboxState, ("sales", "INBOX"))
+        assert state is not None
+        state.uidvalidity += 1
+        session.add(state)
+    # the processed flags are gone too (mail restored from a backup without keywords)
+    with account.server.imap(account.user) as client:
+        client.select("INBOX")
+        client.uid("STORE", "1:*", "-FLAGS", "($Claimdesk)")
+    outcomes = await sync(intake)
+    assert [o.action for o in outcomes] == ["duplicate", "duplicate", "duplicate"]
+    assert len(await inquiries(service)) == 3
+
+
+async def test_the_corpus_through_dovecot_into_inquiries(setup: Any) -> None:
+    """Every corpus message goes through IMAP and ingest without an error; bounces and receipts make no inquiry."""
+    service, intake, account = setup
+    require_corpus()
+    rows = load_manifest()
+    for row in rows:
+        account.append(row.path.read_bytes())
+    outcomes = await sync(intake)
+    assert len(outcomes) == len(rows)
+    by_uid = {o.uid: o for o in outcomes}
+    for uid, row in enumerate(rows, start=1):
+        outcome = by_uid[uid]
+        parsed = parse_email(row.path.read_bytes())
+        if parsed.kind in ("bounce", "receipt", "auto_reply"):
+            assert outcome.inquiry_id is None or outcome.action == "bounce", row.file
+        else:
+            assert outcome.action in ("created", "duplicate", "threaded", "skipped:own_message"), (
+                row.file,
+                outcome,
+            )
