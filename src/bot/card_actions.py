@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from bot.card_sync import queue_card_updates
 from bot.context import AppContext
+from bot.sla import due_after, sla_for
 from cards.actions import Action, ActionOutcome, Verb
 from cards.strings import duration_words, text
-from config.schema import parse_duration_minutes
 from store import inquiries as repo
 from store.engine import transaction
 from store.lifecycle import NEEDS_REASON, allowed_moves, is_open
@@ -138,7 +138,7 @@ async def _dispatch(
                 )
             return ActionOutcome(False, message, number, "lost_race")
         team = ctx.settings.team(current.team)
-        reply_due = now + timedelta(minutes=parse_duration_minutes(team.sla.first_reply_within))
+        reply_due = due_after(team, now, sla_for(team, current.priority).first_reply_within, priority=current.priority)
         current = await repo.change(
             session, current, now, reply_due_at=reply_due, next_due_at=reply_due, claim_due_at=None
         )
@@ -187,7 +187,7 @@ async def _dispatch(
                 ),
             )
         team = ctx.settings.team(inquiry.team)
-        due = now + timedelta(minutes=parse_duration_minutes(team.sla.claim_within))
+        due = due_after(team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority)
         before = inquiry.status
         updated = await repo.change(
             session,
