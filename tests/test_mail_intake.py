@@ -283,3 +283,44 @@ async def test_the_corpus_through_dovecot_into_inquiries(setup: Any) -> None:
                 row.file,
                 outcome,
             )
+
+
+async def test_attachments_are_listed_and_downloadable_by_the_team_only(
+    setup: Any, client_factory: Any
+) -> None:
+    from connectors.web.auth import login_link
+
+    service, intake, account = setup
+    pdf = b"%PDF-1.4 fake price list"
+    raw = (
+        "From: Olga <olga@buyer.example>\r\nTo: sales@seller.test\r\nSubject: Drawing attached\r\nMessage-ID: <att1@buyer.example>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n'
+        "--x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease see the drawing.\r\n"
+        '--x\r\nContent-Type: application/pdf; name="Zeichnung 1.pdf"\r\nContent-Disposition: attachment; filename="Zeichnung 1.pdf"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        + __import__("base64").b64encode(pdf).decode()
+        + "\r\n--x--\r\n"
+    ).encode()
+    account.append(raw)
+    [outcome] = await sync(intake)
+    http = await client_factory(service, background=False)
+    assert (
+        await http.get(login_link(service.signer, "", "alice"), allow_redirects=False)
+    ).status == 302
+    page = await (await http.get(f"/web/inquiries/{outcome.inquiry_id}")).text()
+    link = page.split('href="/web/attachments/')[1].split('"')[0]
+    assert "Zeichnung 1.pdf" in page
+    download = await http.get(f"/web/attachments/{link}")
+    assert download.status == 200
+    assert await download.read() == pdf
+    assert download.headers["Content-Disposition"].startswith(
+        'attachment; filename="Zeichnung 1.pdf"'
+    )
+
+    other = await client_factory(service, background=False)
+    assert (
+        await other.get(login_link(service.signer, "", "chen"), allow_redirects=False)
+    ).status == 302
+    assert (await other.get(f"/web/attachments/{link}")).status == 403
+    anonymous = await client_factory(service, background=False)
+    assert (await anonymous.get(f"/web/attachments/{link}")).status == 401

@@ -13,10 +13,18 @@ from bot.views import card_for
 from cards.actions import Action, ActionOutcome
 from cards.model import Card
 from cards.reply_form import ReplyDraft
-from connectors.web.inbox import InquiryDetail, MessageEntry, TeamInfo, TimelineEntry
+from connectors.web.inbox import (
+    AttachmentFile,
+    AttachmentLink,
+    InquiryDetail,
+    MessageEntry,
+    TeamInfo,
+    TimelineEntry,
+)
 from store import inquiries as repo
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES
+from store.models import AttachmentBlob, Inquiry, Message
 
 
 class WebInboxBackend:
@@ -74,7 +82,13 @@ class WebInboxBackend:
                     subject=m.subject,
                     text=m.text,
                     delivery=m.delivery,
-                    attachments=tuple(str(a.get("filename", "")) for a in m.attachments),
+                    attachments=tuple(
+                        AttachmentLink(
+                            str(a.get("filename", "")), int(a.get("size", 0)), a.get("blob")
+                        )
+                        for a in m.attachments
+                        if not a.get("inline")
+                    ),
                 )
                 for m in messages
             ),
@@ -98,6 +112,17 @@ class WebInboxBackend:
             body=body,
             template=template,
         )
+
+    async def attachment(self, blob_id: int) -> AttachmentFile | None:
+        async with transaction(self.ctx.sessions) as session:
+            blob = await session.get(AttachmentBlob, blob_id)
+            if blob is None:
+                return None
+            message = await session.get(Message, blob.message_id)
+            inquiry = await session.get(Inquiry, message.inquiry_id) if message else None
+        if inquiry is None:
+            return None
+        return AttachmentFile(inquiry.team, blob.filename, blob.content_type, blob.data)
 
     def subscribe(self, team: str) -> asyncio.Queue[Card]:
         return self.feed.subscribe(team)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -41,6 +42,25 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class AttachmentLink:
+    """An attachment as listed on the inquiry page; ``blob`` set when its bytes are kept."""
+
+    filename: str
+    size: int
+    blob: int | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    """The bytes of one attachment and the team whose reps may download it."""
+
+    team: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class MessageEntry:
     """One message of the conversation."""
 
@@ -50,7 +70,7 @@ class MessageEntry:
     subject: str
     text: str
     delivery: str = ""
-    attachments: tuple[str, ...] = ()
+    attachments: tuple[AttachmentLink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,8 @@ class InboxBackend(Protocol):
         self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str
     ) -> ActionOutcome: ...
 
+    async def attachment(self, blob_id: int) -> AttachmentFile | None: ...
+
     def subscribe(self, team: str) -> asyncio.Queue[Card]: ...
 
     def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None: ...
@@ -123,6 +145,16 @@ class WebInbox:
         self.signer = signer
         self.secure_cookies = secure_cookies
         self.heartbeat = heartbeat
+        self._closing = asyncio.Event()
+
+    async def close_streams(self, app: web.Application) -> None:
+        """``on_shutdown`` hook: end every open live stream so the server stops promptly.
+
+        aiohttp waits for running handlers on shutdown (60 s, then cancels the request,
+        then 60 s more): an open inbox tab would hold ``claimdesk serve`` for two
+        minutes. Browsers reconnect by themselves (``retry: 2000``) when it is back.
+        """
+        self._closing.set()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -136,6 +168,7 @@ class WebInbox:
             web.get("/web/inquiries/{id:\\d+}/reply", self.reply_page),
             web.post("/web/inquiries/{id:\\d+}/reply", self.reply_send),
             web.post("/web/logout", self.logout),
+            web.get("/web/attachments/{id:\\d+}", self.download),
         ]
 
     # -- session helpers -------------------------------------------------
@@ -269,6 +302,30 @@ class WebInbox:
             t=lambda key, **kw: text(team.locale, key, **kw),
         )
 
+    async def download(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        found = await self.backend.attachment(int(request.match_info["id"]))
+        if found is None:
+            raise web.HTTPNotFound(text="no such attachment")
+        self._team(rep, found.team)
+        safe = (
+            "".join(c if c.isalnum() or c in "._- " else "_" for c in found.filename)[:120]
+            or "attachment"
+        )
+        quoted = quote(found.filename or safe)
+        return web.Response(
+            body=found.data,
+            headers={
+                # never rendered by the browser: customer files may be HTML or SVG with scripts
+                "Content-Type": found.content_type
+                if "/" in found.content_type
+                else "application/octet-stream",
+                "Content-Disposition": f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quoted}",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+            },
+        )
+
     # -- actions -----------------------------------------------------------
     async def action(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
@@ -343,14 +400,21 @@ class WebInbox:
         )
         await response.prepare(request)
         queue = self.backend.subscribe(team.name)
+        closing = asyncio.ensure_future(self._closing.wait())
+        getter: asyncio.Future[Card] | None = None
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
-            while True:
-                try:
-                    card = await asyncio.wait_for(queue.get(), timeout=self.heartbeat)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
+            while not closing.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait(
+                    {getter, closing}, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not getter.done():
+                    getter.cancel()
+                    if not closing.done():
+                        await response.write(b": keep-alive\n\n")
                     continue
+                card = getter.result()
                 payload = json.dumps(
                     {
                         "key": card.key,
@@ -363,5 +427,8 @@ class WebInbox:
         except ConnectionResetError:
             pass
         finally:
+            closing.cancel()
+            if getter is not None:
+                getter.cancel()
             self.backend.unsubscribe(team.name, queue)
         return response
