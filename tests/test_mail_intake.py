@@ -324,3 +324,30 @@ async def test_attachments_are_listed_and_downloadable_by_the_team_only(
     assert (await other.get(f"/web/attachments/{link}")).status == 403
     anonymous = await client_factory(service, background=False)
     assert (await anonymous.get(f"/web/attachments/{link}")).status == 401
+
+
+def test_check_logs_in_to_imap(
+    imap_account: ImapAccount, smtp: Any, tmp_path: Any, capsys: Any
+) -> None:
+    from bot.cli import main
+
+    good = mailbox_config(imap_account, smtp.port)
+    bad = {**good, "name": "wrongpw", "imap_password": "nope"}
+    missing = {**good, "name": "nofolder", "folder": "Nowhere"}
+    lines = ['[security]\nsecret_key = "0123456789abcdef0123"\n[[teams]]\nname = "sales"\n']
+    for box in (good, bad, missing):
+        lines.append(
+            "[[mailboxes]]\n"
+            + "".join(
+                f"{k} = {v!r}\n".replace("'", '"') if isinstance(v, str) else f"{k} = {v}\n"
+                for k, v in box.items()
+            )
+        )
+    path = tmp_path / "c.toml"
+    path.write_text("".join(lines))
+    assert main(["--config", str(path), "check"]) == 1
+    out = capsys.readouterr().out
+    assert f"ok: mailbox sales: IMAP 127.0.0.1:{imap_account.server.port} folder INBOX" in out
+    assert "problem: mailbox wrongpw: IMAP" in out
+    assert "problem: mailbox nofolder: IMAP" in out
+    assert "Nowhere" in out

@@ -134,14 +134,39 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def _connector_problems(settings: Settings) -> list[str]:
     """Log in to every configured server; one readable line per failure."""
+    from connectors.mail.imap import check_login
     from connectors.mail.smtp import check_smtp
 
-    checks = [check_smtp(box) for box in settings.mailboxes if box.smtp_host]
-    results = await asyncio.gather(*checks)
-    for box, result in zip([b for b in settings.mailboxes if b.smtp_host], results, strict=True):
+    smtp_boxes = [b for b in settings.mailboxes if b.smtp_host]
+    imap_boxes = [b for b in settings.mailboxes if b.imap_host]
+    results = await asyncio.gather(
+        *(check_smtp(box) for box in smtp_boxes),
+        *(
+            check_login(
+                host=box.imap_host,
+                port=box.imap_port,
+                user=box.imap_user,
+                password=box.imap_password or None,
+                xoauth2_token=box.imap_xoauth2_token or None,
+                tls={"tls": True, "starttls": "starttls", "none": False}[box.imap_tls],  # type: ignore[arg-type]
+                folder=box.folder,
+            )
+            for box in imap_boxes
+        ),
+    )
+    labels = [f"mailbox {b.name}: SMTP {b.smtp_host}:{b.smtp_port}" for b in smtp_boxes]
+    labels += [
+        f"mailbox {b.name}: IMAP {b.imap_host}:{b.imap_port} folder {b.folder}" for b in imap_boxes
+    ]
+    problems = []
+    for label, result in zip(labels, results, strict=True):
         if result is None:
-            _out(f"ok: mailbox {box.name}: SMTP {box.smtp_host}:{box.smtp_port}")
-    return [r for r in results if r]
+            _out(f"ok: {label}")
+        elif label.split(": ")[1].startswith("IMAP"):
+            problems.append(f"{label}: {result}")
+        else:
+            problems.append(result)
+    return problems
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
