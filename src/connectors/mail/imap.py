@@ -338,6 +338,7 @@ class ImapMailbox:
         self._client: aioimaplib.IMAP4 | None = None
         self._lost: asyncio.Future[str] | None = None
         self._selected: FolderStatus | None = None
+        self._last_status: FolderStatus | None = None
         self._highest_uid = 0
         self._lock = asyncio.Lock()
         self._idle_interrupt: asyncio.Event | None = None
@@ -497,6 +498,7 @@ class ImapMailbox:
         if not task.done():
             task.cancel()
             await self._drop_quietly()
+            logger.warning("imap: connection to %s:%s lost during %s", self.host, self.port, what)
             raise ImapConnectionLost(
                 f"IMAP connection to {self.host}:{self.port} lost during {what}: {lost.result()}"
             )
@@ -565,7 +567,10 @@ class ImapMailbox:
             uidnext=next_uid,
             exists=int(exists.group(1)) if exists else 0,
         )
-        self._selected = status
+        previous = self._selected or self._last_status
+        if previous is not None and previous.uidvalidity != status.uidvalidity:
+            self._highest_uid = 0  # UIDs were renumbered: the old high-water mark means nothing
+        self._selected = self._last_status = status
         self._highest_uid = max(self._highest_uid, status.uidnext - 1)
         return status
 
@@ -761,6 +766,8 @@ class ImapMailbox:
             self._idle_interrupt = None
             if self.connected:
                 client.idle_done()
+            else:
+                idle_task.cancel()  # the session is gone; nothing will answer DONE
         await self._run("IDLE DONE", asyncio.wait_for(idle_task, self.timeout))
         return seen
 
