@@ -11,13 +11,26 @@ from cards.actions import Action, Verb
 from cards.model import Button, Select
 from store import inquiries as repo
 from tests.conftest import MovableClock
-from tests.support.clock import BERLIN, CHANNEL, Walk, berlin, clock_config, new_inquiry, recording_channel, summary
+from tests.support.clock import (
+    BERLIN,
+    CHANNEL,
+    Walk,
+    berlin,
+    clock_config,
+    new_inquiry,
+    recording_channel,
+    summary,
+)
 
 
-async def test_unclaimed_then_unanswered_ladder(db_url: str, make_settings: Any, service_factory: Any) -> None:
+async def test_unclaimed_then_unanswered_ladder(
+    db_url: str, make_settings: Any, service_factory: Any
+) -> None:
     clock = MovableClock(berlin(2026, 11, 27, 17, 20))  # a Friday, 40 minutes before closing
     channel = recording_channel()
-    service = await service_factory(make_settings(db_url, **clock_config()), channels={"slack": channel}, clock=clock)
+    service = await service_factory(
+        make_settings(db_url, **clock_config()), channels={"slack": channel}, clock=clock
+    )
     assert service.scheduler is not None
     service.scheduler.settings.digests = False  # digests have their own tests
     walk = Walk(service, clock, channel)
@@ -59,8 +72,12 @@ async def test_unclaimed_then_unanswered_ladder(db_url: str, make_settings: Any,
         ("Tue 09:15", "send_direct", "UMAX"),
         ("Tue 09:15", "post_thread", CHANNEL),
     ]
-    assert "Escalated to Max Manager" in [c for _, c in tuesday if c.method == "post_thread"][-1].text
-    assert not any("(late" in c.text for _, c in tuesday), [c.text for _, c in tuesday]  # on time: the business clock stood still
+    assert (
+        "Escalated to Max Manager" in [c for _, c in tuesday if c.method == "post_thread"][-1].text
+    )
+    assert not any("(late" in c.text for _, c in tuesday), [
+        c.text for _, c in tuesday
+    ]  # on time: the business clock stood still
 
     # alice claims at 10:00: the owner is reminded at 12:00, the lead at 12:20, then back to the pool
     outcome = await perform(service.ctx, Action(number, Verb.CLAIM, "web", "alice"))
@@ -85,8 +102,17 @@ async def test_unclaimed_then_unanswered_ladder(db_url: str, make_settings: Any,
     assert inquiry.status == "new" and inquiry.assignee is None
     kinds = [e.kind for e in events]
     assert kinds == [
-        "received", "nudged", "nudged", "escalated", "nudged", "escalated",
-        "claimed", "reminded", "escalated", "returned_to_pool", "nudged",
+        "received",
+        "nudged",
+        "nudged",
+        "escalated",
+        "nudged",
+        "escalated",
+        "claimed",
+        "reminded",
+        "escalated",
+        "returned_to_pool",
+        "nudged",
     ]
     escalations = [e for e in events if e.kind == "escalated"]
     assert [e.data["to"] for e in escalations] == [["lena"], ["max"], ["lena"]]
@@ -94,4 +120,14 @@ async def test_unclaimed_then_unanswered_ladder(db_url: str, make_settings: Any,
     system = [e for e in events if e.actor == "system"]
     assert len(system) == 9 and all(e.data["late"] is False for e in system)
     times = [e.at.astimezone(BERLIN).strftime("%a %H:%M") for e in system]
-    assert times == ["Fri 17:35", "Fri 17:50", "Fri 17:55", "Tue 09:05", "Tue 09:15", "Tue 12:00", "Tue 12:20", "Tue 12:40", "Tue 12:55"]
+    assert times == [
+        "Fri 17:35",
+        "Fri 17:50",
+        "Fri 17:55",
+        "Tue 09:05",
+        "Tue 09:15",
+        "Tue 12:00",
+        "Tue 12:20",
+        "Tue 12:40",
+        "Tue 12:55",
+    ]

@@ -306,6 +306,20 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from bot.digest import digest_for_cli
+
+    settings, _ = _settings(args, allow_embedded=True)
+    if args.team not in {t.name for t in settings.teams}:
+        _out(f"no team named {args.team!r}; known: {', '.join(t.name for t in settings.teams)}")
+        return 1
+    day = date.fromisoformat(args.date) if args.date else None
+    sys.stdout.write(asyncio.run(digest_for_cli(settings, args.team, day=day, send=args.send)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claimdesk", description="Claim, reply and escalate customer inquiries from chat."
@@ -346,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--yes", action="store_true", help="confirm")
     p.set_defaults(func=cmd_erase)
+    p = sub.add_parser("digest", help="print a team's daily digest (--send also posts it)")
+    p.add_argument("--team", required=True)
+    p.add_argument("--date", default="", help="the digest day YYYY-MM-DD (default: today in the team's time zone)")
+    p.add_argument("--send", action="store_true", help="post it to the team's channels too")
+    p.set_defaults(func=cmd_digest)
     p = sub.add_parser("route", help="show which rule routes a message and why")
     p.add_argument(
         "--explain", required=True, metavar="FILE", help=".eml file or .json webhook body"

@@ -136,7 +136,11 @@ def _ladder(ctx: AppContext, team: TeamSettings, level: int) -> list[str]:
 
 
 def _targets(ctx: AppContext, team: TeamSettings) -> list[tuple[str, str]]:
-    return [(name, dest) for name, channel in ctx.channels.items() for dest in channel.destinations(team)]
+    return [
+        (name, dest)
+        for name, channel in ctx.channels.items()
+        for dest in channel.destinations(team)
+    ]
 
 
 def _local(team: TeamSettings, at: datetime) -> str:
@@ -151,12 +155,16 @@ def _local(team: TeamSettings, at: datetime) -> str:
 class Scheduler:
     """Ticks the clock: finds due inquiries in the database and does each due step once."""
 
-    def __init__(self, ctx: AppContext, settings: ClockSettings | None = None, owner: str = "") -> None:
+    def __init__(
+        self, ctx: AppContext, settings: ClockSettings | None = None, owner: str = ""
+    ) -> None:
         self.ctx = ctx
         self.settings = settings or ClockSettings()
         self.owner = owner or f"clock-{uuid.uuid4().hex[:12]}"
         self._stop = asyncio.Event()
-        self._digest_seen: dict[str, str] = {}  # team -> newest slot known done (saves a query per tick)
+        self._digest_seen: dict[
+            str, str
+        ] = {}  # team -> newest slot known done (saves a query per tick)
 
     def stop(self) -> None:
         self._stop.set()
@@ -187,13 +195,18 @@ class Scheduler:
                 try:
                     await self._handle(inquiry_id, now, report)
                 except repo.Conflict:
-                    log.info("clock step lost a race; the next tick decides again", extra={"inquiry": inquiry_id})
+                    log.info(
+                        "clock step lost a race; the next tick decides again",
+                        extra={"inquiry": inquiry_id},
+                    )
                 except Exception:
                     log.exception("clock step failed", extra={"inquiry": inquiry_id})
         if self.settings.digests:
             from bot.digest import run_due_digests
 
-            report.digests = await run_due_digests(self.ctx, now, owner=self.owner, seen=self._digest_seen)
+            report.digests = await run_due_digests(
+                self.ctx, now, owner=self.owner, seen=self._digest_seen
+            )
         if report.steps or report.handovers or report.digests:
             self.ctx.changed.fire()
             self.ctx.outbox_ready.fire()
@@ -219,7 +232,9 @@ class Scheduler:
     async def _handle(self, inquiry_id: int, now: datetime, report: TickReport) -> None:
         ctx = self.ctx
         async with transaction(ctx.sessions) as session:
-            inquiry = await self._locked(session, col(Inquiry.id) == inquiry_id, col(Inquiry.next_due_at) <= now)
+            inquiry = await self._locked(
+                session, col(Inquiry.id) == inquiry_id, col(Inquiry.next_due_at) <= now
+            )
             if inquiry is None:
                 return  # another process has it, or it is no longer due
             try:
@@ -231,7 +246,9 @@ class Scheduler:
             values: dict[str, Any] = {}
             notes: list[str] = []
             for step in current.due:
-                if not await claim_job(session, step.key, self.owner, now, {"inquiry": inquiry_id, "kind": step.kind}):
+                if not await claim_job(
+                    session, step.key, self.owner, now, {"inquiry": inquiry_id, "kind": step.kind}
+                ):
                     continue  # done before (by us or by another process)
                 late = now - step.due_at > self.settings.late_after
                 await _STEPS[step.kind](ctx, session, team, inquiry, step, now, late, values, notes)
@@ -240,9 +257,13 @@ class Scheduler:
                 report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
             after = _plan(ctx, team, _with(inquiry, values), now)
             values["next_due_at"] = after.next_due_at
-            updated = await _cas(session, inquiry, now, bump=bool(notes) or "status" in values, **values)
+            updated = await _cas(
+                session, inquiry, now, bump=bool(notes) or "status" in values, **values
+            )
             if notes:
-                await queue_card_updates(session, ctx, updated, lane=Lane.BULK, note=" · ".join(notes))
+                await queue_card_updates(
+                    session, ctx, updated, lane=Lane.BULK, note=" · ".join(notes)
+                )
 
     async def _hand_over_from_away(self, now: datetime) -> int:
         """Open items of reps marked away go to their backup, or back to the pool."""
@@ -252,7 +273,9 @@ class Scheduler:
         async with self.ctx.sessions() as session:
             ids = (
                 await session.exec(
-                    select(Inquiry.id).where(col(Inquiry.assignee).in_(away), col(Inquiry.status).in_(_OPEN_VALUES))
+                    select(Inquiry.id).where(
+                        col(Inquiry.assignee).in_(away), col(Inquiry.status).in_(_OPEN_VALUES)
+                    )
                 )
             ).all()
         done = 0
@@ -269,7 +292,10 @@ class Scheduler:
         ctx = self.ctx
         async with transaction(ctx.sessions) as session:
             inquiry = await self._locked(
-                session, col(Inquiry.id) == inquiry_id, col(Inquiry.assignee).in_(away), col(Inquiry.status).in_(_OPEN_VALUES)
+                session,
+                col(Inquiry.id) == inquiry_id,
+                col(Inquiry.assignee).in_(away),
+                col(Inquiry.status).in_(_OPEN_VALUES),
             )
             if inquiry is None or inquiry.assignee is None:
                 return 0
@@ -279,17 +305,44 @@ class Scheduler:
             backup = _stand_in(ctx, gone)
             if backup != gone and backup in team.rep_ids():
                 updated = await _cas(session, inquiry, now, bump=True, assignee=backup)
-                note = text(locale, "clock.handed_over", number=inquiry_id, away=ctx.rep_name(gone), name=ctx.rep_name(backup))
+                note = text(
+                    locale,
+                    "clock.handed_over",
+                    number=inquiry_id,
+                    away=ctx.rep_name(gone),
+                    name=ctx.rep_name(backup),
+                )
             else:
-                claim_due = due_after(team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority)
+                claim_due = due_after(
+                    team,
+                    now,
+                    sla_for(team, inquiry.priority).claim_within,
+                    priority=inquiry.priority,
+                )
                 updated = await _cas(
-                    session, inquiry, now, bump=True, status=Status.NEW.value, assignee=None, claim_due_at=claim_due,
-                    reply_due_at=None, next_due_at=claim_due, escalation_level=0,
+                    session,
+                    inquiry,
+                    now,
+                    bump=True,
+                    status=Status.NEW.value,
+                    assignee=None,
+                    claim_due_at=claim_due,
+                    reply_due_at=None,
+                    next_due_at=claim_due,
+                    escalation_level=0,
                 )
                 backup = ""
-                note = text(locale, "clock.handed_to_pool", number=inquiry_id, away=ctx.rep_name(gone))
+                note = text(
+                    locale, "clock.handed_to_pool", number=inquiry_id, away=ctx.rep_name(gone)
+                )
             repo.add_event(
-                session, updated, at=now, actor="system", kind="handed_over", before=gone, after=backup,
+                session,
+                updated,
+                at=now,
+                actor="system",
+                kind="handed_over",
+                before=gone,
+                after=backup,
                 data={"reason": "away", "status_before": inquiry.status},
             )
             await queue_card_updates(session, ctx, updated, lane=Lane.BULK, note=note)
@@ -299,14 +352,20 @@ class Scheduler:
 # -- steps -------------------------------------------------------------------
 
 
-async def claim_job(session: AsyncSession, key: str, owner: str, now: datetime, detail: dict[str, Any] | None = None) -> bool:
+async def claim_job(
+    session: AsyncSession, key: str, owner: str, now: datetime, detail: dict[str, Any] | None = None
+) -> bool:
     """Insert the ``JobRun`` row of ``key``; True only for the one transaction that inserted it.
 
     On PostgreSQL a concurrent inserter of the same key waits for the first
     transaction and then finds the conflict; SQLite serializes writers.
     """
     bind = session.bind
-    insert = postgresql.insert if bind is not None and bind.dialect.name == "postgresql" else sqlite.insert
+    insert = (
+        postgresql.insert
+        if bind is not None and bind.dialect.name == "postgresql"
+        else sqlite.insert
+    )
     stmt = (
         insert(JobRun)
         .values(key=key, owner=owner, started_at=now, finished_at=now, detail=detail or {})
@@ -316,13 +375,17 @@ async def claim_job(session: AsyncSession, key: str, owner: str, now: datetime, 
     return bool(result.rowcount == 1)
 
 
-async def _cas(session: AsyncSession, inquiry: Inquiry, now: datetime, *, bump: bool, **values: Any) -> Inquiry:
+async def _cas(
+    session: AsyncSession, inquiry: Inquiry, now: datetime, *, bump: bool, **values: Any
+) -> Inquiry:
     """Compare-and-set at the version we read; ``bump`` when the card must re-render."""
     assert inquiry.id is not None
     if bump:
         return await repo.change(session, inquiry, now, **values)
     result = await session.exec(
-        update(Inquiry).where(col(Inquiry.id) == inquiry.id, col(Inquiry.version) == inquiry.version).values(**values)
+        update(Inquiry)
+        .where(col(Inquiry.id) == inquiry.id, col(Inquiry.version) == inquiry.version)
+        .values(**values)
     )
     if result.rowcount != 1:
         raise repo.Conflict(inquiry.id)
@@ -332,9 +395,16 @@ async def _cas(session: AsyncSession, inquiry: Inquiry, now: datetime, *, bump: 
 def _state(inquiry: Inquiry) -> ClockState:
     assert inquiry.id is not None
     return ClockState(
-        id=inquiry.id, status=inquiry.status, assignee=inquiry.assignee, priority=inquiry.priority,
-        country=inquiry.country, claim_due_at=inquiry.claim_due_at, reply_due_at=inquiry.reply_due_at,
-        first_reply_at=inquiry.first_reply_at, snoozed_until=inquiry.snoozed_until, follow_up_at=inquiry.follow_up_at,
+        id=inquiry.id,
+        status=inquiry.status,
+        assignee=inquiry.assignee,
+        priority=inquiry.priority,
+        country=inquiry.country,
+        claim_due_at=inquiry.claim_due_at,
+        reply_due_at=inquiry.reply_due_at,
+        first_reply_at=inquiry.first_reply_at,
+        snoozed_until=inquiry.snoozed_until,
+        follow_up_at=inquiry.follow_up_at,
     )
 
 
@@ -347,8 +417,11 @@ def _with(inquiry: Inquiry, values: dict[str, Any]) -> Inquiry:
 
 def _plan(ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime) -> Plan:
     return plan(
-        _state(inquiry), team, now,
-        has_leads=bool(_ladder(ctx, team, 1)), has_managers=bool(_ladder(ctx, team, 2)),
+        _state(inquiry),
+        team,
+        now,
+        has_leads=bool(_ladder(ctx, team, 1)),
+        has_managers=bool(_ladder(ctx, team, 2)),
     )
 
 
@@ -357,23 +430,46 @@ def _late_suffix(team: TeamSettings, step: Step, late: bool) -> str:
 
 
 async def _post_group(
-    ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime,
-    message: str, reps: list[RepSettings],
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    message: str,
+    reps: list[RepSettings],
 ) -> None:
     """A message in the card's thread on every platform, ``{mentions}`` filled in per platform."""
     assert inquiry.id is not None
     for channel, dest in _targets(ctx, team):
         mentions = " ".join(mention(channel, r) for r in reps)
         await outbox.enqueue(
-            session, key=f"thread.post:{channel}:{dest}:{step.key}", channel=channel, kind="thread.post",
-            destination=dest, inquiry_id=inquiry.id, now=now, lane=Lane.BULK,
-            payload={"text": message.replace("{mentions}", mentions).strip(), "mentions": [platform_user(channel, r) for r in reps]},
+            session,
+            key=f"thread.post:{channel}:{dest}:{step.key}",
+            channel=channel,
+            kind="thread.post",
+            destination=dest,
+            inquiry_id=inquiry.id,
+            now=now,
+            lane=Lane.BULK,
+            payload={
+                "text": message.replace("{mentions}", mentions).strip(),
+                "mentions": [platform_user(channel, r) for r in reps],
+            },
         )
 
 
 async def _direct(
-    ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime,
-    message: str, rep_ids: list[str], *, card: str = "",
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    message: str,
+    rep_ids: list[str],
+    *,
+    card: str = "",
 ) -> list[str]:
     """A DM to each rep on each platform the team uses; returns who was reachable somewhere."""
     assert inquiry.id is not None
@@ -388,9 +484,21 @@ async def _direct(
             if not user:
                 continue
             await outbox.enqueue(
-                session, key=f"dm:{channel}:{user}:{step.key}", channel=channel, kind="dm", destination=user,
-                inquiry_id=inquiry.id, now=now, lane=Lane.BULK,
-                payload={"text": message, "locale": team.locale, "rep": rep_id, "card": card, "level": step.number},
+                session,
+                key=f"dm:{channel}:{user}:{step.key}",
+                channel=channel,
+                kind="dm",
+                destination=user,
+                inquiry_id=inquiry.id,
+                now=now,
+                lane=Lane.BULK,
+                payload={
+                    "text": message,
+                    "locale": team.locale,
+                    "rep": rep_id,
+                    "card": card,
+                    "level": step.number,
+                },
             )
             if rep_id not in reached:
                 reached.append(rep_id)
@@ -398,67 +506,221 @@ async def _direct(
 
 
 def _event(
-    session: AsyncSession, inquiry: Inquiry, now: datetime, kind: str, step: Step, late: bool, **data: Any
+    session: AsyncSession,
+    inquiry: Inquiry,
+    now: datetime,
+    kind: str,
+    step: Step,
+    late: bool,
+    **data: Any,
 ) -> None:
     repo.add_event(
-        session, inquiry, at=now, actor="system", kind=kind,
-        before=str(data.pop("before", "")), after=str(data.pop("after", "")),
+        session,
+        inquiry,
+        at=now,
+        actor="system",
+        kind=kind,
+        before=str(data.pop("before", "")),
+        after=str(data.pop("after", "")),
         data={"step": step.key, "due_at": step.due_at.isoformat(), "late": late, **data},
     )
 
 
-async def _nudge(ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime, late: bool, values: dict[str, Any], notes: list[str]) -> None:
+async def _nudge(
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    late: bool,
+    values: dict[str, Any],
+    notes: list[str],
+) -> None:
     reps = on_duty(ctx, team)
-    overdue = duration_words(sla_elapsed(team, inquiry.claim_due_at, now).total_seconds() if inquiry.claim_due_at else 0, team.locale)
-    message = text(team.locale, "clock.nudge", number=inquiry.id, subject=inquiry.subject, overdue=overdue, mentions="{mentions}")
-    await _post_group(ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), reps)
-    _event(session, inquiry, now, "nudged", step, late, number=step.number, mentions=[r.id for r in reps])
+    overdue = duration_words(
+        sla_elapsed(team, inquiry.claim_due_at, now).total_seconds() if inquiry.claim_due_at else 0,
+        team.locale,
+    )
+    message = text(
+        team.locale,
+        "clock.nudge",
+        number=inquiry.id,
+        subject=inquiry.subject,
+        overdue=overdue,
+        mentions="{mentions}",
+    )
+    await _post_group(
+        ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), reps
+    )
+    _event(
+        session,
+        inquiry,
+        now,
+        "nudged",
+        step,
+        late,
+        number=step.number,
+        mentions=[r.id for r in reps],
+    )
 
 
-async def _escalate(ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime, late: bool, values: dict[str, Any], notes: list[str]) -> None:
+async def _escalate(
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    late: bool,
+    values: dict[str, Any],
+    notes: list[str],
+) -> None:
     people = _ladder(ctx, team, step.number)
     if step.kind == "escalate":
         due = inquiry.claim_due_at or step.due_at
-        message = text(team.locale, "clock.escalate_claim", number=inquiry.id, subject=inquiry.subject, due=_local(team, due))
+        message = text(
+            team.locale,
+            "clock.escalate_claim",
+            number=inquiry.id,
+            subject=inquiry.subject,
+            due=_local(team, due),
+        )
         phase = "claim"
     else:
         due = inquiry.reply_due_at or step.due_at
-        message = text(team.locale, "clock.escalate_reply", number=inquiry.id, subject=inquiry.subject, owner=ctx.rep_name(inquiry.assignee), due=_local(team, due))
+        message = text(
+            team.locale,
+            "clock.escalate_reply",
+            number=inquiry.id,
+            subject=inquiry.subject,
+            owner=ctx.rep_name(inquiry.assignee),
+            due=_local(team, due),
+        )
         phase = "reply"
-    reached = await _direct(ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), people, card="escalation")
+    reached = await _direct(
+        ctx,
+        session,
+        team,
+        inquiry,
+        step,
+        now,
+        message + _late_suffix(team, step, late),
+        people,
+        card="escalation",
+    )
     names = ", ".join(ctx.rep_name(p) for p in people)
     _event(
-        session, inquiry, now, "escalated", step, late, before=inquiry.escalation_level, after=step.number,
-        level=step.number, phase=phase, to=people, names=names, reached=reached,
+        session,
+        inquiry,
+        now,
+        "escalated",
+        step,
+        late,
+        before=inquiry.escalation_level,
+        after=step.number,
+        level=step.number,
+        phase=phase,
+        to=people,
+        names=names,
+        reached=reached,
     )
     values["escalation_level"] = step.number
     notes.append(text(team.locale, "clock.escalated_to", names=names))
 
 
-async def _remind_owner(ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime, late: bool, values: dict[str, Any], notes: list[str]) -> None:
+async def _remind_owner(
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    late: bool,
+    values: dict[str, Any],
+    notes: list[str],
+) -> None:
     if inquiry.assignee is None:
         return
     owner = _stand_in(ctx, inquiry.assignee)
     due = inquiry.reply_due_at or step.due_at
-    message = text(team.locale, "clock.remind_owner", number=inquiry.id, subject=inquiry.subject, due=_local(team, due))
-    reached = await _direct(ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), [owner], card="reminder")
+    message = text(
+        team.locale,
+        "clock.remind_owner",
+        number=inquiry.id,
+        subject=inquiry.subject,
+        due=_local(team, due),
+    )
+    reached = await _direct(
+        ctx,
+        session,
+        team,
+        inquiry,
+        step,
+        now,
+        message + _late_suffix(team, step, late),
+        [owner],
+        card="reminder",
+    )
     _event(session, inquiry, now, "reminded", step, late, to=[owner], reached=reached)
 
 
-async def _return_to_pool(ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime, late: bool, values: dict[str, Any], notes: list[str]) -> None:
+async def _return_to_pool(
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    late: bool,
+    values: dict[str, Any],
+    notes: list[str],
+) -> None:
     owner = inquiry.assignee or ""
-    claim_due = due_after(team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority)
-    values.update(status=Status.NEW.value, assignee=None, claim_due_at=claim_due, reply_due_at=None, escalation_level=0)
-    _event(session, inquiry, now, "returned_to_pool", step, late, before=owner, after="", status_before=inquiry.status)
+    claim_due = due_after(
+        team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority
+    )
+    values.update(
+        status=Status.NEW.value,
+        assignee=None,
+        claim_due_at=claim_due,
+        reply_due_at=None,
+        escalation_level=0,
+    )
+    _event(
+        session,
+        inquiry,
+        now,
+        "returned_to_pool",
+        step,
+        late,
+        before=owner,
+        after="",
+        status_before=inquiry.status,
+    )
     notes.append(text(team.locale, "clock.returned", number=inquiry.id, owner=ctx.rep_name(owner)))
 
 
-async def _follow_up(ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime, late: bool, values: dict[str, Any], notes: list[str]) -> None:
-    message = text(team.locale, "clock.follow_up", number=inquiry.id, subject=inquiry.subject, mentions="").strip()
+async def _follow_up(
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    late: bool,
+    values: dict[str, Any],
+    notes: list[str],
+) -> None:
+    message = text(
+        team.locale, "clock.follow_up", number=inquiry.id, subject=inquiry.subject, mentions=""
+    ).strip()
     message += _late_suffix(team, step, late)
     if inquiry.assignee:
         to = [_stand_in(ctx, inquiry.assignee)]
-        reached = await _direct(ctx, session, team, inquiry, step, now, message, to, card="reminder")
+        reached = await _direct(
+            ctx, session, team, inquiry, step, now, message, to, card="reminder"
+        )
     else:
         reps = on_duty(ctx, team)
         to = [r.id for r in reps]
@@ -468,17 +730,44 @@ async def _follow_up(ctx: AppContext, session: AsyncSession, team: TeamSettings,
     _event(session, inquiry, now, "follow_up_due", step, late, to=to, reached=reached)
 
 
-async def _wake(ctx: AppContext, session: AsyncSession, team: TeamSettings, inquiry: Inquiry, step: Step, now: datetime, late: bool, values: dict[str, Any], notes: list[str]) -> None:
+async def _wake(
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    step: Step,
+    now: datetime,
+    late: bool,
+    values: dict[str, Any],
+    notes: list[str],
+) -> None:
     values["snoozed_until"] = None
     sla = sla_for(team, inquiry.priority)
-    if inquiry.status == Status.NEW.value and inquiry.claim_due_at is not None and inquiry.claim_due_at <= now:
+    if (
+        inquiry.status == Status.NEW.value
+        and inquiry.claim_due_at is not None
+        and inquiry.claim_due_at <= now
+    ):
         values["claim_due_at"] = due_after(team, now, sla.claim_within, priority=inquiry.priority)
-    if inquiry.status == Status.CLAIMED.value and inquiry.first_reply_at is None and inquiry.reply_due_at is not None and inquiry.reply_due_at <= now:
-        values["reply_due_at"] = due_after(team, now, sla.first_reply_within, priority=inquiry.priority)
-    who = [ctx.settings.rep(_stand_in(ctx, inquiry.assignee))] if inquiry.assignee else list(on_duty(ctx, team))
+    if (
+        inquiry.status == Status.CLAIMED.value
+        and inquiry.first_reply_at is None
+        and inquiry.reply_due_at is not None
+        and inquiry.reply_due_at <= now
+    ):
+        values["reply_due_at"] = due_after(
+            team, now, sla.first_reply_within, priority=inquiry.priority
+        )
+    who = (
+        [ctx.settings.rep(_stand_in(ctx, inquiry.assignee))]
+        if inquiry.assignee
+        else list(on_duty(ctx, team))
+    )
     reps = [r for r in who if r is not None]
     message = text(team.locale, "clock.woke", number=inquiry.id, mentions="{mentions}")
-    await _post_group(ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), reps)
+    await _post_group(
+        ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), reps
+    )
     _event(session, inquiry, now, "snooze_ended", step, late, to=[r.id for r in reps])
     notes.append(text(team.locale, "clock.woke", number=inquiry.id, mentions="").strip())
 
@@ -506,11 +795,28 @@ async def set_follow_up(ctx: AppContext, inquiry_id: int, rep_id: str, at: datet
         nxt = inquiry.next_due_at
         wanted = when_both_open(team, inquiry.country, at)
         updated = await repo.change(
-            session, inquiry, now, follow_up_at=at, next_due_at=min(nxt, wanted) if nxt is not None else wanted
+            session,
+            inquiry,
+            now,
+            follow_up_at=at,
+            next_due_at=min(nxt, wanted) if nxt is not None else wanted,
         )
-        repo.add_event(session, updated, at=now, actor=rep_id, kind="follow_up_set", data={"at": at.isoformat(), "delivered_at": wanted.isoformat()})
+        repo.add_event(
+            session,
+            updated,
+            at=now,
+            actor=rep_id,
+            kind="follow_up_set",
+            data={"at": at.isoformat(), "delivered_at": wanted.isoformat()},
+        )
         when = _local(team, wanted)
-        await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note=text(team.locale, "clock.follow_up_set", number=inquiry_id, when=when))
+        await queue_card_updates(
+            session,
+            ctx,
+            updated,
+            lane=Lane.INTERACTIVE,
+            note=text(team.locale, "clock.follow_up_set", number=inquiry_id, when=when),
+        )
     ctx.changed.fire()
     ctx.outbox_ready.fire()
     return updated
@@ -532,6 +838,9 @@ async def direct_card(ctx: AppContext, row: Outbox) -> Card | None:
         return None
     members = tuple(Option(ctx.rep_name(r.id), r.id) for r in on_duty(ctx, team))
     return build_escalation_card(
-        inquiry_view(ctx, inquiry, contact), now=ctx.clock(), locale=team.locale,
-        headline=str(row.payload.get("text", "")), members=members,
+        inquiry_view(ctx, inquiry, contact),
+        now=ctx.clock(),
+        locale=team.locale,
+        headline=str(row.payload.get("text", "")),
+        members=members,
     )

@@ -37,8 +37,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import claim_job
 from bot.context import AppContext
 from bot.sla import calendar_for, duration, sla_elapsed, sla_for
-from cards.digest_card import DigestItem, DigestReport, DigestRepRow, build_digest_card
-from config.schema import TeamSettings
+from cards.digest_card import (
+    DigestItem,
+    DigestReport,
+    DigestRepRow,
+    build_digest_card,
+    render_digest_text,
+)
+from config.schema import Settings, TeamSettings
 from connectors.channels import DeliveryError
 from store import outbox
 from store.engine import transaction
@@ -97,7 +103,9 @@ def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-async def compute_digest(ctx: AppContext, team: TeamSettings, day: date, *, now: datetime | None = None) -> DigestReport:
+async def compute_digest(
+    ctx: AppContext, team: TeamSettings, day: date, *, now: datetime | None = None
+) -> DigestReport:
     """The digest of ``team`` for ``day`` (covering the days before it), read from the store."""
     now = now or ctx.clock()
     zone = ZoneInfo(team.timezone)
@@ -109,13 +117,22 @@ async def compute_digest(ctx: AppContext, team: TeamSettings, day: date, *, now:
 
 
 async def _compute(
-    ctx: AppContext, session: AsyncSession, team: TeamSettings, day: date, first: date, last: date,
-    start: datetime, end: datetime, now: datetime,
+    ctx: AppContext,
+    session: AsyncSession,
+    team: TeamSettings,
+    day: date,
+    first: date,
+    last: date,
+    start: datetime,
+    end: datetime,
+    now: datetime,
 ) -> DigestReport:
     mine = col(Inquiry.team) == team.name
     received = (
         await session.exec(
-            select(Inquiry.status, func.count()).where(mine, col(Inquiry.received_at) >= start, col(Inquiry.received_at) < end).group_by(col(Inquiry.status))
+            select(Inquiry.status, func.count())
+            .where(mine, col(Inquiry.received_at) >= start, col(Inquiry.received_at) < end)
+            .group_by(col(Inquiry.status))
         )
     ).all()
     by_status = {status: int(n) for status, n in received}
@@ -125,7 +142,9 @@ async def _compute(
     events = (
         await session.exec(
             select(Event.inquiry_id, Event.kind, Event.actor, Event.after).where(
-                col(Event.team) == team.name, col(Event.at) >= start, col(Event.at) < end,
+                col(Event.team) == team.name,
+                col(Event.at) >= start,
+                col(Event.at) < end,
                 col(Event.kind).in_(["claimed", "replied", "status", "escalated", "reassigned"]),
             )
         )
@@ -143,7 +162,11 @@ async def _compute(
             per_rep.setdefault(actor, Counter())[label] += 1
 
     claimed_rows = (
-        await session.exec(select(Inquiry).where(mine, col(Inquiry.claimed_at) >= start, col(Inquiry.claimed_at) < end))
+        await session.exec(
+            select(Inquiry).where(
+                mine, col(Inquiry.claimed_at) >= start, col(Inquiry.claimed_at) < end
+            )
+        )
     ).all()
     to_claim: list[float] = []
     breaches = 0
@@ -154,13 +177,19 @@ async def _compute(
         breaches += elapsed > duration(sla_for(team, row.priority).claim_within)
 
     replied_rows = (
-        await session.exec(select(Inquiry).where(mine, col(Inquiry.first_reply_at) >= start, col(Inquiry.first_reply_at) < end))
+        await session.exec(
+            select(Inquiry).where(
+                mine, col(Inquiry.first_reply_at) >= start, col(Inquiry.first_reply_at) < end
+            )
+        )
     ).all()
     to_reply: list[float] = []
     reply_by_rep: dict[str, list[float]] = {}
     for row in replied_rows:
         assert row.first_reply_at is not None
-        seconds = sla_elapsed(team, row.received_at, row.first_reply_at, priority=row.priority).total_seconds()
+        seconds = sla_elapsed(
+            team, row.received_at, row.first_reply_at, priority=row.priority
+        ).total_seconds()
         to_reply.append(seconds)
         if row.assignee:
             reply_by_rep.setdefault(row.assignee, []).append(seconds)
@@ -170,28 +199,53 @@ async def _compute(
 
     overdue = (
         await session.exec(
-            select(func.count()).select_from(Inquiry).where(
+            select(func.count())
+            .select_from(Inquiry)
+            .where(
                 mine,
                 ((col(Inquiry.status) == Status.NEW.value) & (col(Inquiry.claim_due_at) < now))
-                | ((col(Inquiry.status) == Status.CLAIMED.value) & col(Inquiry.first_reply_at).is_(None) & (col(Inquiry.reply_due_at) < now)),
+                | (
+                    (col(Inquiry.status) == Status.CLAIMED.value)
+                    & col(Inquiry.first_reply_at).is_(None)
+                    & (col(Inquiry.reply_due_at) < now)
+                ),
             )
         )
     ).one()
     breaches += int(overdue)
 
     open_filter = (mine, col(Inquiry.status).in_(_OPEN_VALUES))
-    open_now = int((await session.exec(select(func.count()).select_from(Inquiry).where(*open_filter))).one())
-    unclaimed_now = int(
-        (await session.exec(select(func.count()).select_from(Inquiry).where(mine, col(Inquiry.status) == Status.NEW.value))).one()
+    open_now = int(
+        (await session.exec(select(func.count()).select_from(Inquiry).where(*open_filter))).one()
     )
-    oldest_open = (await session.exec(select(Inquiry).where(*open_filter).order_by(col(Inquiry.received_at)).limit(_LIST))).all()
+    unclaimed_now = int(
+        (
+            await session.exec(
+                select(func.count())
+                .select_from(Inquiry)
+                .where(mine, col(Inquiry.status) == Status.NEW.value)
+            )
+        ).one()
+    )
+    oldest_open = (
+        await session.exec(
+            select(Inquiry).where(*open_filter).order_by(col(Inquiry.received_at)).limit(_LIST)
+        )
+    ).all()
     oldest_new = (
-        await session.exec(select(Inquiry).where(mine, col(Inquiry.status) == Status.NEW.value).order_by(col(Inquiry.received_at)).limit(_LIST))
+        await session.exec(
+            select(Inquiry)
+            .where(mine, col(Inquiry.status) == Status.NEW.value)
+            .order_by(col(Inquiry.received_at))
+            .limit(_LIST)
+        )
     ).all()
     open_by_rep = dict(
         (
             await session.exec(
-                select(Inquiry.assignee, func.count()).where(*open_filter, col(Inquiry.assignee).is_not(None)).group_by(col(Inquiry.assignee))
+                select(Inquiry.assignee, func.count())
+                .where(*open_filter, col(Inquiry.assignee).is_not(None))
+                .group_by(col(Inquiry.assignee))
             )
         ).all()
     )
@@ -199,8 +253,11 @@ async def _compute(
     def item(inquiry: Inquiry) -> DigestItem:
         assert inquiry.id is not None
         return DigestItem(
-            number=inquiry.id, subject=inquiry.subject[:80], status=inquiry.status,
-            age_seconds=max(0.0, (now - inquiry.received_at).total_seconds()), owner=ctx.rep_name(inquiry.assignee),
+            number=inquiry.id,
+            subject=inquiry.subject[:80],
+            status=inquiry.status,
+            age_seconds=max(0.0, (now - inquiry.received_at).total_seconds()),
+            owner=ctx.rep_name(inquiry.assignee),
             url=ctx.link(f"/web/inquiries/{inquiry.id}"),
         )
 
@@ -208,8 +265,13 @@ async def _compute(
     for rep_id in team.rep_ids():
         counts = per_rep.get(rep_id, Counter())
         line = DigestRepRow(
-            rep=rep_id, name=ctx.rep_name(rep_id), claimed=counts["claimed"], replied=counts["replied"],
-            won=counts["won"], lost=counts["lost"], open=int(open_by_rep.get(rep_id, 0)),
+            rep=rep_id,
+            name=ctx.rep_name(rep_id),
+            claimed=counts["claimed"],
+            replied=counts["replied"],
+            won=counts["won"],
+            lost=counts["lost"],
+            open=int(open_by_rep.get(rep_id, 0)),
             median_reply_seconds=_median(reply_by_rep.get(rep_id, [])),
         )
         if line.claimed or line.replied or line.won or line.lost or line.open:
@@ -218,36 +280,70 @@ async def _compute(
     slot = slot_instant(team, day)
     late = now - slot > LATE_AFTER
     return DigestReport(
-        team=team.name, team_title=team.title, locale=team.locale, day=day.isoformat(),
-        period_first=first.isoformat(), period_last=last.isoformat(), new=new, spam=spam,
-        claimed=len(kinds["claimed"]), replied=len(kinds["replied"]), won=len(kinds["won"]), lost=len(kinds["lost"]),
-        claim_median_seconds=_median(to_claim), claim_p90_seconds=_percentile(to_claim, 0.9),
-        reply_median_seconds=_median(to_reply), reply_p90_seconds=_percentile(to_reply, 0.9),
-        breaches=breaches, escalations=escalations, open_now=open_now, unclaimed_now=unclaimed_now,
-        oldest_open=tuple(item(i) for i in oldest_open), oldest_unclaimed=tuple(item(i) for i in oldest_new),
-        reps=tuple(reps), late=late, due_at=slot.strftime("%Y-%m-%d %H:%M %Z"),
+        team=team.name,
+        team_title=team.title,
+        locale=team.locale,
+        day=day.isoformat(),
+        period_first=first.isoformat(),
+        period_last=last.isoformat(),
+        new=new,
+        spam=spam,
+        claimed=len(kinds["claimed"]),
+        replied=len(kinds["replied"]),
+        won=len(kinds["won"]),
+        lost=len(kinds["lost"]),
+        claim_median_seconds=_median(to_claim),
+        claim_p90_seconds=_percentile(to_claim, 0.9),
+        reply_median_seconds=_median(to_reply),
+        reply_p90_seconds=_percentile(to_reply, 0.9),
+        breaches=breaches,
+        escalations=escalations,
+        open_now=open_now,
+        unclaimed_now=unclaimed_now,
+        oldest_open=tuple(item(i) for i in oldest_open),
+        oldest_unclaimed=tuple(item(i) for i in oldest_new),
+        reps=tuple(reps),
+        late=late,
+        due_at=slot.strftime("%Y-%m-%d %H:%M %Z"),
     )
 
 
-async def queue_digest(session: AsyncSession, ctx: AppContext, team: TeamSettings, report: DigestReport, *, key_suffix: str = "") -> int:
+async def queue_digest(
+    session: AsyncSession,
+    ctx: AppContext,
+    team: TeamSettings,
+    report: DigestReport,
+    *,
+    key_suffix: str = "",
+) -> int:
     """Outbox rows posting ``report`` to each of the team's channels; returns how many."""
     now = ctx.clock()
     count = 0
     for name, channel in ctx.channels.items():
         for dest in channel.destinations(team):
             await outbox.enqueue(
-                session, key=f"digest:{name}:{dest}:{team.name}:{report.day}{key_suffix}", channel=name,
-                kind="group.post", destination=dest, now=now, lane=Lane.BULK, payload={"digest": report.to_dict()},
+                session,
+                key=f"digest:{name}:{dest}:{team.name}:{report.day}{key_suffix}",
+                channel=name,
+                kind="group.post",
+                destination=dest,
+                now=now,
+                lane=Lane.BULK,
+                payload={"digest": report.to_dict()},
             )
             count += 1
     return count
 
 
-async def run_digest(ctx: AppContext, team: TeamSettings, day: date, now: datetime, *, owner: str) -> bool:
+async def run_digest(
+    ctx: AppContext, team: TeamSettings, day: date, now: datetime, *, owner: str
+) -> bool:
     """Compute and post the digest of ``day`` unless it was done before; True when this call did it."""
     async with transaction(ctx.sessions) as session:
         key = digest_key(team.name, day)
-        if not await claim_job(session, key, owner, now, {"team": team.name, "day": day.isoformat()}):
+        if not await claim_job(
+            session, key, owner, now, {"team": team.name, "day": day.isoformat()}
+        ):
             return False
         first, last = period_of(team, day)
         zone = ZoneInfo(team.timezone)
@@ -256,24 +352,41 @@ async def run_digest(ctx: AppContext, team: TeamSettings, day: date, now: dateti
         report = await _compute(ctx, session, team, day, first, last, start, end, now)
         posts = await queue_digest(session, ctx, team, report)
         await session.exec(
-            update(JobRun).where(col(JobRun.key) == key).values(
-                detail={"team": team.name, "day": day.isoformat(), "late": report.late, "posts": posts,
-                        "new": report.new, "claimed": report.claimed, "replied": report.replied},
+            update(JobRun)
+            .where(col(JobRun.key) == key)
+            .values(
+                detail={
+                    "team": team.name,
+                    "day": day.isoformat(),
+                    "late": report.late,
+                    "posts": posts,
+                    "new": report.new,
+                    "claimed": report.claimed,
+                    "replied": report.replied,
+                },
             )
         )
-    log.info("digest queued", extra={"team": team.name, "day": day.isoformat(), "late": report.late})
+    log.info(
+        "digest queued", extra={"team": team.name, "day": day.isoformat(), "late": report.late}
+    )
     return True
 
 
 async def _last_digest_day(ctx: AppContext, team: TeamSettings) -> date | None:
     async with ctx.sessions() as session:
-        key = (await session.exec(select(func.max(JobRun.key)).where(col(JobRun.key).like(f"digest:{team.name}:%")))).one()
+        key = (
+            await session.exec(
+                select(func.max(JobRun.key)).where(col(JobRun.key).like(f"digest:{team.name}:%"))
+            )
+        ).one()
     if not key:
         return None
     return date.fromisoformat(str(key).rsplit(":", 1)[1])
 
 
-async def run_due_digests(ctx: AppContext, now: datetime, *, owner: str, seen: dict[str, str]) -> int:
+async def run_due_digests(
+    ctx: AppContext, now: datetime, *, owner: str, seen: dict[str, str]
+) -> int:
     """Run every digest that is due and not done yet (called by each clock tick)."""
     done = 0
     for team in ctx.settings.teams:
@@ -284,7 +397,13 @@ async def run_due_digests(ctx: AppContext, now: datetime, *, owner: str, seen: d
         if last is None:
             if now - slot_instant(team, slot) > FIRST_RUN_GRACE:
                 async with transaction(ctx.sessions) as session:
-                    await claim_job(session, digest_key(team.name, slot), owner, now, {"skipped": "first start after the digest time"})
+                    await claim_job(
+                        session,
+                        digest_key(team.name, slot),
+                        owner,
+                        now,
+                        {"skipped": "first start after the digest time"},
+                    )
                 seen[team.name] = slot.isoformat()
                 continue
             days = [slot]
@@ -309,3 +428,33 @@ async def deliver_group_post(ctx: AppContext, row: Outbox) -> None:
         raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
     report = DigestReport.from_dict(dict(row.payload["digest"]))
     await channel.post_card(row.destination, build_digest_card(report), locale=report.locale)
+
+
+async def digest_for_cli(
+    settings: Settings, team_name: str, *, day: date | None = None, send: bool = False
+) -> str:
+    """``claimdesk digest --team T [--send]``: the text of the team's latest digest; ``--send``
+    also posts it to the team's channels now (a manual post, whatever the scheduler did)."""
+    from bot.http_app import Service
+
+    team = settings.team(team_name)
+    service = await Service.create(settings)
+    try:
+        ctx = service.ctx
+        now = ctx.clock()
+        when = day or now.astimezone(ZoneInfo(team.timezone)).date()
+        report = await compute_digest(ctx, team, when, now=now)
+        if send:
+            async with transaction(ctx.sessions) as session:
+                posts = await queue_digest(
+                    session, ctx, team, report, key_suffix=f":manual:{now.isoformat()}"
+                )
+            if posts:
+                await service.worker.drain(max_seconds=60)
+            else:
+                log.warning(
+                    "team %s has no chat destination; the digest was only printed", team.name
+                )
+        return render_digest_text(report)
+    finally:
+        await service.close()

@@ -47,7 +47,9 @@ CUSTOMER_HOURS = {"mon-fri": ["09:00-18:00"]}
 
 
 @lru_cache(maxsize=256)
-def _calendar(timezone: str, hours_json: str, holidays: tuple[str, ...], workdays: tuple[str, ...]) -> WorkingCalendar:
+def _calendar(
+    timezone: str, hours_json: str, holidays: tuple[str, ...], workdays: tuple[str, ...]
+) -> WorkingCalendar:
     hours: dict[str, list[str]] = json.loads(hours_json)
     if not any(hours.values()):
         return WorkingCalendar.always_open(timezone)
@@ -56,7 +58,9 @@ def _calendar(timezone: str, hours_json: str, holidays: tuple[str, ...], workday
 
 def calendar_for(team: TeamSettings) -> WorkingCalendar:
     """The team's working calendar (cached: the settings are immutable)."""
-    return _calendar(team.timezone, json.dumps(team.business_hours, sort_keys=True), team.holidays, team.workdays)
+    return _calendar(
+        team.timezone, json.dumps(team.business_hours, sort_keys=True), team.holidays, team.workdays
+    )
 
 
 @lru_cache(maxsize=256)
@@ -75,10 +79,14 @@ def sla_for(team: TeamSettings, priority: str = "normal") -> SlaSettings:
 
 
 def duration(value: str | timedelta) -> timedelta:
-    return value if isinstance(value, timedelta) else timedelta(minutes=parse_duration_minutes(value))
+    return (
+        value if isinstance(value, timedelta) else timedelta(minutes=parse_duration_minutes(value))
+    )
 
 
-def due_after(team: TeamSettings, start: datetime, span: str | timedelta, *, priority: str = "normal") -> datetime:
+def due_after(
+    team: TeamSettings, start: datetime, span: str | timedelta, *, priority: str = "normal"
+) -> datetime:
     """``start`` plus ``span`` of SLA time (business time when the team counts only that)."""
     delta = duration(span)
     if not sla_for(team, priority).business_time_only:
@@ -89,7 +97,9 @@ def due_after(team: TeamSettings, start: datetime, span: str | timedelta, *, pri
         return start + delta
 
 
-def sla_elapsed(team: TeamSettings, start: datetime, end: datetime, *, priority: str = "normal") -> timedelta:
+def sla_elapsed(
+    team: TeamSettings, start: datetime, end: datetime, *, priority: str = "normal"
+) -> timedelta:
     """SLA time between two instants (business time when the team counts only that)."""
     if not sla_for(team, priority).business_time_only:
         return end - start
@@ -160,7 +170,14 @@ def _epoch(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def plan(state: ClockState, team: TeamSettings, now: datetime, *, has_leads: bool = True, has_managers: bool = True) -> Plan:
+def plan(
+    state: ClockState,
+    team: TeamSettings,
+    now: datetime,
+    *,
+    has_leads: bool = True,
+    has_managers: bool = True,
+) -> Plan:
     """The steps of ``state`` due at ``now`` and the instant of the next one."""
     if state.status not in _OPEN:
         return Plan((), None)
@@ -178,14 +195,22 @@ def plan(state: ClockState, team: TeamSettings, now: datetime, *, has_leads: boo
 
     if state.status == "new" and state.assignee is None and state.claim_due_at is not None:
         _unclaimed(state, team, sla, now, has_leads, has_managers, due, future)
-    elif state.status == "claimed" and state.first_reply_at is None and state.reply_due_at is not None:
+    elif (
+        state.status == "claimed"
+        and state.first_reply_at is None
+        and state.reply_due_at is not None
+    ):
         start = state.reply_due_at
         epoch = _epoch(start)
         escalate = duration(sla.escalate_after)
         consider(Step("remind_owner", f"remind:{state.id}:{epoch}", when_open(team, start)))
         if has_leads:
             at = due_after(team, start, escalate, priority=state.priority)
-            consider(Step("escalate_reply", f"escalate:{state.id}:{epoch}:reply:1", when_open(team, at), 1))
+            consider(
+                Step(
+                    "escalate_reply", f"escalate:{state.id}:{epoch}:reply:1", when_open(team, at), 1
+                )
+            )
         if sla.return_to_pool:
             at = due_after(team, start, escalate * 2, priority=state.priority)
             consider(Step("return_to_pool", f"pool:{state.id}:{epoch}", when_open(team, at)))
@@ -218,20 +243,32 @@ def _unclaimed(
     ladder_end = due_after(team, start, escalate * 2, priority=state.priority)
     for level, present in ((1, has_leads), (2, has_managers)):
         if present:
-            step = Step("escalate", f"escalate:{state.id}:{epoch}:claim:{level}", at(escalate * level), level)
+            step = Step(
+                "escalate",
+                f"escalate:{state.id}:{epoch}:claim:{level}",
+                at(escalate * level),
+                level,
+            )
             (due.append(step) if step.due_at <= now else future.append(step.due_at))
     if every <= timedelta(0):
         return
     # The newest nudge due now: estimate its number from the elapsed SLA time, then
     # step back while its (business-hours shifted) instant is still ahead.
-    elapsed = sla_elapsed(team, start, now, priority=state.priority) if now >= start else timedelta(-1)
+    elapsed = (
+        sla_elapsed(team, start, now, priority=state.priority) if now >= start else timedelta(-1)
+    )
     number = int(elapsed / every) + 1 if elapsed >= timedelta(0) else 0
     while number >= 1 and at(every * (number - 1)) > now:
         number -= 1
-    while number >= 1 and due_after(team, start, every * (number - 1), priority=state.priority) >= ladder_end:
+    while (
+        number >= 1
+        and due_after(team, start, every * (number - 1), priority=state.priority) >= ladder_end
+    ):
         number -= 1  # no nudges once the managers have been told
     if number >= 1:
-        due.append(Step("nudge", f"nudge:{state.id}:{epoch}:{number}", at(every * (number - 1)), number))
+        due.append(
+            Step("nudge", f"nudge:{state.id}:{epoch}:{number}", at(every * (number - 1)), number)
+        )
     following = due_after(team, start, every * number, priority=state.priority)
     if following < ladder_end:
         future.append(when_open(team, following))

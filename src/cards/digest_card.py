@@ -81,7 +81,9 @@ class DigestReport:
     def from_dict(cls, data: dict[str, Any]) -> DigestReport:
         values = dict(data)
         values["oldest_open"] = tuple(DigestItem(**i) for i in values.get("oldest_open", ()))
-        values["oldest_unclaimed"] = tuple(DigestItem(**i) for i in values.get("oldest_unclaimed", ()))
+        values["oldest_unclaimed"] = tuple(
+            DigestItem(**i) for i in values.get("oldest_unclaimed", ())
+        )
         values["reps"] = tuple(DigestRepRow(**r) for r in values.get("reps", ()))
         return cls(**values)
 
@@ -108,10 +110,18 @@ def rep_table(report: DigestReport) -> list[str]:
     locale = report.locale
     rows = [text(locale, "digest.rep_header").split(" | ")]
     for r in report.reps:
-        median = duration_words(r.median_reply_seconds, locale) if r.median_reply_seconds is not None else "—"
-        rows.append([r.name, str(r.claimed), str(r.replied), str(r.won), str(r.lost), str(r.open), median])
+        median = (
+            duration_words(r.median_reply_seconds, locale)
+            if r.median_reply_seconds is not None
+            else "—"
+        )
+        rows.append(
+            [r.name, str(r.claimed), str(r.replied), str(r.won), str(r.lost), str(r.open), median]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    return [
+        " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    ]
 
 
 def _fields(report: DigestReport) -> tuple[CardField, ...]:
@@ -122,8 +132,14 @@ def _fields(report: DigestReport) -> tuple[CardField, ...]:
         CardField(text(locale, "digest.replied"), str(report.replied)),
         CardField(text(locale, "digest.won"), str(report.won)),
         CardField(text(locale, "digest.lost"), str(report.lost)),
-        CardField(text(locale, "digest.time_to_claim"), _pair(report.claim_median_seconds, report.claim_p90_seconds, locale)),
-        CardField(text(locale, "digest.time_to_reply"), _pair(report.reply_median_seconds, report.reply_p90_seconds, locale)),
+        CardField(
+            text(locale, "digest.time_to_claim"),
+            _pair(report.claim_median_seconds, report.claim_p90_seconds, locale),
+        ),
+        CardField(
+            text(locale, "digest.time_to_reply"),
+            _pair(report.reply_median_seconds, report.reply_p90_seconds, locale),
+        ),
         CardField(text(locale, "digest.breaches"), str(report.breaches)),
         CardField(text(locale, "digest.escalations"), str(report.escalations)),
         CardField(text(locale, "digest.open_now"), f"{report.open_now} / {report.unclaimed_now}"),
@@ -133,9 +149,14 @@ def _fields(report: DigestReport) -> tuple[CardField, ...]:
 def _sections(report: DigestReport) -> list[str]:
     locale = report.locale
     lines: list[str] = []
-    for key, items in (("digest.oldest_unclaimed", report.oldest_unclaimed), ("digest.oldest_open", report.oldest_open)):
+    for key, items in (
+        ("digest.oldest_unclaimed", report.oldest_unclaimed),
+        ("digest.oldest_open", report.oldest_open),
+    ):
         lines.append(text(locale, key) + ":")
-        lines.extend(f"  {_item_line(i, locale)}" for i in items) if items else lines.append(f"  {text(locale, 'digest.none')}")
+        lines.extend(f"  {_item_line(i, locale)}" for i in items) if items else lines.append(
+            f"  {text(locale, 'digest.none')}"
+        )
     lines.append(text(locale, "digest.per_rep") + ":")
     lines.extend(f"  {line}" for line in rep_table(report))
     return lines
@@ -146,11 +167,19 @@ def build_digest_card(report: DigestReport) -> Card:
     a Claim button per oldest unclaimed item and an Open link per oldest open item."""
     locale = report.locale
     actions: list[Control] = [
-        Button(text(locale, "digest.claim_button", number=i.number), encode_action(Verb.CLAIM, i.number), "primary")
+        Button(
+            text(locale, "digest.claim_button", number=i.number),
+            encode_action(Verb.CLAIM, i.number),
+            "primary",
+        )
         for i in report.oldest_unclaimed[:3]
     ]
     actions += [
-        Button(text(locale, "digest.open_button", number=i.number), encode_action(Verb.OPEN, i.number), url=i.url)
+        Button(
+            text(locale, "digest.open_button", number=i.number),
+            encode_action(Verb.OPEN, i.number),
+            url=i.url,
+        )
         for i in report.oldest_open[:3]
         if i.url
     ]
@@ -159,7 +188,11 @@ def build_digest_card(report: DigestReport) -> Card:
         key=f"digest:{report.team}:{report.day}",
         version=1,
         title=text(locale, "digest.title", team=report.team_title, period=report.period),
-        badge=Badge("digest", text(locale, "digest.title", team=report.team_title, period=report.period), "#1a73e8"),
+        badge=Badge(
+            "digest",
+            text(locale, "digest.title", team=report.team_title, period=report.period),
+            "#1a73e8",
+        ),
         fields=_fields(report),
         snippet="\n".join(_sections(report)),
         notes=notes,

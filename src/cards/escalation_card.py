@@ -20,19 +20,30 @@ from store.models import Status
 
 
 def build_escalation_card(
-    view: InquiryView, *, now: datetime, locale: str, headline: str, members: tuple[Option, ...] = ()
+    view: InquiryView,
+    *,
+    now: datetime,
+    locale: str,
+    headline: str,
+    members: tuple[Option, ...] = (),
 ) -> Card:
     """The inquiry card for a DM: ``headline`` first, then Claim (if unclaimed), Reassign, Open."""
     base = build_inquiry_card(view, now=now, locale=locale)
     n = view.number
     controls: list[Control] = []
     if view.status == Status.NEW.value:
-        controls.append(Button(text(locale, "button.claim"), encode_action(Verb.CLAIM, n), "primary"))
+        controls.append(
+            Button(text(locale, "button.claim"), encode_action(Verb.CLAIM, n), "primary")
+        )
     if is_open(view.status) and members:
-        controls.append(Select(text(locale, "button.reassign"), encode_action(Verb.REASSIGN, n), members))
+        controls.append(
+            Select(text(locale, "button.reassign"), encode_action(Verb.REASSIGN, n), members)
+        )
     if view.status != Status.NEW.value and is_open(view.status):
         controls.append(Button(text(locale, "button.reply"), encode_action(Verb.REPLY, n)))
     if view.link_url:
-        controls.append(Button(text(locale, "button.open"), encode_action(Verb.OPEN, n), url=view.link_url))
+        controls.append(
+            Button(text(locale, "button.open"), encode_action(Verb.OPEN, n), url=view.link_url)
+        )
     notes = (headline, *base.notes) if headline else base.notes
     return replace(base, key=f"escalation:{n}", notes=notes, actions=tuple(controls))

@@ -23,14 +23,36 @@ def berlin(*args: int) -> datetime:
 
 def clock_config(**sla: Any) -> dict[str, Any]:
     """Overrides for ``make_settings``: team sales (alice, bob, carol away -> bob), lead lena, manager max."""
-    levels = {"claim_within": "15m", "nudge_every": "15m", "escalate_after": "20m", "first_reply_within": "2h", "return_to_pool": True}
+    levels = {
+        "claim_within": "15m",
+        "nudge_every": "15m",
+        "escalate_after": "20m",
+        "first_reply_within": "2h",
+        "return_to_pool": True,
+    }
     levels.update(sla)
     return {
         "teams": [
-            {"name": "sales", "display_name": "Sales EU", "locale": "en", "timezone": "Europe/Berlin",
-             "members": ["alice", "bob", "carol"], "leads": ["lena"], "managers": ["max"], "mailbox": "sales",
-             "business_hours": {"mon-fri": ["09:00-18:00"]}, "holidays": ["2026-11-30"], "sla": levels},
-            {"name": "asia", "display_name": "亚洲组", "locale": "zh-CN", "members": ["chen"], "mailbox": "sales"},
+            {
+                "name": "sales",
+                "display_name": "Sales EU",
+                "locale": "en",
+                "timezone": "Europe/Berlin",
+                "members": ["alice", "bob", "carol"],
+                "leads": ["lena"],
+                "managers": ["max"],
+                "mailbox": "sales",
+                "business_hours": {"mon-fri": ["09:00-18:00"]},
+                "holidays": ["2026-11-30"],
+                "sla": levels,
+            },
+            {
+                "name": "asia",
+                "display_name": "亚洲组",
+                "locale": "zh-CN",
+                "members": ["chen"],
+                "mailbox": "sales",
+            },
         ],
         "reps": [
             {"id": "alice", "name": "Alice", "email": "alice@seller.test", "slack_id": "UALICE"},
@@ -47,12 +69,23 @@ def recording_channel() -> RecordingChannel:
     return RecordingChannel(name="slack", team_destinations={"sales": [CHANNEL]})
 
 
-async def new_inquiry(service: Service, key: str, *, subject: str = "40HQ LED panels", country: str = "ES") -> int:
+async def new_inquiry(
+    service: Service, key: str, *, subject: str = "40HQ LED panels", country: str = "ES"
+) -> int:
     result = await ingest(
         service.ctx,
-        InboundMessage(source="website", source_kind="webhook", dedupe_key=key, email=f"{key}@buyer.example",
-                       name="Maria Lopez", country=country, subject=subject, text="Please quote 2,000 pcs.",
-                       team="sales", mailbox="sales"),
+        InboundMessage(
+            source="website",
+            source_kind="webhook",
+            dedupe_key=key,
+            email=f"{key}@buyer.example",
+            name="Maria Lopez",
+            country=country,
+            subject=subject,
+            text="Please quote 2,000 pcs.",
+            team="sales",
+            mailbox="sales",
+        ),
     )
     return result.inquiry_id
 
@@ -69,12 +102,14 @@ class Walk:
 
     async def settle(self) -> list[tuple[datetime, RecordedCall]]:
         await self.service.worker.drain()
-        fresh = [(self.clock.now, c) for c in self.channel.calls[self.seen:]]
+        fresh = [(self.clock.now, c) for c in self.channel.calls[self.seen :]]
         self.seen = len(self.channel.calls)
         self.log.extend(fresh)
         return fresh
 
-    async def until(self, target: datetime, step: timedelta = timedelta(minutes=5)) -> list[tuple[datetime, RecordedCall]]:
+    async def until(
+        self, target: datetime, step: timedelta = timedelta(minutes=5)
+    ) -> list[tuple[datetime, RecordedCall]]:
         assert self.service.scheduler is not None
         out: list[tuple[datetime, RecordedCall]] = []
         while self.clock.now < target:
@@ -87,4 +122,8 @@ class Walk:
 
 def summary(calls: list[tuple[datetime, RecordedCall]]) -> list[tuple[str, str, str]]:
     """(Berlin time, method, destination) of each call, card updates left out."""
-    return [(at.astimezone(BERLIN).strftime("%a %H:%M"), c.method, c.destination) for at, c in calls if c.method != "update_card"]
+    return [
+        (at.astimezone(BERLIN).strftime("%a %H:%M"), c.method, c.destination)
+        for at, c in calls
+        if c.method != "update_card"
+    ]
