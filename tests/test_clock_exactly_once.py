@@ -15,8 +15,8 @@ from store import inquiries as repo
 from store.models import Event, JobRun
 from tests.conftest import MovableClock
 from tests.support.clock import (
-    CHANNEL,
     BERLIN,
+    CHANNEL,
     berlin,
     clock_config,
     new_inquiry,
