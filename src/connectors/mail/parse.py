@@ -153,7 +153,7 @@ def _clean_line(text: str) -> str:
 
 _FIELD_RE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
 _FIELD_SPACED_RE = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
-_BLANK_RE = re.compile(rb"^[\r\n]*$")
+_HEADER_END_RE = re.compile(rb"\n\r?\n")
 
 
 def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
@@ -163,10 +163,14 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
         end = raw.find(b"\n")
         raw = b"" if end < 0 else raw[end + 1 :]
         defects.append("mbox 'From ' envelope line skipped")
-    lines = raw.splitlines(keepends=True)
+    # Only the header block is split into lines (a message may be megabytes long).
+    block_end = _HEADER_END_RE.search(raw)
+    split = block_end.start() + 1 if block_end else len(raw)
+    head, rest = raw[:split], raw[split:]
+    lines = head.splitlines(keepends=True)
     if not lines or not (_FIELD_RE.match(lines[0]) or _FIELD_SPACED_RE.match(lines[0])):
         return raw
-    blank = next((i for i, line in enumerate(lines) if _BLANK_RE.match(line)), len(lines))
+    blank = len(lines)
     last_field = max(
         (i for i in range(blank) if _FIELD_RE.match(lines[i]) or _FIELD_SPACED_RE.match(lines[i])),
         default=-1,
@@ -208,10 +212,11 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
         defects.append("header block ended without a blank line")
         out.append(b"\r\n" if line.endswith(b"\r\n") else b"\n")
         out.extend(lines[index:])
+        out.append(rest)
         return b"".join(out)
     if not changed:
         return raw
-    out.extend(lines[blank:])
+    out.append(rest)
     return b"".join(out)
 
 
@@ -732,7 +737,6 @@ _REPORT_TYPES = frozenset(
     }
 )
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
-_BODY_TYPES = frozenset({"text/plain", "text/html"})
 _ALT_TEXT_TYPES = frozenset({"text/enriched", "text/richtext"})
 
 _AUTO_REPLY_SUBJECT_RE = re.compile(
@@ -877,16 +881,17 @@ def make_snippet(text: str, limit: int = SNIPPET_LENGTH) -> str:
 
 @dataclass
 class _Body:
+    """Readable text collected from body parts (one alternative chosen per group)."""
+
     plain: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
 
-    def empty(self) -> bool:
-        return not (self.plain or self.html or self.other)
-
 
 @dataclass
 class _Report:
+    """What delivery/disposition report parts said."""
+
     has_dsn: bool = False
     has_mdn: bool = False
     status_texts: list[str] = field(default_factory=list)
