@@ -27,6 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlmodel import col, update
+
 from bot.context import AppContext
 from bot.deliveries import RetrySoon, deliver, mark_email_failed
 from connectors.channels import DeliveryError
@@ -127,13 +129,18 @@ class OutboxWorker:
         return len(rows)
 
     async def _run_group(self, lane: Lane, key: str, rows: list[Outbox]) -> None:
+        # A retryable failure is retried here, in place, while the rows behind it wait:
+        # handing it back to the table would let later rows of the destination overtake it.
+        hold_until = asyncio.get_running_loop().time() + self.settings.lease_seconds * 0.75
         try:
             for index, row in enumerate(rows):
-                if self._stop.is_set():
-                    await self._release(rows[index:])
-                    return
-                await self._pace(row)
-                await self._deliver_one(lane, row)
+                while True:
+                    if self._stop.is_set():
+                        await self._release(rows[index:])
+                        return
+                    await self._pace(row)
+                    if not await self._deliver_one(lane, row, hold_until=hold_until):
+                        break
         finally:
             self._lanes[lane].busy.discard(key)
             self.ctx.outbox_ready.fire()
@@ -164,7 +171,8 @@ class OutboxWorker:
                     session, row.id, self.owner, error="released at shutdown", at=self.ctx.clock()
                 )
 
-    async def _deliver_one(self, lane: Lane, row: Outbox) -> None:
+    async def _deliver_one(self, lane: Lane, row: Outbox, *, hold_until: float = 0.0) -> bool:
+        """Deliver ``row``; True: it failed retryably and is to be tried again in place."""
         assert row.id is not None
         metrics = self.ctx.metrics
         try:
@@ -178,16 +186,18 @@ class OutboxWorker:
                     error="waiting for the card post",
                     at=self.ctx.clock() + timedelta(seconds=soon.seconds),
                 )
-            return
+            return False
         except DeliveryError as exc:
+            if await self._hold(row, exc, hold_until):
+                return True
             await self._failed(row, str(exc), retry_after=exc.retry_after, permanent=exc.permanent)
-            return
+            return False
         except Exception as exc:  # a bug or an unexpected library error: retry, loudly
             log.exception("outbox delivery crashed", extra={"outbox": row.id, "kind": row.kind})
             await self._failed(
                 row, f"{type(exc).__name__}: {exc}", retry_after=None, permanent=False
             )
-            return
+            return False
         now = self.ctx.clock()
         async with transaction(self.ctx.sessions) as session:
             await outbox.complete(session, row.id, self.owner, now)
@@ -195,13 +205,57 @@ class OutboxWorker:
         metrics.delivery_seconds.labels(lane.value).observe(
             max(0.0, (now - row.created_at).total_seconds())
         )
+        return False
+
+    async def _hold(self, row: Outbox, exc: DeliveryError, hold_until: float) -> bool:
+        """Retry ``row`` in place (keeping the destination's order) if the lease allows it.
+
+        A rate limit (``retry_after``) is not the row's fault and does not use up attempts.
+        """
+        if exc.permanent or self._stop.is_set() or not hold_until:
+            return False
+        if exc.retry_after is None and row.attempts >= self.settings.max_attempts:
+            return False
+        if exc.retry_after is not None:
+            delay = exc.retry_after
+        else:
+            delay = min(
+                self.settings.max_backoff,
+                self.settings.base_backoff * 2 ** max(0, row.attempts - 1),
+            ) * random.uniform(0.8, 1.2)
+        loop = asyncio.get_running_loop()
+        if loop.time() + delay > hold_until:
+            return False
+        key = self._dest_key(row)
+        self._next_send[key] = max(self._next_send[key], loop.time() + delay)
+        assert row.id is not None
+        row.attempts += 1
+        async with transaction(self.ctx.sessions) as session:  # visible to operators, counted
+            await session.exec(
+                update(Outbox)
+                .where(col(Outbox.id) == row.id, col(Outbox.lease_owner) == self.owner)
+                .values(attempts=row.attempts, last_error=str(exc)[:2000])
+            )
+        self.ctx.metrics.deliveries.labels(row.channel, row.kind, "retry").inc()
+        log.warning(
+            "outbox delivery failed; retrying in place",
+            extra={
+                "outbox": row.id,
+                "kind": row.kind,
+                "attempt": row.attempts,
+                "delay": delay,
+                "error": str(exc)[:300],
+            },
+        )
+        return True
 
     async def _failed(
         self, row: Outbox, error: str, *, retry_after: float | None, permanent: bool
     ) -> None:
         assert row.id is not None
         now = self.ctx.clock()
-        dead = permanent or row.attempts >= self.settings.max_attempts
+        # A rate limit is not the row's fault: it never uses up the row's attempts.
+        dead = permanent or (retry_after is None and row.attempts >= self.settings.max_attempts)
         if retry_after is not None:
             delay = retry_after
             loop = asyncio.get_running_loop()
