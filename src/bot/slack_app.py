@@ -42,6 +42,7 @@ from bot.replies import ReplyTemplates, draft_reply, send_reply
 from bot.views import card_for
 from cards.actions import Action, BadActionId, Verb, decode_action
 from cards.strings import text
+from config.schema import Settings
 from connectors.channels import DeliveryError
 from connectors.slack.channel import SlackChannel
 from connectors.slack.events import (
@@ -409,3 +410,35 @@ class SlackBot:
         note = message or text(locale, "slack.escalation", number=inquiry_id)
         await self.channel.send_direct(user, card, note, locale=locale)
         return True
+
+
+async def slack_problems(settings: Settings) -> list[str]:
+    """``claimdesk check``: the token works (``auth.test``) and the bot is in every team channel."""
+    channel = SlackChannel.from_settings(settings.slack)
+    problems: list[str] = []
+    try:
+        try:
+            me = await channel.auth_test()
+        except DeliveryError as exc:
+            return [f"slack: auth.test failed ({exc}); check [slack] bot_token and api_base_url"]
+        log.info("slack token OK", extra={"team": me.team, "bot_user": me.user_id})
+        for team in settings.teams:
+            dest = team.destinations.slack_channel
+            if not dest:
+                continue
+            try:
+                if not await channel.is_member(dest):
+                    problems.append(
+                        f"slack: the bot is not in channel {dest} of team {team.name!r}; "
+                        f"invite it there (/invite @{me.user_id or 'claimdesk'})"
+                    )
+            except DeliveryError as exc:
+                problems.append(f"slack: channel {dest} of team {team.name!r}: {exc}")
+        if not settings.slack.signing_secret and not settings.slack.app_token:
+            problems.append(
+                "slack: set signing_secret (HTTP mode, /slack/events) or app_token (Socket Mode); "
+                "otherwise clicks cannot reach claimdesk"
+            )
+    finally:
+        await channel.close()
+    return problems
