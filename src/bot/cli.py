@@ -129,6 +129,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         for problem in asyncio.run(_connector_problems(settings)):
             _out(f"problem: {problem}")
             problems += 1
+    if settings.slack.bot_token and getattr(args, "connect", True):
+        from bot.slack_app import slack_problems
+
+        for problem in asyncio.run(slack_problems(settings)):
+            _out(f"problem: {problem}")
+            problems += 1
     return 1 if problems else 0
 
 
