@@ -389,7 +389,7 @@ async def _cas(
     )
     if result.rowcount != 1:
         raise repo.Conflict(inquiry.id)
-    return await repo.get_inquiry(session, inquiry.id)
+    return _with(inquiry, values)  # no re-read: nothing else changed under our lock
 
 
 def _state(inquiry: Inquiry) -> ClockState:
