@@ -44,4 +44,24 @@ def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) ->
         return f"customer replied: “{data.get('snippet', '')}”"
     if event.kind == "delivery_failed":
         return f"reply delivery failed: {data.get('error', '')}"
+    late = " (late)" if data.get("late") else ""
+    people = ", ".join(rep_name(str(r)) for r in data.get("to", []) or [])
+    if event.kind == "nudged":
+        return f"group nudged{late}"
+    if event.kind == "escalated":
+        return f"escalated to {people or 'the next level'}{late}"
+    if event.kind == "reminded":
+        return f"owner reminded: no reply yet{late}"
+    if event.kind == "returned_to_pool":
+        return f"returned to the pool: no reply in time{late}"
+    if event.kind == "follow_up_set":
+        return f"follow-up set for {data.get('at', '')}"
+    if event.kind == "follow_up_due":
+        return f"follow-up due; reminded {people}{late}"
+    if event.kind == "snooze_ended":
+        return f"snooze ended{late}"
+    if event.kind == "handed_over":
+        return f"handed over: {rep_name(event.before) or '—'} is away → {rep_name(event.after) or 'the pool'}"
+    if event.kind == "erased":
+        return "personal data erased on request"
     return f"{event.kind} {event.before}→{event.after}".strip()
