@@ -30,8 +30,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## bench: benchmarks (numbers, not tests); results in bench/results.json
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python bench/bench_intake.py --out bench/results.json
+	$(BIN)/python bench/bench_clock.py --out bench/results.json
+	$(BIN)/python bench/bench_slack.py --out bench/slack.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,7 @@ its first nudge: an Event, an outbox row and a compare-and-set), the median of a
 tick (nothing due: the cost of the indexed query alone), and the tracemalloc peak
 during one more busy tick (measured apart: tracing slows the tick down). The time is a moved clock; the numbers are real seconds.
 
-    .venv/bin/python bench/bench_clock.py --out bench/clock.json [--inquiries 100000] [--due 1000]
+    .venv/bin/python bench/bench_clock.py --out bench/results.json [--inquiries 100000] [--due 1000]
 """
 
 from __future__ import annotations
@@ -222,7 +222,10 @@ def main() -> int:
         finally:
             if server is not None:
                 server.stop()
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    out = Path(args.out)
+    merged = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    merged["clock"] = results
+    out.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
