@@ -85,7 +85,7 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
         if ref is None and row.kind != "card.post":
             post_state = (
                 await session.exec(
-                    select(Outbox.state).where(
+                    select(Outbox.state, Outbox.leased_until).where(
                         col(Outbox.key)
                         == f"card.post:{row.channel}:{row.destination}:{row.inquiry_id}"
                     )
@@ -99,8 +99,13 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
         await _save_ref(ctx, row, posted, card.version)
         return
     if ref is None:
-        if post_state == OutboxState.PENDING.value:
-            raise RetrySoon(1.0)  # the post is on its way and will show the newest state
+        if post_state is not None and post_state[0] == OutboxState.PENDING.value:
+            leased = post_state[1] is not None and post_state[1] > ctx.clock()
+            if row.kind == "card.update" and not leased:
+                # The post has not started: it renders the inquiry as it is then, which
+                # includes this change. Waiting here would only clog the interactive lane.
+                return
+            raise RetrySoon(1.0)  # the post is in flight (or a thread note needs its ts)
         return  # never posted (no destination then, or the post failed for good)
     posted = PostedCard(ref.ref, dict(ref.data))
     if row.kind == "thread.post":

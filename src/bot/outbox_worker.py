@@ -74,6 +74,12 @@ class OutboxWorker:
     def _dest_key(self, row: Outbox) -> str:
         return f"{row.channel}:{row.destination}"
 
+    def _pace_key(self, row: Outbox) -> str:
+        # New cards and everything else (updates, notes) keep separate schedules: a click's
+        # card update never waits for the bulk lane's next paced post slot (Slack limits
+        # chat.postMessage per channel, chat.update separately).
+        return f"{self._dest_key(row)}:{'post' if row.kind == 'card.post' else 'other'}"
+
     async def run(self) -> None:
         """Both lanes until ``stop()``."""
         await asyncio.gather(self._lane_loop(Lane.INTERACTIVE), self._lane_loop(Lane.BULK))
@@ -157,7 +163,7 @@ class OutboxWorker:
         elif row.channel == "smtp":
             interval = self.settings.bulk_email_interval
         loop = asyncio.get_running_loop()
-        key = self._dest_key(row)
+        key = self._pace_key(row)
         wait = self._next_send[key] - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -226,7 +232,7 @@ class OutboxWorker:
         loop = asyncio.get_running_loop()
         if loop.time() + delay > hold_until:
             return False
-        key = self._dest_key(row)
+        key = self._pace_key(row)
         self._next_send[key] = max(self._next_send[key], loop.time() + delay)
         assert row.id is not None
         row.attempts += 1
@@ -259,7 +265,7 @@ class OutboxWorker:
         if retry_after is not None:
             delay = retry_after
             loop = asyncio.get_running_loop()
-            key = self._dest_key(row)
+            key = self._pace_key(row)
             self._next_send[key] = max(self._next_send[key], loop.time() + retry_after)
         else:
             delay = min(
