@@ -138,7 +138,9 @@ async def _dispatch(
                 )
             return ActionOutcome(False, message, number, "lost_race")
         team = ctx.settings.team(current.team)
-        reply_due = due_after(team, now, sla_for(team, current.priority).first_reply_within, priority=current.priority)
+        reply_due = due_after(
+            team, now, sla_for(team, current.priority).first_reply_within, priority=current.priority
+        )
         current = await repo.change(
             session, current, now, reply_due_at=reply_due, next_due_at=reply_due, claim_due_at=None
         )
@@ -187,7 +189,9 @@ async def _dispatch(
                 ),
             )
         team = ctx.settings.team(inquiry.team)
-        due = due_after(team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority)
+        due = due_after(
+            team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority
+        )
         before = inquiry.status
         updated = await repo.change(
             session,

@@ -368,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_erase)
     p = sub.add_parser("digest", help="print a team's daily digest (--send also posts it)")
     p.add_argument("--team", required=True)
-    p.add_argument("--date", default="", help="the digest day YYYY-MM-DD (default: today in the team's time zone)")
+    p.add_argument(
+        "--date",
+        default="",
+        help="the digest day YYYY-MM-DD (default: today in the team's time zone)",
+    )
     p.add_argument("--send", action="store_true", help="post it to the team's channels too")
     p.set_defaults(func=cmd_digest)
     p = sub.add_parser("route", help="show which rule routes a message and why")

@@ -192,7 +192,9 @@ class TeamSettings(_Section):
     holidays: tuple[str, ...] = ()  # "2026-10-01" or "2026-10-01..2026-10-07"
     workdays: tuple[str, ...] = ()  # make-up working days (调休)
     digest_at: time = time(9, 0)
-    sla_by_priority: dict[Priority, SlaSettings] = Field(default_factory=dict)  # e.g. a tighter [teams.sla_by_priority.vip]
+    sla_by_priority: dict[Priority, SlaSettings] = Field(
+        default_factory=dict
+    )  # e.g. a tighter [teams.sla_by_priority.vip]
     out_of_hours_ack: str = ""  # reply template (e.g. "out_of_hours") mailed once to a customer who writes out of hours; "" = off
 
     _name = field_validator("name")(_check_name)
