@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): numbers, printed and written as JSON."""
