@@ -173,6 +173,7 @@ class Service:
             secure_cookies=settings.server.base_url.startswith("https://"),
         )
         app.add_routes(inbox.routes())
+        app.on_shutdown.append(inbox.close_streams)
         app.add_routes(api_routes(self.ctx))
         app.add_routes(
             [
