@@ -37,6 +37,7 @@ class RetrySoon(Exception):
     """Not deliverable yet (e.g. an update whose card is still being posted)."""
 
     seconds: float
+    in_flight: bool = False  # the card's post is being sent right now: worth a short wait in place
 
 
 async def deliver(ctx: AppContext, row: Outbox) -> None:
@@ -105,7 +106,9 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
                 # The post has not started: it renders the inquiry as it is then, which
                 # includes this change. Waiting here would only clog the interactive lane.
                 return
-            raise RetrySoon(1.0)  # the post is in flight (or a thread note needs its ts)
+            raise RetrySoon(
+                1.0, in_flight=leased
+            )  # the post is in flight (or a thread note needs its ts)
         return  # never posted (no destination then, or the post failed for good)
     posted = PostedCard(ref.ref, dict(ref.data))
     if row.kind == "thread.post":

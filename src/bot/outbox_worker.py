@@ -177,12 +177,26 @@ class OutboxWorker:
                     session, row.id, self.owner, error="released at shutdown", at=self.ctx.clock()
                 )
 
+    async def _deliver_waiting_for_post(self, row: Outbox) -> None:
+        """Deliver; when the card's post is in flight right now, wait for it briefly in place
+        (a few hundred ms) instead of rescheduling: the update or thread note then follows
+        the post at once rather than a full retry interval later."""
+        for _ in range(20):
+            try:
+                await deliver(self.ctx, row)
+                return
+            except RetrySoon as soon:
+                if not soon.in_flight:
+                    raise
+                await asyncio.sleep(0.1)
+        await deliver(self.ctx, row)
+
     async def _deliver_one(self, lane: Lane, row: Outbox, *, hold_until: float = 0.0) -> bool:
         """Deliver ``row``; True: it failed retryably and is to be tried again in place."""
         assert row.id is not None
         metrics = self.ctx.metrics
         try:
-            await deliver(self.ctx, row)
+            await self._deliver_waiting_for_post(row)
         except RetrySoon as soon:
             async with transaction(self.ctx.sessions) as session:
                 await outbox.retry_later(
