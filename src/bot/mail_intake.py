@@ -87,12 +87,22 @@ class MailboxIntake:
     """The intake loop of one mailbox."""
 
     def __init__(
-        self, ctx: AppContext, box: MailboxSettings, *, batch: int = 50, idle_seconds: float = 300.0
+        self,
+        ctx: AppContext,
+        box: MailboxSettings,
+        *,
+        batch: int = 50,
+        idle_seconds: float = 300.0,
+        reconnect_delay: float = 1.0,
+        max_reconnect_delay: float = 300.0,
     ) -> None:
         self.ctx = ctx
         self.box = box
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self.reconnect_delay = reconnect_delay
+        """First wait after a failure; it doubles per failure up to ``max_reconnect_delay``."""
+        self.max_reconnect_delay = max_reconnect_delay
         self._stop = asyncio.Event()
         self.outcomes: list[MailOutcome] = []
 
@@ -101,7 +111,7 @@ class MailboxIntake:
 
     async def run(self) -> None:
         """Poll until stopped, reconnecting with backoff; holds the mailbox's leadership lock on PostgreSQL."""
-        delay = 1.0
+        delay = self.reconnect_delay
         while not self._stop.is_set():
             try:
                 async with self._leadership() as leader:
@@ -111,10 +121,10 @@ class MailboxIntake:
                     mailbox = open_mailbox(self.box)
                     try:
                         await mailbox.connect()
-                        delay = 1.0
+                        delay = self.reconnect_delay
                         while not self._stop.is_set():
                             await self.sync_once(mailbox)
-                            await mailbox.wait_for_new(self.idle_seconds)
+                            await self._wait_for_mail(mailbox)
                     finally:
                         await mailbox.close()
             except ImapError as exc:
@@ -122,7 +132,22 @@ class MailboxIntake:
             except Exception:
                 log.exception("mailbox %s intake crashed; retrying in %.0f s", self.box.name, delay)
             await self._sleep(delay)
-            delay = min(delay * 2, 300.0)
+            delay = min(delay * 2, self.max_reconnect_delay)
+
+    async def _wait_for_mail(self, mailbox: ImapMailbox) -> None:
+        """IDLE (or poll) until new mail, the IDLE timeout, or ``stop()``: stopping must not wait out an IDLE."""
+        waiting = asyncio.ensure_future(mailbox.wait_for_new(self.idle_seconds))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not waiting.done():
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ImapError):
+                    await waiting
+        if waiting.done() and not waiting.cancelled():
+            waiting.result()  # a lost connection surfaces here and is retried by run()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
