@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.auto_ack import acknowledge_if_closed
 from bot.card_sync import queue_card_updates, queue_new_cards
 from bot.context import AppContext
 from bot.sla import due_after, sla_for
@@ -250,6 +251,14 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
     )
     if status == Status.NEW:
         await queue_new_cards(session, ctx, inquiry)
+        await acknowledge_if_closed(
+            ctx,
+            session,
+            inquiry,
+            customer_message_id=msg.message_id,
+            references=msg.references,
+            now=now,
+        )
     ctx.metrics.inquiries.labels(msg.source_kind, team.name).inc()
     log.info(
         "inquiry created", extra={"inquiry": inquiry.id, "team": team.name, "source": msg.source}

@@ -41,6 +41,8 @@ from store.models import Contact, Inquiry, Lane, Message, Status
 log = logging.getLogger(__name__)
 
 _TITLE = re.compile(r"^\{#\s*(.+?)\s*#\}\s*\n?")
+#: Templates claimdesk sends by itself (``bot.auto_ack``): not offered in a rep's picker.
+AUTOMATIC = frozenset({"out_of_hours"})
 
 
 class ReplyTemplates:
@@ -71,11 +73,13 @@ class ReplyTemplates:
     def for_language(self, language: str) -> tuple[TemplateInfo, ...]:
         """Templates in ``language`` first, then the default language's."""
         lang = (language or self.default_language).split("-")[0].lower()
-        primary = [t for (lng, _), t in self._templates.items() if lng == lang]
+        primary = [
+            t for (lng, name), t in self._templates.items() if lng == lang and name not in AUTOMATIC
+        ]
         fallback = [
             t
-            for (lng, _), t in self._templates.items()
-            if lng == self.default_language and lng != lang
+            for (lng, name), t in self._templates.items()
+            if lng == self.default_language and lng != lang and name not in AUTOMATIC
         ]
         return tuple(primary + fallback)
 
