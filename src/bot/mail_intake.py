@@ -34,7 +34,7 @@ from sqlalchemy import text as sql_text
 
 from bot.card_sync import queue_card_updates
 from bot.context import AppContext
-from bot.ingest import InboundMessage, ingest
+from bot.ingest import InboundMessage, IngestResult, ingest
 from config.schema import MailboxSettings
 from connectors.mail.imap import AddFlag, FetchedMail, ImapError, ImapMailbox, MoveTo, ProcessedMark
 from connectors.mail.parse import ParsedEmail, parse_email
@@ -216,41 +216,51 @@ class MailboxIntake:
         )
         if not sender:
             sender = ""
-        result = await ingest(
-            self.ctx,
-            InboundMessage(
-                source=self.box.name,
-                source_kind="mail",
-                dedupe_key=_dedupe_key(self.box, parsed, mail),
-                email=sender,
-                name=parsed.from_name,
-                subject=parsed.subject,
-                text=parsed.text,
-                snippet=parsed.snippet,
-                html=parsed.html or "",
-                message_id=parsed.message_id or "",
-                in_reply_to=parsed.in_reply_to or "",
-                references=parsed.references,
-                attachments=tuple(
-                    {
-                        "filename": a.filename,
-                        "content_type": a.content_type,
-                        "size": a.size,
-                        "inline": a.inline,
-                    }
-                    for a in parsed.attachments
-                ),
-                blobs=tuple(
-                    (a.filename, a.content_type, a.payload)
-                    for a in parsed.attachments
-                    if not a.inline and a.size <= self.box.max_attachment_bytes
-                ),
-                team=self.box.team,
-                mailbox=self.box.name,
+        inbound = InboundMessage(
+            source=self.box.name,
+            source_kind="mail",
+            dedupe_key=_dedupe_key(self.box, parsed, mail),
+            email=sender,
+            name=parsed.from_name,
+            subject=parsed.subject,
+            text=parsed.text,
+            snippet=parsed.snippet,
+            html=parsed.html or "",
+            message_id=parsed.message_id or "",
+            in_reply_to=parsed.in_reply_to or "",
+            references=parsed.references,
+            attachments=tuple(
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "inline": a.inline,
+                }
+                for a in parsed.attachments
             ),
+            blobs=tuple(
+                (a.filename, a.content_type, a.payload)
+                for a in parsed.attachments
+                if not a.inline and a.size <= self.box.max_attachment_bytes
+            ),
+            team=self.box.team,
+            mailbox=self.box.name,
         )
+        result = await self._ingest(inbound)
         action = "duplicate" if result.duplicate else "threaded" if result.threaded else "created"
         return MailOutcome(mail.uid, action, result.inquiry_id)
+
+    async def _ingest(self, inbound: InboundMessage) -> IngestResult:
+        """Ingest; a lost race on the inquiry (the same answer read by a second mailbox at the
+        same moment) is retried, and the retry finds the winner's message: a duplicate."""
+        for attempt in range(1, 4):
+            try:
+                return await ingest(self.ctx, inbound)
+            except repo.Conflict:
+                if attempt == 3:
+                    raise
+                log.info("mailbox %s: inquiry changed concurrently; retrying", self.box.name)
+        raise AssertionError("unreachable")
 
     async def _bounce(self, uid: int, parsed: ParsedEmail) -> MailOutcome:
         """A bounce of our reply: mark that message failed and tell the owner on the card."""
