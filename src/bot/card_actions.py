@@ -12,8 +12,9 @@ import logging
 from datetime import timedelta
 
 from bot.card_sync import queue_card_updates
+from bot.clock import apply_follow_up
 from bot.context import AppContext
-from bot.sla import due_after, sla_for
+from bot.sla import due_after, sla_for, when_open
 from cards.actions import Action, ActionOutcome, Verb
 from cards.strings import duration_words, text
 from store import inquiries as repo
@@ -28,6 +29,13 @@ _SNOOZE = {
     "4h": timedelta(hours=4),
     "1d": timedelta(days=1),
     "3d": timedelta(days=3),
+}
+# Follow-up choices on the card: the reminder falls that much later, moved to the team's next
+# opening when that instant is out of hours (and to the customer's working hours by the clock).
+_FOLLOW_UP = {
+    "1d": timedelta(days=1),
+    "3d": timedelta(days=3),
+    "1w": timedelta(weeks=1),
 }
 
 
@@ -331,6 +339,39 @@ async def _dispatch(
         )
         return ActionOutcome(
             True, text(locale, "outcome.snoozed", number=number, when=when), number
+        )
+
+    if action.verb == Verb.FOLLOW_UP:
+        delay = _FOLLOW_UP.get(action.value)
+        if delay is None:
+            raise Refusal(
+                "invalid",
+                f"unknown follow-up {action.value!r}; choose one of {', '.join(_FOLLOW_UP)}",
+            )
+        if inquiry.assignee and not owner_or_lead:
+            raise Refusal(
+                "forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee))
+            )
+        if inquiry.status != Status.FOLLOW_UP.value and Status.FOLLOW_UP not in allowed_moves(
+            inquiry.status
+        ):
+            raise Refusal(
+                "invalid",
+                text(
+                    locale,
+                    "refuse.bad_move",
+                    number=number,
+                    before=text(locale, f"status.{inquiry.status}"),
+                    after=text(locale, "status.follow_up"),
+                ),
+            )
+        team = ctx.settings.team(inquiry.team)
+        at = when_open(team, now + delay)
+        _updated, when = await apply_follow_up(
+            ctx, session, inquiry, rep_id, at, now, status=Status.FOLLOW_UP.value
+        )
+        return ActionOutcome(
+            True, text(locale, "clock.follow_up_set", number=number, when=when), number
         )
 
     if action.verb == Verb.REASSIGN:

@@ -791,35 +791,56 @@ async def set_follow_up(ctx: AppContext, inquiry_id: int, rep_id: str, at: datet
     now = ctx.clock()
     async with transaction(ctx.sessions) as session:
         inquiry = await repo.get_inquiry(session, inquiry_id)
-        team = ctx.settings.team(inquiry.team)
-        nxt = inquiry.next_due_at
-        wanted = when_both_open(team, inquiry.country, at)
-        updated = await repo.change(
-            session,
-            inquiry,
-            now,
-            follow_up_at=at,
-            next_due_at=min(nxt, wanted) if nxt is not None else wanted,
-        )
-        repo.add_event(
-            session,
-            updated,
-            at=now,
-            actor=rep_id,
-            kind="follow_up_set",
-            data={"at": at.isoformat(), "delivered_at": wanted.isoformat()},
-        )
-        when = _local(team, wanted)
-        await queue_card_updates(
-            session,
-            ctx,
-            updated,
-            lane=Lane.INTERACTIVE,
-            note=text(team.locale, "clock.follow_up_set", number=inquiry_id, when=when),
-        )
+        updated, _when = await apply_follow_up(ctx, session, inquiry, rep_id, at, now)
     ctx.changed.fire()
     ctx.outbox_ready.fire()
     return updated
+
+
+async def apply_follow_up(
+    ctx: AppContext,
+    session: AsyncSession,
+    inquiry: Inquiry,
+    rep_id: str,
+    at: datetime,
+    now: datetime,
+    *,
+    status: str | None = None,
+) -> tuple[Inquiry, str]:
+    """Set the follow-up of ``inquiry`` (and ``status`` when given) inside the caller's transaction.
+
+    Returns the updated inquiry and the delivery time in the team's zone (for messages).
+    """
+    assert inquiry.id is not None
+    team = ctx.settings.team(inquiry.team)
+    nxt = inquiry.next_due_at
+    wanted = when_both_open(team, inquiry.country, at)
+    values: dict[str, Any] = {
+        "follow_up_at": at,
+        "next_due_at": min(nxt, wanted) if nxt is not None else wanted,
+    }
+    if status is not None and status != inquiry.status:
+        values["status"] = status
+    updated = await repo.change(session, inquiry, now, **values)
+    repo.add_event(
+        session,
+        updated,
+        at=now,
+        actor=rep_id,
+        kind="follow_up_set",
+        before=inquiry.status if "status" in values else "",
+        after=updated.status if "status" in values else "",
+        data={"at": at.isoformat(), "delivered_at": wanted.isoformat()},
+    )
+    when = _local(team, wanted)
+    await queue_card_updates(
+        session,
+        ctx,
+        updated,
+        lane=Lane.INTERACTIVE,
+        note=text(team.locale, "clock.follow_up_set", number=inquiry.id, when=when),
+    )
+    return updated, when
 
 
 async def direct_card(ctx: AppContext, row: Outbox) -> Card | None:

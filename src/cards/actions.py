@@ -25,6 +25,7 @@ class Verb(StrEnum):
     REASSIGN = "reassign"
     SPAM = "spam"
     OPEN = "open"
+    FOLLOW_UP = "follow_up"
 
 
 class BadActionId(ValueError):
@@ -53,7 +54,7 @@ class Action:
     verb: Verb
     platform: str  # "web", "slack", "dingtalk", "wecom"
     user: str  # the platform's user id (the rep id on the web)
-    value: str = ""  # chosen option (status, snooze duration, reassignee)
+    value: str = ""  # chosen option (status, snooze duration, follow-up delay, reassignee)
     reason: str = ""  # won/lost reason
     request_id: str = ""  # platform delivery id, to drop retried callbacks
     extra: dict[str, str] = field(default_factory=dict)

@@ -30,6 +30,7 @@ STATUS_COLORS: dict[str, str] = {
     "closed": "#5f6368",
 }
 SNOOZE_CHOICES = ("1h", "4h", "1d", "3d")
+FOLLOW_UP_CHOICES = ("1d", "3d", "1w")  # tomorrow, in 3 days, in 1 week (see bot.card_actions)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,14 @@ def _actions(view: InquiryView, locale: str) -> tuple[Control, ...]:
                 text(locale, "select.status"),
                 encode_action(Verb.STATUS, n),
                 tuple(Option(text(locale, f"status.{m.value}"), m.value) for m in moves),
+            )
+        )
+    if is_open(status) and status != Status.NEW:
+        controls.append(
+            Select(
+                text(locale, "select.follow_up"),
+                encode_action(Verb.FOLLOW_UP, n),
+                tuple(Option(text(locale, f"follow_up.{c}"), c) for c in FOLLOW_UP_CHOICES),
             )
         )
     if is_open(status):
