@@ -102,7 +102,7 @@ def api_routes(ctx: AppContext) -> list[web.RouteDef]:
             limit = min(500, max(1, int(request.query.get("limit", "100"))))
         except ValueError:
             return web.json_response({"error": "limit must be a number"}, status=400)
-        async with transaction(ctx.sessions) as session:
+        async with transaction(ctx.readers) as session:
             rows = await repo.list_inquiries(
                 session,
                 team=request.query.get("team") or None,
@@ -118,7 +118,7 @@ def api_routes(ctx: AppContext) -> list[web.RouteDef]:
     async def get_inquiry(request: web.Request) -> web.Response:
         _authorized(ctx, request)
         inquiry_id = int(request.match_info["id"])
-        async with transaction(ctx.sessions) as session:
+        async with transaction(ctx.readers) as session:
             try:
                 inquiry = await repo.get_inquiry(session, inquiry_id)
             except repo.NotFound:

@@ -54,6 +54,12 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     changed: Wakeup = field(default_factory=Wakeup)
     outbox_ready: Wakeup = field(default_factory=Wakeup)
+    read_sessions: SessionFactory | None = None  # SQLite: deferred transactions for pure reads
+
+    @property
+    def readers(self) -> SessionFactory:
+        """Sessions for read-only work (never take SQLite's write lock)."""
+        return self.read_sessions or self.sessions
 
     def rep_name(self, rep_id: str | None) -> str:
         if not rep_id:

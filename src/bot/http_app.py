@@ -74,6 +74,11 @@ class Service:
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
+            read_sessions=(
+                create_session_factory(create_engine(settings.store.url, readonly=True))
+                if engine.dialect.name == "sqlite" and ":memory:" not in settings.store.url
+                else None
+            ),
             clock=clock,
             channels=dict(channels or {}),
         )
@@ -160,6 +165,10 @@ class Service:
         slack_channel = self.ctx.channels.get("slack")
         if isinstance(slack_channel, SlackChannel):
             await slack_channel.close()
+        if self.ctx.read_sessions is not None:
+            bind = self.ctx.read_sessions.kw.get("bind")
+            if bind is not None:
+                await bind.dispose()
         await self.ctx.engine.dispose()
 
     def web_app(self, *, background: bool = True) -> web.Application:
@@ -202,7 +211,7 @@ class Service:
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:
-            async with transaction(self.ctx.sessions) as session:
+            async with transaction(self.ctx.readers) as session:
                 await (await session.connection()).execute(text("SELECT 1"))
                 pending = await outbox.pending_counts(session)
         except Exception as exc:
@@ -211,7 +220,7 @@ class Service:
         return web.json_response({"status": "ok", "database": "ok", "outbox_pending": pending})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        async with transaction(self.ctx.sessions) as session:
+        async with transaction(self.ctx.readers) as session:
             pending = await outbox.pending_counts(session)
         for lane in ("interactive", "bulk"):
             self.ctx.metrics.outbox_pending.labels(lane).set(pending.get(lane, 0))

@@ -46,14 +46,14 @@ class WebInboxBackend:
         ]
 
     async def team_cards(self, team: str) -> list[Card]:
-        async with transaction(self.ctx.sessions) as session:
+        async with transaction(self.ctx.readers) as session:
             rows = await repo.list_inquiries(
                 session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )
             return [await card_for(self.ctx, session, row) for row in rows]
 
     async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None:
-        async with transaction(self.ctx.sessions) as session:
+        async with transaction(self.ctx.readers) as session:
             try:
                 inquiry = await repo.get_inquiry(session, inquiry_id)
             except repo.NotFound:
@@ -114,7 +114,7 @@ class WebInboxBackend:
         )
 
     async def attachment(self, blob_id: int) -> AttachmentFile | None:
-        async with transaction(self.ctx.sessions) as session:
+        async with transaction(self.ctx.readers) as session:
             blob = await session.get(AttachmentBlob, blob_id)
             if blob is None:
                 return None

@@ -73,7 +73,7 @@ class LiveFeed:
         """Push every card changed since the last poll; returns how many were pushed."""
         since = self._watermark - _OVERLAP if self._watermark else self.ctx.clock() - _OVERLAP
         pushed = 0
-        async with transaction(self.ctx.sessions) as session:
+        async with transaction(self.ctx.readers) as session:
             rows = await repo.list_inquiries(
                 session, updated_since=since, limit=500, newest_first=False
             )

@@ -114,6 +114,9 @@ class OutboxWorker:
     async def _lease_and_start(self, lane: Lane) -> int:
         state = self._lanes[lane]
         now = self.ctx.clock()
+        async with transaction(self.ctx.readers) as session:
+            if not await outbox.has_due(session, lane=lane, now=now):
+                return 0
         async with transaction(self.ctx.sessions) as session:
             rows = await outbox.lease(
                 session,

@@ -141,7 +141,7 @@ async def draft_reply(
     ctx: AppContext, templates: ReplyTemplates, inquiry_id: int, rep_id: str, template_key: str = ""
 ) -> ReplyDraft:
     """The editor's content: chosen (or first) template rendered for this customer."""
-    async with transaction(ctx.sessions) as session:
+    async with transaction(ctx.readers) as session:
         inquiry = await repo.get_inquiry(session, inquiry_id)
         contact = await session.get(Contact, inquiry.contact_id)
     choices = templates.for_language(inquiry.language)

@@ -8,7 +8,10 @@ Taking the write lock up front lets concurrent claims queue instead of fail.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,8 +28,13 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine with the per-backend settings claimdesk relies on."""
+def create_engine(url: str, *, echo: bool = False, readonly: bool = False) -> AsyncEngine:
+    """An async engine with the per-backend settings claimdesk relies on.
+
+    ``readonly`` (SQLite): transactions start DEFERRED, so reads (the live feed,
+    pages, the API, "is anything due?" peeks) never queue for the write lock;
+    WAL lets them read while a writer commits.
+    """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
@@ -35,11 +43,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, immediate=not readonly)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+    if immediate:
+        _write_locks[engine.sync_engine] = asyncio.Lock()
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -51,7 +62,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -61,8 +72,32 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+#: SQLite write engines -> the lock that queues their writers inside this process.
+_write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar("claimdesk_write_tx", default=False)
+
+
 @asynccontextmanager
 async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commits on success, rolls back on any exception."""
-    async with sessions() as session, session.begin():
-        yield session
+    """One unit of work: commits on success, rolls back on any exception.
+
+    On SQLite, writers of this process queue on an asyncio lock before
+    ``BEGIN IMMEDIATE``: SQLite's own busy handler waits by sleeping with
+    growing back-off, which under a burst turns into seconds of latency;
+    an in-process queue hands the lock over the moment it is free.
+    """
+    bind = sessions.kw.get("bind")
+    lock = _write_locks.get(bind.sync_engine) if bind is not None else None
+    if lock is None:
+        async with sessions() as session, session.begin():
+            yield session
+        return
+    if _holding.get():
+        raise RuntimeError("nested write transaction on SQLite: it would wait for itself")
+    async with lock:
+        token = _holding.set(True)
+        try:
+            async with sessions() as session, session.begin():
+                yield session
+        finally:
+            _holding.reset(token)

@@ -106,6 +106,21 @@ async def lease(
     return taken
 
 
+async def has_due(session: AsyncSession, *, lane: Lane, now: datetime) -> bool:
+    """Is anything of ``lane`` deliverable now? A cheap read before taking the write lock."""
+    stmt = (
+        select(Outbox.id)
+        .where(
+            col(Outbox.state) == OutboxState.PENDING.value,
+            col(Outbox.lane) == lane.value,
+            col(Outbox.next_attempt_at) <= now,
+            or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
+        )
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first() is not None
+
+
 async def complete(session: AsyncSession, row_id: int, owner: str, now: datetime) -> bool:
     """Mark delivered; False when our lease was lost (another worker owns it now)."""
     result = await session.exec(
