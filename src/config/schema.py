@@ -105,6 +105,8 @@ class MailboxSettings(_Section):
     smtp_tls: Literal["tls", "starttls", "none"] = "starttls"
     smtp_user: str = ""
     smtp_password: str = ""
+    # OAuth2 access token for SMTP AUTH XOAUTH2 (Gmail / Microsoft 365), used instead of the password
+    smtp_xoauth2_token: str = ""
     smtp_timeout_seconds: float = 30.0
     max_attachment_bytes: int = 20 * 1024 * 1024
     backfill_days: int = Field(default=7, ge=0)  # first start: skip older mail

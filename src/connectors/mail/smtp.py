@@ -5,10 +5,17 @@ when the reply is queued, so a retried delivery carries the same id and
 receivers can drop the copy), ``In-Reply-To``/``References`` for threading,
 ``Reply-To`` pointing at the shared mailbox, and the ``[#1042]`` subject tag
 that threads a customer's answer even when their client drops the headers.
+
+Login is by password (AUTH PLAIN/LOGIN, chosen by aiosmtplib) or, when the mailbox has
+``smtp_xoauth2_token``, by SASL XOAUTH2 (Gmail / Microsoft 365): after EHLO (and
+STARTTLS), ``AUTH XOAUTH2 base64("user=U\\x01auth=Bearer T\\x01\\x01")``; a refused token
+comes back as a 334 challenge carrying the error, answered with an empty line to get the
+final status. The token is never logged.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import ssl
@@ -67,27 +74,73 @@ def build_reply(mailbox: MailboxSettings, mail: OutgoingEmail) -> EmailMessage:
     return msg
 
 
+def _client(mailbox: MailboxSettings) -> aiosmtplib.SMTP:
+    # No credentials here: ``_authenticate`` logs in, so XOAUTH2 and passwords share one path.
+    return aiosmtplib.SMTP(
+        hostname=mailbox.smtp_host,
+        port=mailbox.smtp_port,
+        use_tls=mailbox.smtp_tls == "tls",
+        start_tls=mailbox.smtp_tls == "starttls",
+        timeout=mailbox.smtp_timeout_seconds,
+        tls_context=ssl.create_default_context(),
+    )
+
+
+def smtp_login_user(mailbox: MailboxSettings) -> str:
+    """The SMTP login name: ``smtp_user``, or the mailbox address for an XOAUTH2 token."""
+    if mailbox.smtp_user:
+        return mailbox.smtp_user
+    return mailbox.from_address if mailbox.smtp_xoauth2_token else ""
+
+
+def xoauth2_initial_response(user: str, token: str) -> bytes:
+    """The SASL XOAUTH2 initial client response, base64-encoded."""
+    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode())
+
+
+async def _auth_xoauth2(client: aiosmtplib.SMTP, user: str, token: str) -> None:
+    if "xoauth2" not in client.server_auth_methods:
+        offered = " ".join(client.server_auth_methods) or "none"
+        raise aiosmtplib.SMTPAuthenticationError(
+            504, f"server does not offer AUTH XOAUTH2 (offers: {offered})"
+        )
+    response = await client.execute_command(
+        b"AUTH", b"XOAUTH2", xoauth2_initial_response(user, token)
+    )
+    if response.code == 334:
+        # The challenge carries the server's JSON error; an empty line ends the exchange.
+        response = await client.execute_command(b"")
+    if response.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
+
+
+async def _authenticate(client: aiosmtplib.SMTP, mailbox: MailboxSettings) -> None:
+    """Log in after connect (and STARTTLS): XOAUTH2 when a token is set, else the password."""
+    user = smtp_login_user(mailbox)
+    if not user:
+        return
+    await client.ehlo()  # fresh capabilities (after STARTTLS they may differ)
+    if mailbox.smtp_xoauth2_token:
+        await _auth_xoauth2(client, user, mailbox.smtp_xoauth2_token)
+    else:
+        await client.login(user, mailbox.smtp_password)
+
+
 async def send_email(mailbox: MailboxSettings, message: EmailMessage) -> None:
     """Send through the mailbox's SMTP server; ``DeliveryError`` says whether a retry can help."""
     if not mailbox.smtp_host:
         raise DeliveryError(f"mailbox {mailbox.name!r} has no smtp_host", permanent=True)
-    tls_context = ssl.create_default_context()
+    client = _client(mailbox)
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=mailbox.smtp_host,
-            port=mailbox.smtp_port,
-            username=mailbox.smtp_user or None,
-            password=mailbox.smtp_password or None,
-            use_tls=mailbox.smtp_tls == "tls",
-            start_tls=mailbox.smtp_tls == "starttls",
-            tls_context=tls_context,
-            timeout=mailbox.smtp_timeout_seconds,
-        )
+        async with client:
+            await _authenticate(client, mailbox)
+            await client.send_message(message)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
     except aiosmtplib.SMTPAuthenticationError as exc:
-        raise DeliveryError(f"SMTP login failed for {mailbox.name}: {exc.message}") from exc
+        raise DeliveryError(
+            f"SMTP login failed for {mailbox.name}: {exc.code} {exc.message}"
+        ) from exc
     except aiosmtplib.SMTPResponseException as exc:
         raise DeliveryError(
             f"SMTP {exc.code} {exc.message}", permanent=500 <= exc.code < 600 and exc.code != 552
@@ -102,26 +155,21 @@ async def check_smtp(mailbox: MailboxSettings) -> str | None:
     """Log in to the mailbox's SMTP server without sending; a readable problem, or None when fine."""
     if not mailbox.smtp_host:
         return f"mailbox {mailbox.name}: smtp_host is empty; replies cannot be sent"
-    client = aiosmtplib.SMTP(
-        hostname=mailbox.smtp_host,
-        port=mailbox.smtp_port,
-        use_tls=mailbox.smtp_tls == "tls",
-        start_tls=mailbox.smtp_tls == "starttls",
-        timeout=mailbox.smtp_timeout_seconds,
-        tls_context=ssl.create_default_context(),
-    )
+    client = _client(mailbox)
     where = f"mailbox {mailbox.name}: SMTP {mailbox.smtp_host}:{mailbox.smtp_port}"
+    secret = "smtp_xoauth2_token" if mailbox.smtp_xoauth2_token else "smtp_password"
     try:
         await client.connect()
-        if mailbox.smtp_user:
-            await client.login(mailbox.smtp_user, mailbox.smtp_password)
+        await _authenticate(client, mailbox)
         await client.quit()
     except aiosmtplib.SMTPAuthenticationError as exc:
-        return f"{where}: login refused for {mailbox.smtp_user} ({exc.code} {exc.message}); check smtp_user/smtp_password"
+        return f"{where}: login refused for {smtp_login_user(mailbox)} ({exc.code} {exc.message}); check smtp_user/{secret}"
     except aiosmtplib.SMTPConnectError as exc:
         return f"{where}: cannot connect ({exc}); check smtp_host/smtp_port and the firewall"
     except ssl.SSLError as exc:
         return f'{where}: TLS failed ({exc.reason}); check smtp_tls ("tls" for 465, "starttls" for 587)'
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         return f"{where}: {type(exc).__name__}: {exc}"
+    finally:
+        client.close()
     return None
