@@ -47,6 +47,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.card_sync import queue_card_updates
 from bot.context import AppContext
+from bot.presence import away_reps
 from bot.sla import ClockState, Plan, Step, due_after, plan, sla_elapsed, sla_for, when_both_open
 from bot.views import inquiry_view
 from cards.escalation_card import build_escalation_card
@@ -114,25 +115,28 @@ def mention(platform: str, rep: RepSettings) -> str:
     return f"@{rep.name}"
 
 
-def _stand_in(ctx: AppContext, rep_id: str) -> str:
-    """The rep, or their backup while they are away (once; no chains)."""
+def _stand_in(ctx: AppContext, rep_id: str, away: frozenset[str]) -> str:
+    """The rep, or their backup while they are away (once; no chains).
+
+    ``away``: everyone away now (config or own flag, see ``bot.presence``).
+    """
     rep = ctx.settings.rep(rep_id)
-    if rep is not None and rep.away and rep.backup:
+    if rep is not None and rep.id in away and rep.backup:
         backup = ctx.settings.rep(rep.backup)
-        if backup is not None and not backup.away:
+        if backup is not None and backup.id not in away:
             return backup.id
     return rep_id
 
 
-def on_duty(ctx: AppContext, team: TeamSettings) -> list[RepSettings]:
+def on_duty(ctx: AppContext, team: TeamSettings, away: frozenset[str]) -> list[RepSettings]:
     """The team's members who are not away (those a nudge mentions)."""
     reps = [ctx.settings.rep(r) for r in team.members]
-    return [r for r in reps if r is not None and not r.away]
+    return [r for r in reps if r is not None and r.id not in away]
 
 
-def _ladder(ctx: AppContext, team: TeamSettings, level: int) -> list[str]:
+def _ladder(ctx: AppContext, team: TeamSettings, level: int, away: frozenset[str]) -> list[str]:
     people = team.leads if level == 1 else team.managers
-    return list(dict.fromkeys(_stand_in(ctx, r) for r in people))
+    return list(dict.fromkeys(_stand_in(ctx, r, away) for r in people))
 
 
 def _targets(ctx: AppContext, team: TeamSettings) -> list[tuple[str, str]]:
@@ -242,7 +246,8 @@ class Scheduler:
             except KeyError:
                 await _cas(session, inquiry, now, bump=False, next_due_at=None)
                 return
-            current = _plan(ctx, team, inquiry, now)
+            away = await away_reps(ctx, session)
+            current = _plan(ctx, team, inquiry, now, away)
             values: dict[str, Any] = {}
             notes: list[str] = []
             for step in current.due:
@@ -251,11 +256,13 @@ class Scheduler:
                 ):
                     continue  # done before (by us or by another process)
                 late = now - step.due_at > self.settings.late_after
-                await _STEPS[step.kind](ctx, session, team, inquiry, step, now, late, values, notes)
+                await _STEPS[step.kind](
+                    ctx, session, team, inquiry, step, now, late, values, notes, away
+                )
                 report.steps += 1
                 report.late += int(late)
                 report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
-            after = _plan(ctx, team, _with(inquiry, values), now)
+            after = _plan(ctx, team, _with(inquiry, values), now, away)
             values["next_due_at"] = after.next_due_at
             updated = await _cas(
                 session, inquiry, now, bump=bool(notes) or "status" in values, **values
@@ -267,10 +274,11 @@ class Scheduler:
 
     async def _hand_over_from_away(self, now: datetime) -> int:
         """Open items of reps marked away go to their backup, or back to the pool."""
-        away = [r.id for r in self.ctx.settings.reps if r.away]
-        if not away:
-            return 0
         async with self.ctx.sessions() as session:
+            everyone = await away_reps(self.ctx, session)
+            away = sorted(everyone)
+            if not away:
+                return 0
             ids = (
                 await session.exec(
                     select(Inquiry.id).where(
@@ -283,12 +291,14 @@ class Scheduler:
             if inquiry_id is None:
                 continue
             try:
-                done += await self._hand_over(inquiry_id, away, now)
+                done += await self._hand_over(inquiry_id, away, everyone, now)
             except repo.Conflict:
                 continue
         return done
 
-    async def _hand_over(self, inquiry_id: int, away: list[str], now: datetime) -> int:
+    async def _hand_over(
+        self, inquiry_id: int, away: list[str], everyone: frozenset[str], now: datetime
+    ) -> int:
         ctx = self.ctx
         async with transaction(ctx.sessions) as session:
             inquiry = await self._locked(
@@ -302,7 +312,7 @@ class Scheduler:
             team = ctx.settings.team(inquiry.team)
             locale = team.locale
             gone = inquiry.assignee
-            backup = _stand_in(ctx, gone)
+            backup = _stand_in(ctx, gone, everyone)
             if backup != gone and backup in team.rep_ids():
                 updated = await _cas(session, inquiry, now, bump=True, assignee=backup)
                 note = text(
@@ -415,13 +425,15 @@ def _with(inquiry: Inquiry, values: dict[str, Any]) -> Inquiry:
     return copy
 
 
-def _plan(ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime) -> Plan:
+def _plan(
+    ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime, away: frozenset[str]
+) -> Plan:
     return plan(
         _state(inquiry),
         team,
         now,
-        has_leads=bool(_ladder(ctx, team, 1)),
-        has_managers=bool(_ladder(ctx, team, 2)),
+        has_leads=bool(_ladder(ctx, team, 1, away)),
+        has_managers=bool(_ladder(ctx, team, 2, away)),
     )
 
 
@@ -536,8 +548,9 @@ async def _nudge(
     late: bool,
     values: dict[str, Any],
     notes: list[str],
+    away: frozenset[str],
 ) -> None:
-    reps = on_duty(ctx, team)
+    reps = on_duty(ctx, team, away)
     overdue = duration_words(
         sla_elapsed(team, inquiry.claim_due_at, now).total_seconds() if inquiry.claim_due_at else 0,
         team.locale,
@@ -575,8 +588,9 @@ async def _escalate(
     late: bool,
     values: dict[str, Any],
     notes: list[str],
+    away: frozenset[str],
 ) -> None:
-    people = _ladder(ctx, team, step.number)
+    people = _ladder(ctx, team, step.number, away)
     if step.kind == "escalate":
         due = inquiry.claim_due_at or step.due_at
         message = text(
@@ -639,10 +653,11 @@ async def _remind_owner(
     late: bool,
     values: dict[str, Any],
     notes: list[str],
+    away: frozenset[str],
 ) -> None:
     if inquiry.assignee is None:
         return
-    owner = _stand_in(ctx, inquiry.assignee)
+    owner = _stand_in(ctx, inquiry.assignee, away)
     due = inquiry.reply_due_at or step.due_at
     message = text(
         team.locale,
@@ -675,6 +690,7 @@ async def _return_to_pool(
     late: bool,
     values: dict[str, Any],
     notes: list[str],
+    away: frozenset[str],
 ) -> None:
     owner = inquiry.assignee or ""
     claim_due = due_after(
@@ -711,18 +727,19 @@ async def _follow_up(
     late: bool,
     values: dict[str, Any],
     notes: list[str],
+    away: frozenset[str],
 ) -> None:
     message = text(
         team.locale, "clock.follow_up", number=inquiry.id, subject=inquiry.subject, mentions=""
     ).strip()
     message += _late_suffix(team, step, late)
     if inquiry.assignee:
-        to = [_stand_in(ctx, inquiry.assignee)]
+        to = [_stand_in(ctx, inquiry.assignee, away)]
         reached = await _direct(
             ctx, session, team, inquiry, step, now, message, to, card="reminder"
         )
     else:
-        reps = on_duty(ctx, team)
+        reps = on_duty(ctx, team, away)
         to = [r.id for r in reps]
         await _post_group(ctx, session, team, inquiry, step, now, message + " {mentions}", reps)
         reached = to
@@ -740,6 +757,7 @@ async def _wake(
     late: bool,
     values: dict[str, Any],
     notes: list[str],
+    away: frozenset[str],
 ) -> None:
     values["snoozed_until"] = None
     sla = sla_for(team, inquiry.priority)
@@ -759,9 +777,9 @@ async def _wake(
             team, now, sla.first_reply_within, priority=inquiry.priority
         )
     who = (
-        [ctx.settings.rep(_stand_in(ctx, inquiry.assignee))]
+        [ctx.settings.rep(_stand_in(ctx, inquiry.assignee, away))]
         if inquiry.assignee
-        else list(on_duty(ctx, team))
+        else list(on_duty(ctx, team, away))
     )
     reps = [r for r in who if r is not None]
     message = text(team.locale, "clock.woke", number=inquiry.id, mentions="{mentions}")
@@ -853,11 +871,12 @@ async def direct_card(ctx: AppContext, row: Outbox) -> Card | None:
         except repo.NotFound:
             return None
         contact = await session.get(Contact, inquiry.contact_id)
+        away = await away_reps(ctx, session)
     try:
         team = ctx.settings.team(inquiry.team)
     except KeyError:
         return None
-    members = tuple(Option(ctx.rep_name(r.id), r.id) for r in on_duty(ctx, team))
+    members = tuple(Option(ctx.rep_name(r.id), r.id) for r in on_duty(ctx, team, away))
     return build_escalation_card(
         inquiry_view(ctx, inquiry, contact),
         now=ctx.clock(),

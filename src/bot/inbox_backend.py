@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot import presence
 from bot.card_actions import perform
 from bot.context import AppContext
 from bot.live_feed import LiveFeed
@@ -123,6 +124,12 @@ class WebInboxBackend:
         if inquiry is None:
             return None
         return AttachmentFile(inquiry.team, blob.filename, blob.content_type, blob.data)
+
+    async def is_away(self, rep_id: str) -> bool:
+        return await presence.is_away(self.ctx, rep_id)
+
+    async def set_away(self, rep_id: str, away: bool) -> None:
+        await presence.set_away(self.ctx, rep_id, away)
 
     def subscribe(self, team: str) -> asyncio.Queue[Card]:
         return self.feed.subscribe(team)

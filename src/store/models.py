@@ -269,3 +269,13 @@ class AttachmentBlob(SQLModel, table=True):
     content_type: str = "application/octet-stream"
     size: int = 0
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class RepPresence(SQLModel, table=True):
+    """A rep's own "I'm away / I'm back" from chat or the web inbox (the config's ``away`` also counts)."""
+
+    __tablename__ = "rep_presence"
+
+    rep_id: str = Field(primary_key=True, max_length=63)
+    away: bool = False
+    updated_at: datetime = _ts(nullable=False)

@@ -113,6 +113,10 @@ class InboxBackend(Protocol):
 
     async def attachment(self, blob_id: int) -> AttachmentFile | None: ...
 
+    async def is_away(self, rep_id: str) -> bool: ...
+
+    async def set_away(self, rep_id: str, away: bool) -> None: ...
+
     def subscribe(self, team: str) -> asyncio.Queue[Card]: ...
 
     def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None: ...
@@ -168,6 +172,7 @@ class WebInbox:
             web.get("/web/inquiries/{id:\\d+}/reply", self.reply_page),
             web.post("/web/inquiries/{id:\\d+}/reply", self.reply_send),
             web.post("/web/logout", self.logout),
+            web.post("/web/away", self.away),
             web.get("/web/attachments/{id:\\d+}", self.download),
         ]
 
@@ -265,6 +270,8 @@ class WebInbox:
             rep_name=self.backend.rep_name(rep),
             cards=[self._card_html(c, team.locale) for c in cards],
             csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
+            away=await self.backend.is_away(rep),
+            here=request.path,
             t=lambda key, **kw: text(team.locale, key, **kw),
         )
 
@@ -281,6 +288,8 @@ class WebInbox:
             card=self._card_html(detail.card, team.locale),
             rep_name=self.backend.rep_name(rep),
             csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
+            away=await self.backend.is_away(rep),
+            here=request.path,
             t=lambda key, **kw: text(team.locale, key, **kw),
         )
 
@@ -364,6 +373,24 @@ class WebInbox:
             },
             status=status,
         )
+
+    async def away(self, request: web.Request) -> web.Response:
+        """The signed-in rep's "I'm away" / "I'm back" toggle (a plain form post, then back)."""
+        rep = self._rep(request)
+        form = await request.post()
+        self._check_csrf(
+            request, str(form.get("csrf", "")) or request.headers.get("X-CSRF-Token", "")
+        )
+        value = str(form.get("away", "")).lower()
+        if value not in ("1", "0", "true", "false"):
+            raise web.HTTPBadRequest(text="away must be 1 or 0", content_type="text/plain")
+        await self.backend.set_away(rep, value in ("1", "true"))
+        back = str(form.get("next", ""))
+        # only our own pages: never an open redirect
+        target = (
+            back if back.startswith("/web/") and "//" not in back and "\\" not in back else "/web/"
+        )
+        raise web.HTTPSeeOther(target)
 
     async def reply_send(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
