@@ -42,15 +42,15 @@ async def test_unclaimed_then_unanswered_ladder(
     assert summary(friday) == [
         ("Fri 17:35", "post_thread", CHANNEL),
         ("Fri 17:50", "post_thread", CHANNEL),
-        ("Fri 17:55", "send_direct", "ULENA"),
         ("Fri 17:55", "post_thread", CHANNEL),  # "Escalated to Lena Lead" under the card
+        ("Fri 17:55", "send_direct", "ULENA"),
     ]
     said = [c for _, c in friday if c.method != "update_card"]
     first_nudge = said[0].text
     assert f"#{number}" in first_nudge
     assert "<@UALICE>" in first_nudge and "<@UBOB>" in first_nudge
     assert "UCAROL" not in first_nudge  # away: not mentioned
-    lena = said[2]
+    lena = next(c for c in said if c.destination == "ULENA")
     assert f"#{number}" in lena.text and "has not been claimed" in lena.text
     assert lena.card is not None
     controls = {c.action_id: c for c in lena.card.actions}
@@ -58,7 +58,7 @@ async def test_unclaimed_then_unanswered_ladder(
     reassign = controls[f"cd1:reassign:{number}"]
     assert isinstance(reassign, Select)
     assert [o.value for o in reassign.options] == ["alice", "bob"]
-    assert "Escalated to Lena Lead" in said[3].text
+    assert "Escalated to Lena Lead" in [c for c in said if c.method == "post_thread"][-1].text
     assert any(c.method == "update_card" for _, c in walk.log)  # the card shows the escalation
 
     # the weekend and Monday's holiday: nothing at all, not at 3 a.m. either
@@ -69,8 +69,8 @@ async def test_unclaimed_then_unanswered_ladder(
     tuesday = await walk.until(berlin(2026, 12, 1, 10, 0))
     assert summary(tuesday) == [
         ("Tue 09:05", "post_thread", CHANNEL),
-        ("Tue 09:15", "send_direct", "UMAX"),
         ("Tue 09:15", "post_thread", CHANNEL),
+        ("Tue 09:15", "send_direct", "UMAX"),
     ]
     assert (
         "Escalated to Max Manager" in [c for _, c in tuesday if c.method == "post_thread"][-1].text
@@ -86,15 +86,17 @@ async def test_unclaimed_then_unanswered_ladder(
     unanswered = await walk.until(berlin(2026, 12, 1, 12, 55))
     assert summary(unanswered) == [
         ("Tue 12:00", "send_direct", "UALICE"),
-        ("Tue 12:20", "send_direct", "ULENA"),
         ("Tue 12:20", "post_thread", CHANNEL),
+        ("Tue 12:20", "send_direct", "ULENA"),
         ("Tue 12:40", "post_thread", CHANNEL),  # back in the pool
         ("Tue 12:55", "post_thread", CHANNEL),  # a fresh claim ladder: first nudge
     ]
     said = [c for _, c in unanswered if c.method != "update_card"]
-    assert "waiting for your first reply" in said[0].text
-    assert "(owner Alice)" in said[1].text
-    assert "back in the pool" in said[3].text
+    dms = [c for c in said if c.method == "send_direct"]
+    notes = [c for c in said if c.method == "post_thread"]
+    assert "waiting for your first reply" in dms[0].text
+    assert "(owner Alice)" in dms[1].text
+    assert "back in the pool" in notes[1].text
 
     async with service.ctx.sessions() as session:
         inquiry = await repo.get_inquiry(session, number)

@@ -121,9 +121,16 @@ class Walk:
 
 
 def summary(calls: list[tuple[datetime, RecordedCall]]) -> list[tuple[str, str, str]]:
-    """(Berlin time, method, destination) of each call, card updates left out."""
-    return [
-        (at.astimezone(BERLIN).strftime("%a %H:%M"), c.method, c.destination)
+    """(Berlin time, method, destination) of each call, card updates left out.
+
+    Calls at the same instant to different destinations are delivered
+    concurrently, so their relative order is not defined: they are listed by
+    destination (a stable sort keeps the order within one destination).
+    """
+    rows = [
+        (at, at.astimezone(BERLIN).strftime("%a %H:%M"), c.method, c.destination)
         for at, c in calls
         if c.method != "update_card"
     ]
+    rows.sort(key=lambda row: (row[0], row[3]))
+    return [(label, method, dest) for _, label, method, dest in rows]
