@@ -113,7 +113,11 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
     posted = PostedCard(ref.ref, dict(ref.data))
     if row.kind == "thread.post":
         await channel.post_thread(
-            row.destination, posted, str(row.payload.get("text", "")), locale=locale
+            row.destination,
+            posted,
+            str(row.payload.get("text", "")),
+            locale=locale,
+            mentions=tuple(str(m) for m in row.payload.get("mentions", ()) if m),
         )
         return
     if int(ref.data.get("version", 0)) >= card.version:

@@ -61,8 +61,17 @@ class ChatChannel(Protocol):
         ...
 
     async def post_thread(
-        self, destination: str, posted: PostedCard, text: str, *, locale: str
-    ) -> None: ...
+        self,
+        destination: str,
+        posted: PostedCard,
+        text: str,
+        *,
+        locale: str,
+        mentions: tuple[str, ...] = (),
+    ) -> None:
+        """A note under the card. ``mentions``: platform user ids that ``text`` mentions on
+        purpose (the clock's nudges); the platform keeps those live and escapes the rest."""
+        ...
 
     async def send_direct(
         self, user: str, card: Card | None, text: str, *, locale: str

@@ -67,7 +67,13 @@ class RecordingChannel:
         return None
 
     async def post_thread(
-        self, destination: str, posted: PostedCard, text: str, *, locale: str
+        self,
+        destination: str,
+        posted: PostedCard,
+        text: str,
+        *,
+        locale: str,
+        mentions: tuple[str, ...] = (),
     ) -> None:
         await self._call("post_thread", destination, None, text, posted.ref)
 

@@ -29,7 +29,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from cards.model import Card
 from config.schema import SlackSettings, TeamSettings
 from connectors.channels import DeliveryError, Pacing, PostedCard
-from connectors.slack.render import fallback_text, render_card, render_text
+from connectors.slack.render import fallback_text, render_card, render_note, render_text
 
 log = logging.getLogger(__name__)
 
@@ -190,14 +190,20 @@ class SlackChannel:
         return None
 
     async def post_thread(
-        self, destination: str, posted: PostedCard, text: str, *, locale: str
+        self,
+        destination: str,
+        posted: PostedCard,
+        text: str,
+        *,
+        locale: str,
+        mentions: tuple[str, ...] = (),
     ) -> None:
         channel = str(posted.data.get("channel") or destination)
         await self._call(
             "chat.postMessage",
             channel=channel,
             thread_ts=posted.ref,
-            text=render_text(text)[0]["text"]["text"],
+            text=render_note(text, mentions),
             unfurl_links=False,
             unfurl_media=False,
         )

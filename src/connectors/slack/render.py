@@ -17,6 +17,7 @@ Slack limits honoured here: section text 3,000 characters, at most 10 fields of
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from cards.actions import BadActionId, Verb, decode_action, encode_action
@@ -150,6 +151,25 @@ def render_card(card: Card, *, locale: str, mentions: tuple[str, ...] = ()) -> l
 def render_text(value: str) -> list[Block]:
     """A plain message (thread note, DM text) as a single escaped section."""
     return [{"type": "section", "text": mrkdwn(escape_slack(value))}]
+
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def render_note(value: str, mentions: tuple[str, ...] = ()) -> str:
+    """A thread note's mrkdwn: everything escaped except our own mentions of ``mentions``.
+
+    The clock writes ``<@U123>`` for each rep on duty and lists those ids beside
+    the text; after escaping, exactly those tokens are turned back into live
+    mentions. Customer text stays inert: a ``<!channel>`` or a ``<@U999>`` of
+    someone not listed remains visible text (one listed id typed by a customer
+    pings a rep who is being pinged anyway).
+    """
+    out = escape_slack(value)
+    for user in dict.fromkeys(mentions):
+        if _USER_ID.match(user):
+            out = out.replace(f"&lt;@{user}&gt;", f"<@{user}>")
+    return _cut(out, 3000)
 
 
 def _modal_shell(inquiry_id: int, locale: str, *, submit: bool) -> Block:
