@@ -137,6 +137,7 @@ async def test_webhook_to_claimed_replied_won(
         rf"<claimdesk\.{number}\.[0-9a-f]{{16}}@seller\.test>", msg["Message-ID"].strip()
     )
     assert "our offer follows" in msg.get_content()
+    assert msg["Auto-Submitted"] == "no"  # written by a person
 
     detail = await api(alice_http, f"/api/inquiries/{number}")
     assert detail["status"] == "replied"

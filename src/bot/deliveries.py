@@ -204,6 +204,7 @@ def _reply_email(mailbox: MailboxSettings, message: Message, to_name: str) -> Em
             in_reply_to=message.in_reply_to,
             references=tuple(message.references.split()),
             date=message.created_at,
+            auto_submitted=not message.author,
         ),
     )
 

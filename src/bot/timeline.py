@@ -62,6 +62,12 @@ def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) ->
         return f"snooze ended{late}"
     if event.kind == "handed_over":
         return f"handed over: {rep_name(event.before) or '—'} is away → {rep_name(event.after) or 'the pool'}"
+    if event.kind == "auto_acknowledged":
+        return f"out-of-hours acknowledgement sent to {data.get('to', 'the customer')}"
+    if event.kind == "auto_ack_failed":
+        return (
+            f"out-of-hours acknowledgement not sent: {data.get('error', data.get('problem', ''))}"
+        )
     if event.kind == "erased":
         return "personal data erased on request"
     return f"{event.kind} {event.before}→{event.after}".strip()

@@ -45,6 +45,7 @@ class OutgoingEmail:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     date: datetime | None = None
+    auto_submitted: bool = False  # an automatic message (RFC 3834): "Auto-Submitted: auto-replied"
 
 
 def new_message_id(mailbox: MailboxSettings, inquiry_id: int) -> str:
@@ -68,7 +69,7 @@ def build_reply(mailbox: MailboxSettings, mail: OutgoingEmail) -> EmailMessage:
         msg["In-Reply-To"] = mail.in_reply_to
     if mail.references:
         msg["References"] = " ".join(mail.references)
-    msg["Auto-Submitted"] = "no"
+    msg["Auto-Submitted"] = "auto-replied" if mail.auto_submitted else "no"
     msg["X-Mailer"] = "claimdesk"
     msg.set_content(mail.text)
     return msg
