@@ -238,3 +238,25 @@ async def test_two_workers_never_deliver_the_same_row(
     async with transaction(a.ctx.sessions) as session:
         refs = (await session.exec(select(CardRef))).all()
     assert len(refs) == 30
+
+
+async def test_channel_order_holds_across_workers_when_a_post_must_be_retried(
+    db_url: str, make_settings: Any, service_factory: Any
+) -> None:
+    settings = make_settings(db_url)
+    chat = channel(fail_next=[DeliveryError("HTTP 500")], delay=0.005)
+    small = WorkerSettings(
+        lease_seconds=30, poll_seconds=0.05, base_backoff=0.2, max_backoff=0.5, batch=2
+    )
+    a = await service_factory(settings, channels={"memory": chat}, worker=small)
+    b = await service_factory(settings, channels={"memory": chat}, worker=small)
+    receipts = [await a.intake(form(n)) for n in range(20)]
+    for _ in range(60):
+        await asyncio.gather(a.worker.drain(), b.worker.drain())
+        if len(chat.posted()) == 20:
+            break
+        await asyncio.sleep(0.05)
+    keys = [int(c.card.key) for c in chat.posted() if c.card]
+    assert keys == [
+        r.inquiry_id for r in receipts
+    ]  # the failed first post went first, then the rest

@@ -126,6 +126,7 @@ class OutboxWorker:
                 lease_for=timedelta(seconds=self.settings.lease_seconds),
                 limit=self.settings.batch,
                 skip_destinations=sorted({key.partition(":")[2] for key in state.busy}),
+                fifo=lane == Lane.BULK,  # new cards appear in a channel in the order they came
             )
         groups: dict[str, list[Outbox]] = defaultdict(list)
         for row in rows:

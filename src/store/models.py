@@ -198,7 +198,10 @@ class Outbox(SQLModel, table=True):
     """A side effect to deliver (card post/update, email, DM), written with the state change."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "lane", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "lane", "next_attempt_at"),
+        Index("ix_outbox_fifo", "channel", "destination", "lane", "state", "id"),
+    )
 
     id: int | None = Field(
         default=None,

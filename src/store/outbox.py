@@ -9,12 +9,14 @@ same row; on both backends the lease itself is a compare-and-set on
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import exists, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -66,8 +68,14 @@ async def lease(
     lease_for: timedelta,
     limit: int,
     skip_destinations: Sequence[str] = (),
+    fifo: bool = False,
 ) -> list[Outbox]:
-    """Take up to ``limit`` due rows of ``lane`` for ``owner`` (oldest first)."""
+    """Take up to ``limit`` due rows of ``lane`` for ``owner`` (oldest first).
+
+    ``fifo``: a row is only taken when no older pending row of the same channel
+    and destination is in flight (leased) or waiting for a retry, so a channel's
+    posts go out in enqueue order even with several processes delivering.
+    """
     stmt = (
         select(Outbox)
         .where(
@@ -81,9 +89,27 @@ async def lease(
     )
     if skip_destinations:
         stmt = stmt.where(col(Outbox.destination).not_in(list(skip_destinations)))
+    if fifo:
+        older = aliased(Outbox)
+        stmt = stmt.where(
+            ~exists().where(
+                col(older.channel) == col(Outbox.channel),
+                col(older.destination) == col(Outbox.destination),
+                col(older.lane) == col(Outbox.lane),
+                col(older.state) == OutboxState.PENDING.value,
+                col(older.id) < col(Outbox.id),
+                or_(col(older.next_attempt_at) > now, col(older.leased_until) >= now),
+            )
+        )
     bind = session.bind
     if bind is not None and bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
+        if fifo:
+            # Serialise FIFO leases across processes: without it, two processes could each
+            # see the other's rows as not yet leased (uncommitted) and take a later row
+            # of the same destination. Lease transactions are short, so this costs little.
+            lock = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lease_lock_key(lane))
+            await (await session.connection()).execute(lock)
     candidates = (await session.exec(stmt)).all()
     for row in candidates:  # detached: the lease below is plain SQL, the objects are our copies
         session.expunge(row)
@@ -104,6 +130,10 @@ async def lease(
             row.leased_until, row.lease_owner, row.attempts = until, owner, row.attempts + 1
             taken.append(row)
     return taken
+
+
+def _lease_lock_key(lane: Lane) -> int:
+    return zlib.crc32(f"claimdesk-outbox-lease:{lane.value}".encode())
 
 
 async def has_due(session: AsyncSession, *, lane: Lane, now: datetime) -> bool:
