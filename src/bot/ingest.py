@@ -76,10 +76,21 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= _SNIPPET else flat[: _SNIPPET - 1] + "…"
 
 
+class _AlreadyStored(Exception):
+    """The message reached its thread by another path first (rolls the transaction back)."""
+
+    def __init__(self, inquiry_id: int) -> None:
+        super().__init__(inquiry_id)
+        self.inquiry_id = inquiry_id
+
+
 async def ingest(ctx: AppContext, msg: InboundMessage) -> IngestResult:
     """Store ``msg`` exactly once and queue its cards."""
     try:
         return await _ingest_once(ctx, msg)
+    except _AlreadyStored as stored:
+        ctx.metrics.duplicates.labels(msg.source_kind).inc()
+        return IngestResult(stored.inquiry_id, created=False, duplicate=True)
     except IntegrityError:
         # A concurrent delivery of the same message won the unique dedupe key.
         async with transaction(ctx.sessions) as session:
@@ -272,7 +283,6 @@ async def _add_to_thread(
     """A customer answer: attach it; an answered or waiting item goes back to its owner."""
     now = ctx.clock()
     assert inquiry.id is not None
-    await _store_message(session, inquiry.id, msg, now)
     values: dict[str, Any] = {"last_customer_message_at": now}
     before = inquiry.status
     if inquiry.status in (
@@ -284,7 +294,12 @@ async def _add_to_thread(
         Status.LOST,
     ):
         values["status"] = Status.CLAIMED.value if inquiry.assignee else Status.NEW.value
+    # The update locks the inquiry row first; only then is "is this mail stored already?"
+    # final: the same answer read by a second mailbox may have been stored meanwhile.
     updated = await repo.change(session, inquiry, now, **values)
+    if msg.message_id and await repo.find_thread(session, [msg.message_id]) is not None:
+        raise _AlreadyStored(inquiry.id)
+    await _store_message(session, inquiry.id, msg, now)
     repo.add_event(
         session,
         updated,
