@@ -55,7 +55,9 @@ async def test_out_of_hours_webhook_gets_one_ack_in_the_customers_language(
     assert mail.rcpt_tos == ["maria.lopez@buyer.example"]
     assert mail.message["From"].addresses[0].addr_spec == "sales@seller.test"
     assert f"[#{number}]" in mail.message["Subject"]
-    assert mail.message["Auto-Submitted"] == "auto-replied"  # RFC 3834: automatic, no auto-reply loops
+    assert (
+        mail.message["Auto-Submitted"] == "auto-replied"
+    )  # RFC 3834: automatic, no auto-reply loops
     body = mail.message.get_content()
     assert "Estimado/a Maria Lopez" in body and f"#{number}" in body
     assert "{{" not in body and "{%" not in body

@@ -9,7 +9,12 @@ clicked ("You claimed #1042." / "Alice claimed it 3 s ago.").
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.card_sync import queue_card_updates
 from bot.clock import apply_follow_up
@@ -104,328 +109,273 @@ async def perform(ctx: AppContext, action: Action) -> ActionOutcome:
     return outcome
 
 
+@dataclass
+class _Turn:
+    """One action being applied: who, on what, in which transaction; the shared checks."""
+
+    ctx: AppContext
+    session: AsyncSession
+    inquiry: Inquiry
+    action: Action
+    rep_id: str
+    lead: bool
+    locale: str
+    now: datetime
+
+    @property
+    def number(self) -> int:
+        assert self.inquiry.id is not None
+        return self.inquiry.id
+
+    def t(self, key: str, **params: object) -> str:
+        return text(self.locale, key, **params)
+
+    def bad_move(self, after_label: str, before: str | None = None) -> Refusal:
+        before_label = self.t(f"status.{self.inquiry.status}") if before is None else before
+        return Refusal(
+            "invalid",
+            self.t("refuse.bad_move", number=self.number, before=before_label, after=after_label),
+        )
+
+    def require_owner_or_lead(self, *, unclaimed_ok: bool) -> None:
+        """Only the owner or a lead/manager (or anyone, on an unclaimed item, if allowed)."""
+        owner = self.inquiry.assignee
+        if (owner is None and unclaimed_ok) or owner == self.rep_id or self.lead:
+            return
+        raise Refusal("forbidden", self.t("refuse.not_owner", name=self.ctx.rep_name(owner)))
+
+    def require_open(self, after_label: str) -> None:
+        if not is_open(self.inquiry.status):
+            raise self.bad_move(after_label)
+
+    async def commit(
+        self,
+        values: dict[str, Any],
+        *,
+        kind: str,
+        note: str,
+        before: str = "",
+        after: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> Inquiry:
+        """Compare-and-set the change, write its event and queue the card updates (interactive lane)."""
+        updated = await repo.change(self.session, self.inquiry, self.now, **values)
+        repo.add_event(
+            self.session,
+            updated,
+            at=self.now,
+            actor=self.rep_id,
+            kind=kind,
+            before=before,
+            after=after,
+            data=data or {},
+        )
+        await queue_card_updates(self.session, self.ctx, updated, lane=Lane.INTERACTIVE, note=note)
+        return updated
+
+    def done(self, key: str, **params: object) -> ActionOutcome:
+        return ActionOutcome(True, self.t(key, number=self.number, **params), self.number)
+
+    @property
+    def actor_name(self) -> str:
+        return self.ctx.rep_name(self.rep_id)
+
+
 async def _dispatch(
     ctx: AppContext,
-    session: object,
+    session: AsyncSession,
     inquiry: Inquiry,
     action: Action,
     rep_id: str,
     lead: bool,
     locale: str,
 ) -> ActionOutcome:
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    handler = _HANDLERS.get(action.verb)
+    if handler is None:
+        raise Refusal("invalid", f"unsupported action {action.verb.value}")
+    return await handler(_Turn(ctx, session, inquiry, action, rep_id, lead, locale, ctx.clock()))
 
-    assert isinstance(session, AsyncSession)
-    assert inquiry.id is not None
-    now = ctx.clock()
-    number = inquiry.id
-    owner_or_lead = inquiry.assignee == rep_id or lead
 
-    if action.verb == Verb.CLAIM:
-        claim = await repo.claim(session, number, rep_id, now)
-        current = claim.inquiry
-        if not claim.won:
-            if current.assignee == rep_id:
-                return ActionOutcome(True, text(locale, "outcome.claimed", number=number), number)
-            if current.assignee and current.claimed_at:
-                ago = text(
-                    locale,
-                    "time.ago",
-                    duration=duration_words((now - current.claimed_at).total_seconds(), locale),
-                )
-                message = text(
-                    locale, "outcome.claimed_by", name=ctx.rep_name(current.assignee), ago=ago
-                )
-            else:
-                message = text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=text(locale, f"status.{current.status}"),
-                    after=text(locale, "status.claimed"),
-                )
-            return ActionOutcome(False, message, number, "lost_race")
-        team = ctx.settings.team(current.team)
-        reply_due = due_after(
-            team, now, sla_for(team, current.priority).first_reply_within, priority=current.priority
-        )
-        current = await repo.change(
-            session, current, now, reply_due_at=reply_due, next_due_at=reply_due, claim_due_at=None
-        )
-        repo.add_event(
-            session,
-            current,
-            at=now,
-            actor=rep_id,
-            kind="claimed",
-            before=Status.NEW.value,
-            after=Status.CLAIMED.value,
-        )
-        await queue_card_updates(
-            session,
-            ctx,
-            current,
-            lane=Lane.INTERACTIVE,
-            note=f"{ctx.rep_name(rep_id)} claimed #{number}",
-        )
-        return ActionOutcome(True, text(locale, "outcome.claimed", number=number), number)
+async def _claim(turn: _Turn) -> ActionOutcome:
+    ctx, now, number = turn.ctx, turn.now, turn.number
+    claim = await repo.claim(turn.session, number, turn.rep_id, now)
+    current = claim.inquiry
+    if not claim.won:
+        if current.assignee == turn.rep_id:
+            return turn.done("outcome.claimed")
+        if current.assignee and current.claimed_at:
+            ago = turn.t(
+                "time.ago",
+                duration=duration_words((now - current.claimed_at).total_seconds(), turn.locale),
+            )
+            message = turn.t("outcome.claimed_by", name=ctx.rep_name(current.assignee), ago=ago)
+        else:
+            message = turn.t(
+                "refuse.bad_move",
+                number=number,
+                before=turn.t(f"status.{current.status}"),
+                after=turn.t("status.claimed"),
+            )
+        return ActionOutcome(False, message, number, "lost_race")
+    team = ctx.settings.team(current.team)
+    reply_due = due_after(
+        team, now, sla_for(team, current.priority).first_reply_within, priority=current.priority
+    )
+    turn.inquiry = current
+    await turn.commit(
+        {"reply_due_at": reply_due, "next_due_at": reply_due, "claim_due_at": None},
+        kind="claimed",
+        before=Status.NEW.value,
+        after=Status.CLAIMED.value,
+        note=f"{turn.actor_name} claimed #{number}",
+    )
+    return turn.done("outcome.claimed")
 
-    if action.verb in (Verb.REPLY, Verb.OPEN):
-        path = (
-            f"/web/inquiries/{number}/reply"
-            if action.verb == Verb.REPLY
-            else f"/web/inquiries/{number}"
-        )
-        return ActionOutcome(True, "", number, open_url=ctx.link(path))
 
-    if action.verb == Verb.RELEASE:
-        if inquiry.status == Status.NEW.value:
-            raise Refusal("invalid", text(locale, "outcome.released", number=number))
-        if not owner_or_lead:
-            raise Refusal(
-                "forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee))
-            )
-        if not is_open(inquiry.status):
-            raise Refusal(
-                "invalid",
-                text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=text(locale, f"status.{inquiry.status}"),
-                    after=text(locale, "status.new"),
-                ),
-            )
-        team = ctx.settings.team(inquiry.team)
-        due = due_after(
-            team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority
-        )
-        before = inquiry.status
-        updated = await repo.change(
-            session,
-            inquiry,
-            now,
-            status=Status.NEW.value,
-            assignee=None,
-            claim_due_at=due,
-            reply_due_at=None,
-            next_due_at=due,
-        )
-        repo.add_event(
-            session,
-            updated,
-            at=now,
-            actor=rep_id,
-            kind="released",
-            before=before,
-            after=Status.NEW.value,
-        )
-        await queue_card_updates(
-            session,
-            ctx,
-            updated,
-            lane=Lane.INTERACTIVE,
-            note=f"{ctx.rep_name(rep_id)} released #{number}",
-        )
-        return ActionOutcome(True, text(locale, "outcome.released", number=number), number)
+async def _open_page(turn: _Turn) -> ActionOutcome:
+    number = turn.number
+    path = (
+        f"/web/inquiries/{number}/reply"
+        if turn.action.verb == Verb.REPLY
+        else f"/web/inquiries/{number}"
+    )
+    return ActionOutcome(True, "", number, open_url=turn.ctx.link(path))
 
-    if action.verb in (Verb.STATUS, Verb.SPAM):
-        target_value = Status.SPAM.value if action.verb == Verb.SPAM else action.value
-        try:
-            target = Status(target_value)
-        except ValueError:
-            raise Refusal(
-                "invalid",
-                text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=inquiry.status,
-                    after=target_value,
-                ),
-            ) from None
-        if inquiry.assignee and not owner_or_lead:
-            raise Refusal(
-                "forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee))
-            )
-        if target not in allowed_moves(inquiry.status):
-            raise Refusal(
-                "invalid",
-                text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=text(locale, f"status.{inquiry.status}"),
-                    after=text(locale, f"status.{target.value}"),
-                ),
-            )
-        reason = action.reason.strip()[:500]
-        if target in NEEDS_REASON and not reason:
-            raise Refusal(
-                "invalid",
-                text(locale, "refuse.needs_reason", status=text(locale, f"status.{target.value}")),
-            )
-        values: dict[str, object] = {"status": target.value, "outcome_reason": reason}
-        if target in (Status.WON, Status.LOST, Status.SPAM, Status.CLOSED):
-            values.update(closed_at=now, next_due_at=None, claim_due_at=None, reply_due_at=None)
-        elif target == Status.CLAIMED and not inquiry.assignee:  # reopen by someone: they own it
-            values.update(assignee=rep_id, closed_at=None)
-        elif target == Status.NEW:
-            values.update(assignee=None, closed_at=None)
-        if target == Status.CLAIMED:
-            values["closed_at"] = None
-        before = inquiry.status
-        updated = await repo.change(session, inquiry, now, **values)
-        repo.add_event(
-            session,
-            updated,
-            at=now,
-            actor=rep_id,
-            kind="status",
-            before=before,
-            after=target.value,
-            data={"reason": reason} if reason else {},
-        )
-        label = text(locale, f"status.{target.value}")
-        await queue_card_updates(
-            session,
-            ctx,
-            updated,
-            lane=Lane.INTERACTIVE,
-            note=f"{ctx.rep_name(rep_id)}: {label}" + (f" ({reason})" if reason else ""),
-        )
-        return ActionOutcome(
-            True, text(locale, "outcome.status", number=number, status=label), number
-        )
 
-    if action.verb == Verb.SNOOZE:
-        span = _SNOOZE.get(action.value)
-        if span is None:
-            raise Refusal(
-                "invalid", f"unknown snooze {action.value!r}; choose one of {', '.join(_SNOOZE)}"
-            )
-        if inquiry.assignee and not owner_or_lead:
-            raise Refusal(
-                "forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee))
-            )
-        if not is_open(inquiry.status):
-            raise Refusal(
-                "invalid",
-                text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=text(locale, f"status.{inquiry.status}"),
-                    after=text(locale, "select.snooze"),
-                ),
-            )
-        until = now + span
-        updated = await repo.change(session, inquiry, now, snoozed_until=until, next_due_at=until)
-        repo.add_event(
-            session,
-            updated,
-            at=now,
-            actor=rep_id,
-            kind="snoozed",
-            data={"until": until.isoformat()},
-        )
-        when = until.strftime("%Y-%m-%d %H:%M UTC")
-        await queue_card_updates(
-            session,
-            ctx,
-            updated,
-            lane=Lane.INTERACTIVE,
-            note=f"{ctx.rep_name(rep_id)} snoozed #{number} until {when}",
-        )
-        return ActionOutcome(
-            True, text(locale, "outcome.snoozed", number=number, when=when), number
-        )
+async def _release(turn: _Turn) -> ActionOutcome:
+    inquiry = turn.inquiry
+    if inquiry.status == Status.NEW.value:
+        raise Refusal("invalid", turn.t("outcome.released", number=turn.number))
+    turn.require_owner_or_lead(unclaimed_ok=False)
+    turn.require_open(turn.t("status.new"))
+    team = turn.ctx.settings.team(inquiry.team)
+    due = due_after(
+        team, turn.now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority
+    )
+    await turn.commit(
+        {
+            "status": Status.NEW.value,
+            "assignee": None,
+            "claim_due_at": due,
+            "reply_due_at": None,
+            "next_due_at": due,
+        },
+        kind="released",
+        before=inquiry.status,
+        after=Status.NEW.value,
+        note=f"{turn.actor_name} released #{turn.number}",
+    )
+    return turn.done("outcome.released")
 
-    if action.verb == Verb.FOLLOW_UP:
-        delay = _FOLLOW_UP.get(action.value)
-        if delay is None:
-            raise Refusal(
-                "invalid",
-                f"unknown follow-up {action.value!r}; choose one of {', '.join(_FOLLOW_UP)}",
-            )
-        if inquiry.assignee and not owner_or_lead:
-            raise Refusal(
-                "forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee))
-            )
-        if inquiry.status != Status.FOLLOW_UP.value and Status.FOLLOW_UP not in allowed_moves(
-            inquiry.status
-        ):
-            raise Refusal(
-                "invalid",
-                text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=text(locale, f"status.{inquiry.status}"),
-                    after=text(locale, "status.follow_up"),
-                ),
-            )
-        team = ctx.settings.team(inquiry.team)
-        at = when_open(team, now + delay)
-        _updated, when = await apply_follow_up(
-            ctx, session, inquiry, rep_id, at, now, status=Status.FOLLOW_UP.value
-        )
-        return ActionOutcome(
-            True, text(locale, "clock.follow_up_set", number=number, when=when), number
-        )
 
-    if action.verb == Verb.REASSIGN:
-        if not lead:
-            raise Refusal("forbidden", text(locale, "refuse.not_lead"))
-        target_rep = resolve_rep(ctx, action.platform, action.value) or (
-            action.value if ctx.settings.rep(action.value) else None
-        )
-        if target_rep is None or not _roles(ctx, inquiry.team, target_rep)[0]:
-            raise Refusal(
-                "invalid",
-                text(locale, "refuse.not_member", team=ctx.settings.team(inquiry.team).title),
-            )
-        if not is_open(inquiry.status):
-            raise Refusal(
-                "invalid",
-                text(
-                    locale,
-                    "refuse.bad_move",
-                    number=number,
-                    before=text(locale, f"status.{inquiry.status}"),
-                    after=text(locale, "status.claimed"),
-                ),
-            )
-        status = Status.CLAIMED.value if inquiry.status == Status.NEW.value else inquiry.status
-        before_owner = inquiry.assignee or ""
-        updated = await repo.change(
-            session,
-            inquiry,
-            now,
-            assignee=target_rep,
-            status=status,
-            claimed_at=inquiry.claimed_at or now,
-            claim_due_at=None,
-        )
-        repo.add_event(
-            session,
-            updated,
-            at=now,
-            actor=rep_id,
-            kind="reassigned",
-            before=before_owner,
-            after=target_rep,
-        )
-        name = ctx.rep_name(target_rep)
-        await queue_card_updates(
-            session,
-            ctx,
-            updated,
-            lane=Lane.INTERACTIVE,
-            note=f"{ctx.rep_name(rep_id)} reassigned #{number} to {name}",
-        )
-        return ActionOutcome(
-            True, text(locale, "outcome.reassigned", number=number, name=name), number
-        )
+async def _set_status(turn: _Turn) -> ActionOutcome:
+    inquiry, action, now = turn.inquiry, turn.action, turn.now
+    target_value = Status.SPAM.value if action.verb == Verb.SPAM else action.value
+    try:
+        target = Status(target_value)
+    except ValueError:
+        raise turn.bad_move(target_value, before=inquiry.status) from None
+    turn.require_owner_or_lead(unclaimed_ok=True)
+    label = turn.t(f"status.{target.value}")
+    if target not in allowed_moves(inquiry.status):
+        raise turn.bad_move(label)
+    reason = action.reason.strip()[:500]
+    if target in NEEDS_REASON and not reason:
+        raise Refusal("invalid", turn.t("refuse.needs_reason", status=label))
+    values: dict[str, Any] = {"status": target.value, "outcome_reason": reason}
+    if target in (Status.WON, Status.LOST, Status.SPAM, Status.CLOSED):
+        values.update(closed_at=now, next_due_at=None, claim_due_at=None, reply_due_at=None)
+    elif target == Status.CLAIMED:  # reopened: whoever reopens an unowned item owns it
+        values.update(closed_at=None, **({} if inquiry.assignee else {"assignee": turn.rep_id}))
+    elif target == Status.NEW:
+        values.update(assignee=None, closed_at=None)
+    await turn.commit(
+        values,
+        kind="status",
+        before=inquiry.status,
+        after=target.value,
+        data={"reason": reason} if reason else {},
+        note=f"{turn.actor_name}: {label}" + (f" ({reason})" if reason else ""),
+    )
+    return turn.done("outcome.status", status=label)
 
-    raise Refusal("invalid", f"unsupported action {action.verb.value}")
+
+async def _snooze(turn: _Turn) -> ActionOutcome:
+    span = _SNOOZE.get(turn.action.value)
+    if span is None:
+        raise Refusal(
+            "invalid", f"unknown snooze {turn.action.value!r}; choose one of {', '.join(_SNOOZE)}"
+        )
+    turn.require_owner_or_lead(unclaimed_ok=True)
+    turn.require_open(turn.t("select.snooze"))
+    until = turn.now + span
+    when = until.strftime("%Y-%m-%d %H:%M UTC")
+    await turn.commit(
+        {"snoozed_until": until, "next_due_at": until},
+        kind="snoozed",
+        data={"until": until.isoformat()},
+        note=f"{turn.actor_name} snoozed #{turn.number} until {when}",
+    )
+    return turn.done("outcome.snoozed", when=when)
+
+
+async def _follow_up(turn: _Turn) -> ActionOutcome:
+    inquiry = turn.inquiry
+    delay = _FOLLOW_UP.get(turn.action.value)
+    if delay is None:
+        raise Refusal(
+            "invalid",
+            f"unknown follow-up {turn.action.value!r}; choose one of {', '.join(_FOLLOW_UP)}",
+        )
+    turn.require_owner_or_lead(unclaimed_ok=True)
+    if inquiry.status != Status.FOLLOW_UP.value and Status.FOLLOW_UP not in allowed_moves(
+        inquiry.status
+    ):
+        raise turn.bad_move(turn.t("status.follow_up"))
+    at = when_open(turn.ctx.settings.team(inquiry.team), turn.now + delay)
+    _updated, when = await apply_follow_up(
+        turn.ctx, turn.session, inquiry, turn.rep_id, at, turn.now, status=Status.FOLLOW_UP.value
+    )
+    return turn.done("clock.follow_up_set", when=when)
+
+
+async def _reassign(turn: _Turn) -> ActionOutcome:
+    ctx, inquiry, action = turn.ctx, turn.inquiry, turn.action
+    if not turn.lead:
+        raise Refusal("forbidden", turn.t("refuse.not_lead"))
+    target_rep = resolve_rep(ctx, action.platform, action.value) or (
+        action.value if ctx.settings.rep(action.value) else None
+    )
+    if target_rep is None or not _roles(ctx, inquiry.team, target_rep)[0]:
+        raise Refusal(
+            "invalid", turn.t("refuse.not_member", team=ctx.settings.team(inquiry.team).title)
+        )
+    turn.require_open(turn.t("status.claimed"))
+    status = Status.CLAIMED.value if inquiry.status == Status.NEW.value else inquiry.status
+    name = ctx.rep_name(target_rep)
+    await turn.commit(
+        {
+            "assignee": target_rep,
+            "status": status,
+            "claimed_at": inquiry.claimed_at or turn.now,
+            "claim_due_at": None,
+        },
+        kind="reassigned",
+        before=inquiry.assignee or "",
+        after=target_rep,
+        note=f"{turn.actor_name} reassigned #{turn.number} to {name}",
+    )
+    return turn.done("outcome.reassigned", name=name)
+
+
+_HANDLERS: dict[Verb, Callable[[_Turn], Awaitable[ActionOutcome]]] = {
+    Verb.CLAIM: _claim,
+    Verb.REPLY: _open_page,
+    Verb.OPEN: _open_page,
+    Verb.RELEASE: _release,
+    Verb.STATUS: _set_status,
+    Verb.SPAM: _set_status,
+    Verb.SNOOZE: _snooze,
+    Verb.FOLLOW_UP: _follow_up,
+    Verb.REASSIGN: _reassign,
+}
