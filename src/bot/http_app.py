@@ -70,6 +70,11 @@ class Service:
         engine = create_engine(settings.store.url)
         if run_migrations:
             await migrate(engine)
+        if engine.dialect.name == "sqlite":
+            async with transaction(create_session_factory(engine)) as session:
+                released = await outbox.release_all_leases(session)
+            if released:
+                log.warning("took back %d outbox leases left by a previous run", released)
         ctx = AppContext(
             settings=settings,
             engine=engine,

@@ -132,6 +132,20 @@ async def lease(
     return taken
 
 
+async def release_all_leases(session: AsyncSession) -> int:
+    """Hand back every lease (SQLite start-up: one process owns the file, so any lease
+    left in it belongs to a process that died; waiting for it to expire only delays
+    what it had taken)."""
+    result = await session.exec(
+        update(Outbox)
+        .where(
+            col(Outbox.state) == OutboxState.PENDING.value, col(Outbox.leased_until).is_not(None)
+        )
+        .values(leased_until=None, lease_owner="")
+    )
+    return int(result.rowcount)
+
+
 def _lease_lock_key(lane: Lane) -> int:
     return zlib.crc32(f"claimdesk-outbox-lease:{lane.value}".encode())
 
