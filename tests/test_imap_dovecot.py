@@ -3,8 +3,8 @@
 Covers the ingest path end to end on the wire: the 75 corpus messages are delivered
 with APPEND, fetched back in batches and parsed with the same expectations as the
 parser tests; SELECT values; marking processed by keyword and by move (with and without
-MOVE); APPEND to Sent; IDLE and polling wake-ups; a server restart mid-session; and the
-login diagnostics. All waits are bounded; nothing sleeps long.
+MOVE), one message or a set of UIDs at once; APPEND to Sent; IDLE and polling wake-ups;
+a server restart mid-session; and the login diagnostics. All waits are bounded; nothing sleeps long.
 """
 
 from __future__ import annotations
@@ -187,6 +187,48 @@ async def test_mark_processed_by_move(imap_account: ImapAccount, server_has_move
     assert server.uids(imap_account.user, "Archive") == [1]
     assert server.uids(imap_account.user, "Processed/Claimdesk") == [1]
     assert b"Subject: moves" in server.fetch_raw(imap_account.user, 1, "Archive")
+
+
+async def test_mark_processed_many_marks_exactly_the_given_uids(imap_account: ImapAccount) -> None:
+    uids = [imap_account.append(_mail(f"m{n}")) for n in range(6)]
+    assert uids == [1, 2, 3, 4, 5, 6]
+    async with imap_account.mailbox() as box:
+        await box.select()
+        await box.mark_processed_many([], AddFlag("$Claimdesk"))  # nothing to do, no command
+        await box.mark_processed_many([5, 1, 2, 5, 4], AddFlag("$Claimdesk"))  # "1:2,4:5"
+        await box.mark_processed_many([1, 2], AddFlag("$Claimdesk"))  # again: harmless
+        with pytest.raises(ValueError, match="flag"):
+            await box.mark_processed_many([3], AddFlag("bad flag"))
+    server = imap_account.server
+    assert {uid: "$Claimdesk" in server.flags(imap_account.user, uid) for uid in uids} == {
+        1: True,
+        2: True,
+        3: False,
+        4: True,
+        5: True,
+        6: False,
+    }
+
+
+@pytest.mark.parametrize("server_has_move", [True, False], ids=["MOVE", "COPY+EXPUNGE"])
+async def test_mark_processed_many_by_move(
+    imap_account: ImapAccount, server_has_move: bool
+) -> None:
+    for n in range(5):
+        imap_account.append(_mail(f"m{n}"))
+    async with imap_account.mailbox() as box:
+        await box.select()
+        if not server_has_move:
+            assert box._client is not None
+            box._client.protocol.capabilities.discard("MOVE")
+        await box.mark_processed_many([1, 2, 4], MoveTo("Done"))  # folder created on demand
+        await box.mark_processed_many([1, 2, 4], MoveTo("Done"))  # already gone: harmless
+        remaining = await box.fetch_since(0, limit=10)
+    server = imap_account.server
+    assert [m.uid for m in remaining] == [3, 5]
+    assert server.uids(imap_account.user, "Done") == [1, 2, 3]
+    moved = [server.fetch_raw(imap_account.user, uid, "Done") for uid in (1, 2, 3)]
+    assert [raw.split(b"Subject: ")[1].split(b"\r\n")[0] for raw in moved] == [b"m0", b"m1", b"m3"]
 
 
 async def test_append_to_sent(imap_account: ImapAccount) -> None:

@@ -2,9 +2,10 @@
 
 ``ImapMailbox`` is built from plain parameters and offers what the ingest loop needs:
 select a folder and read UIDVALIDITY/UIDNEXT, fetch raw messages above a UID in batches
-(``BODY.PEEK[]``: fetching never marks mail as read), mark a message processed (a flag
-or keyword, or a move to a folder), append our sent replies to the Sent folder, and wait
-for new mail (IDLE when the server has it, NOOP polling otherwise).
+(``BODY.PEEK[]``: fetching never marks mail as read), mark messages processed (a flag
+or keyword, or a move to a folder; one command for a whole batch), append our sent
+replies to the Sent folder, and wait for new mail (IDLE when the server has it, NOOP
+polling otherwise).
 
 Errors are typed so the caller can decide: ``ImapConnectError`` and
 ``ImapConnectionLost`` are transient (``close()``, then ``connect()`` again later);
@@ -63,6 +64,8 @@ TlsMode = bool | Literal["starttls"]
 ConnectFailure = Literal["dns", "refused", "tls", "timeout", "greeting", "network"]
 
 _DEFAULT_FETCH_BATCH = 20
+_MARK_CHUNK = 500
+"""UIDs per STORE/MOVE command: keeps the command line short even for scattered UIDs."""
 
 
 # ---------------------------------------------------------------------------- errors
@@ -642,25 +645,39 @@ class ImapMailbox:
 
     async def mark_processed(self, uid: int, mode: ProcessedMark) -> None:
         """Mark one message processed: add a flag/keyword, or move it to a folder."""
+        await self.mark_processed_many([uid], mode)
+
+    async def mark_processed_many(self, uids: Iterable[int], mode: ProcessedMark) -> None:
+        """Mark several messages processed with one command per chunk of UIDs.
+
+        ``UID STORE <set> +FLAGS.SILENT (flag)``, or ``UID MOVE <set> folder`` (COPY,
+        ``\\Deleted`` and EXPUNGE where MOVE is missing). UIDs no longer in the
+        folder are ignored by the server, so repeating a call is harmless.
+        """
         if isinstance(mode, AddFlag) and not _ATOM_RE.match(mode.flag):
             raise ValueError(f"not an IMAP flag or keyword: {mode.flag!r}")
+        ordered = sorted(set(uids))
+        if not ordered:
+            return
         async with self._exclusive() as client:
             await self._ensure_selected(client)
-            if isinstance(mode, AddFlag):
-                response = await self._run(
-                    "UID STORE", client.uid("store", str(uid), "+FLAGS.SILENT", f"({mode.flag})")
-                )
-                self._check(response, f"UID STORE +FLAGS ({mode.flag})")
-                return
-            await self._move(client, uid, mode.folder)
+            for start in range(0, len(ordered), _MARK_CHUNK):
+                uid_set = _uid_set(ordered[start : start + _MARK_CHUNK])
+                if isinstance(mode, AddFlag):
+                    response = await self._run(
+                        "UID STORE", client.uid("store", uid_set, "+FLAGS.SILENT", f"({mode.flag})")
+                    )
+                    self._check(response, f"UID STORE +FLAGS ({mode.flag})")
+                else:
+                    await self._move(client, uid_set, mode.folder)
 
-    async def _move(self, client: aioimaplib.IMAP4, uid: int, folder: str) -> None:
+    async def _move(self, client: aioimaplib.IMAP4, uid_set: str, folder: str) -> None:
         target = encode_mailbox(folder)
         for attempt in (1, 2):
             if self.has_capability("MOVE"):
-                response = await self._run("UID MOVE", client.uid("move", str(uid), target))
+                response = await self._run("UID MOVE", client.uid("move", uid_set, target))
             else:
-                response = await self._run("UID COPY", client.uid("copy", str(uid), target))
+                response = await self._run("UID COPY", client.uid("copy", uid_set, target))
             if response.result == "OK":
                 break
             if attempt == 1 and "TRYCREATE" in _response_text(response).upper():
@@ -668,17 +685,17 @@ class ImapMailbox:
                 self._check(created, f"CREATE {folder}")
                 continue
             raise ImapFolderError(
-                f"cannot move message {uid} to {folder!r}: {_response_text(response)}"
+                f"cannot move messages {uid_set} to {folder!r}: {_response_text(response)}"
             )
         if self.has_capability("MOVE"):
             return
-        # No MOVE: COPY done, now flag \Deleted and expunge (only this UID with UIDPLUS).
+        # No MOVE: COPY done, now flag \Deleted and expunge (only these UIDs with UIDPLUS).
         response = await self._run(
-            "UID STORE", client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)")
+            "UID STORE", client.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
         )
         self._check(response, "UID STORE +FLAGS (\\Deleted)")
         if self.has_capability("UIDPLUS"):
-            response = await self._run("UID EXPUNGE", client.uid("expunge", str(uid)))
+            response = await self._run("UID EXPUNGE", client.uid("expunge", uid_set))
         else:
             response = await self._run("EXPUNGE", client.expunge())
         self._check(response, "EXPUNGE")
