@@ -12,6 +12,7 @@ from sqlmodel import select
 from bot.http_app import Service
 from bot.mail_intake import MailboxIntake, open_mailbox
 from bot.replies import send_reply
+from connectors.mail.imap import ImapConnectionLost
 from connectors.mail.parse import parse_email
 from store.engine import transaction
 from store.models import Inquiry, MailboxState
@@ -238,6 +239,135 @@ async def test_crash_mid_fetch_then_restart_gives_exactly_one_inquiry_each(setup
         state = await session.get(MailboxState, ("sales", "INBOX"))
     assert state is not None
     assert state.last_uid == 12
+
+
+class _Killed(BaseException):
+    """The process dies here: unlike an error, nothing after it runs (no settling of the batch)."""
+
+
+def flagged(account: ImapAccount) -> list[int]:
+    return [
+        uid
+        for uid in account.server.uids(account.user)
+        if "$Claimdesk" in account.server.flags(account.user, uid)
+    ]
+
+
+async def last_uid(service: Service) -> int | None:
+    async with transaction(service.ctx.sessions) as session:
+        state = await session.get(MailboxState, ("sales", "INBOX"))
+    return None if state is None else state.last_uid
+
+
+async def test_crash_inside_a_batch_before_its_store_refetches_and_dedupes(setup: Any) -> None:
+    service, _, account = setup
+    for n in range(12):
+        account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<b{n}@example.com>")
+        )
+    intake = MailboxIntake(service.ctx, setup[1].box, batch=5)
+    calls = 0
+    original = intake.handle
+
+    async def dying_handle(fetched: Any, *, first_start: bool = False) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 8:  # uids 6 and 7 of the second batch are ingested, its STORE never runs
+            raise _Killed
+        return await original(fetched, first_start=first_start)
+
+    intake.handle = dying_handle  # type: ignore[method-assign]
+    with pytest.raises(_Killed):
+        await sync(intake)
+    assert len(await inquiries(service)) == 7
+    assert flagged(account) == [1, 2, 3, 4, 5]  # the first batch only: flags never lead
+    assert await last_uid(service) == 5
+
+    restarted = MailboxIntake(service.ctx, intake.box, batch=5)
+    outcomes = await sync(restarted)
+    assert [(o.uid, o.action) for o in outcomes] == [
+        (6, "duplicate"),
+        (7, "duplicate"),
+        *((uid, "created") for uid in range(8, 13)),
+    ]
+    rows = await inquiries(service)
+    assert sorted(r.subject for r in rows) == sorted(f"Inquiry {n}" for n in range(12))
+    assert flagged(account) == list(range(1, 13))
+    assert await last_uid(service) == 12
+
+
+async def test_a_failed_store_leaves_the_batch_to_be_refetched(setup: Any) -> None:
+    service, intake, account = setup
+    for n in range(4):
+        account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<s{n}@example.com>")
+        )
+    box = open_mailbox(intake.box)
+    await box.connect()
+    try:
+
+        async def dropped(uids: Any, mode: Any) -> None:
+            raise ImapConnectionLost("connection lost during UID STORE")
+
+        box.mark_processed_many = dropped  # type: ignore[method-assign]
+        with pytest.raises(ImapConnectionLost):
+            await intake.sync_once(box)
+    finally:
+        await box.close()
+    assert len(await inquiries(service)) == 4
+    assert flagged(account) == []
+    assert await last_uid(service) is None
+
+    outcomes = await sync(intake)
+    assert [o.action for o in outcomes] == ["duplicate"] * 4
+    assert len(await inquiries(service)) == 4
+    assert flagged(account) == [1, 2, 3, 4]
+    assert await last_uid(service) == 4
+
+
+async def test_a_failing_message_is_not_marked_and_is_retried(setup: Any) -> None:
+    service, intake, account = setup
+    for n in range(4):
+        account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<f{n}@example.com>")
+        )
+    original = intake.handle
+
+    async def failing_handle(fetched: Any, *, first_start: bool = False) -> Any:
+        if fetched.uid == 3:
+            raise RuntimeError("database unavailable")
+        return await original(fetched, first_start=first_start)
+
+    intake.handle = failing_handle  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await sync(intake)
+    assert flagged(account) == [1, 2]  # settled before the error propagated
+    assert await last_uid(service) == 2
+
+    intake.handle = original  # type: ignore[method-assign]
+    outcomes = await sync(intake)
+    assert [(o.uid, o.action) for o in outcomes] == [(3, "created"), (4, "created")]
+    assert flagged(account) == [1, 2, 3, 4]
+    assert len(await inquiries(service)) == 4
+
+
+async def test_move_mode_moves_each_batch_once_it_is_ingested(
+    sqlite_url: str, make_settings: Any, service_factory: Any, imap_account: ImapAccount, smtp: Any
+) -> None:
+    box_config = {**mailbox_config(imap_account, smtp.port), "processed": "move:Processed"}
+    service = await service_factory(make_settings(sqlite_url, mailboxes=[box_config]))
+    for n in range(7):
+        imap_account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<mv{n}@example.com>")
+        )
+    intake = MailboxIntake(service.ctx, service.ctx.settings.mailboxes[0], batch=3)
+    outcomes = await sync(intake)
+    assert [o.action for o in outcomes] == ["created"] * 7
+    server = imap_account.server
+    assert server.uids(imap_account.user) == []
+    assert len(server.uids(imap_account.user, "Processed")) == 7
+    assert len(await inquiries(service)) == 7
+    assert await last_uid(service) == 7
 
 
 async def test_uidvalidity_change_does_not_reingest(setup: Any) -> None:

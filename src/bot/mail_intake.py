@@ -1,11 +1,13 @@
 """Mailbox intake: IMAP messages become inquiries (or join one), exactly once.
 
-Per mailbox one loop: connect -> SELECT -> fetch UIDs above the stored
-``last_uid`` -> for each message: parse, act on it (ingest / attach a bounce /
-drop an auto-reply), mark it processed on the server, then store
-``last_uid``. Every step is idempotent (ingest dedupes by Message-ID), so a
-crash, a dropped connection or a server restart between any two steps repeats
-at most the step that did not finish and creates nothing twice. Waiting uses
+Per mailbox one loop: connect -> SELECT -> fetch a batch of UIDs above the
+stored ``last_uid`` -> for each message: parse, act on it (ingest / attach a
+bounce / drop an auto-reply); then, once per batch, mark the handled messages
+processed on the server (one UID STORE or UID MOVE) and store ``last_uid``.
+The mark and ``last_uid`` may lag behind ingest but never run ahead of it.
+Every step is idempotent (ingest dedupes by Message-ID), so a crash, a
+dropped connection or a server restart between any two steps repeats at most
+the batch that was not settled and creates nothing twice. Waiting uses
 IMAP IDLE where offered, polling otherwise.
 
 UIDVALIDITY change: the stored UIDs mean nothing any more; we scan from the
@@ -177,19 +179,69 @@ class MailboxIntake:
             mails = await mailbox.fetch_since(last_uid, limit=self.batch)
             if not mails:
                 break
+            last_uid = await self._sync_batch(
+                mailbox, mails, mark, status.uidvalidity, first_start, done
+            )
+        if first_start and not done:
+            await self._save_state(status.uidvalidity, max(0, status.uidnext - 1))
+        return done
+
+    async def _sync_batch(
+        self,
+        mailbox: ImapMailbox,
+        mails: list[FetchedMail],
+        mark: ProcessedMark,
+        uidvalidity: int,
+        first_start: bool,
+        done: list[MailOutcome],
+    ) -> int:
+        """Handle a fetched batch in UID order, then mark it and store ``last_uid`` once.
+
+        The processed mark and ``last_uid`` only ever cover messages already handled:
+        a crash before they are written makes the next sync fetch those messages
+        again, and ingest recognises them (Message-ID dedupe). When handling a
+        message fails, the messages before it are settled and the error propagates;
+        the failed message is neither marked nor passed by ``last_uid``.
+        """
+        handled: list[int] = []
+        last_handled: int | None = None
+        try:
             for mail in mails:
                 if isinstance(mark, AddFlag) and mark.flag in mail.flags:
                     outcome = MailOutcome(mail.uid, "skipped:already_processed")
                 else:
                     outcome = await self.handle(mail, first_start=first_start)
-                    await mailbox.mark_processed(mail.uid, mark)
-                await self._save_state(status.uidvalidity, mail.uid)
-                last_uid = mail.uid
+                    handled.append(mail.uid)
+                last_handled = mail.uid
                 done.append(outcome)
                 self.outcomes.append(outcome)
-        if first_start and not done:
-            await self._save_state(status.uidvalidity, max(0, status.uidnext - 1))
-        return done
+        except Exception:
+            if last_handled is not None:
+                try:
+                    await self._settle(mailbox, handled, mark, uidvalidity, last_handled)
+                except Exception as exc:  # the original error matters more; a re-fetch dedupes
+                    log.warning(
+                        "mailbox %s: could not mark handled messages processed: %s",
+                        self.box.name,
+                        exc,
+                    )
+            raise
+        await self._settle(mailbox, handled, mark, uidvalidity, mails[-1].uid)
+        return mails[-1].uid
+
+    async def _settle(
+        self,
+        mailbox: ImapMailbox,
+        handled: list[int],
+        mark: ProcessedMark,
+        uidvalidity: int,
+        last_uid: int,
+    ) -> None:
+        """Mark on the server first, then store ``last_uid``: a crash in between re-fetches
+        messages that are already marked (skipped) or moved away (gone), never loses one."""
+        if handled:
+            await mailbox.mark_processed_many(handled, mark)
+        await self._save_state(uidvalidity, last_uid)
 
     async def handle(self, mail: FetchedMail, *, first_start: bool = False) -> MailOutcome:
         parsed = parse_email(mail.raw)
