@@ -1,18 +1,26 @@
 """The clock: nudges, the escalation ladder, follow-ups, snooze wake-ups, reps away, digests.
 
 A tick asks the database what is due: one query on the indexed
-``inquiry.next_due_at <= now``. Each due inquiry is then handled in its own
-short transaction: re-read under a row lock (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so two processes split the work instead of queueing on it; SQLite
-serializes writers anyway) and re-checked (still due?), then
-:func:`bot.sla.plan` says which steps are due. Each step first inserts a
-``JobRun`` row under its deterministic key (``nudge:{inquiry}:{phase}:{n}``,
-``escalate:{inquiry}:{phase}:claim:1`` ...); only the transaction that inserted
-it acts. The step's Event and outbox rows (idempotency key derived from the
-step key) commit in that same transaction, and ``next_due_at`` moves on to the
-next step with a compare-and-set on the inquiry's version. So with any number
-of claimdesk processes on one PostgreSQL each step happens exactly once, and a
-crash between steps loses nothing: the step is still due at the next tick.
+``inquiry.next_due_at <= now``. The due inquiries are handled in chunks
+(``ClockSettings.chunk``, 50 by default), one short transaction per chunk: the
+chunk is re-read under row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+two processes split the work instead of queueing on it; SQLite serializes
+writers anyway) and re-checked (still due?), then :func:`bot.sla.plan` says
+which steps are due for each. Each step first inserts a ``JobRun`` row under
+its deterministic key (``nudge:{inquiry}:{phase}:{n}``,
+``escalate:{inquiry}:{phase}:claim:1`` ...), all keys of the chunk in one
+``INSERT ... ON CONFLICT DO NOTHING RETURNING key``; only the transaction that
+inserted a key acts on its step. The steps' Events and outbox rows (idempotency
+key derived from the step key) are inserted in bulk in that same transaction,
+and each inquiry's ``next_due_at`` moves on to its next step with a
+compare-and-set on the inquiry's version. So with any number of claimdesk
+processes on one PostgreSQL each step happens exactly once, and a crash
+between steps loses nothing: the step is still due at the next tick.
+
+When anything in a chunk fails (a lost compare-and-set, a bug, a dropped
+connection), the chunk's transaction rolls back as a whole and its inquiries
+are handled again one per transaction, so one bad inquiry never holds up the
+others and nothing of a failed inquiry is half done.
 
 A process that was stopped does the due work when it comes back: each missed
 ladder step once (repeated nudges coalesce into the newest), marked late in
@@ -40,8 +48,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -55,10 +64,9 @@ from cards.model import Card, Option
 from cards.strings import duration_words, text
 from config.schema import RepSettings, TeamSettings
 from store import inquiries as repo
-from store import outbox
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES
-from store.models import Contact, Inquiry, JobRun, Lane, Outbox, Status
+from store.models import Contact, Event, Inquiry, JobRun, Lane, Outbox, OutboxState, Status
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,7 @@ class ClockSettings:
 
     interval_seconds: float = 15.0
     batch: int = 500
+    chunk: int = 50  # due inquiries handled in one transaction
     max_rounds: int = 20  # batches per tick at most, so one tick always ends
     late_after: timedelta = timedelta(minutes=5)
     digests: bool = True
@@ -193,18 +202,11 @@ class Scheduler:
             ids = [i for i in await self._due_ids(now) if i not in seen]
             if not ids:
                 break
-            for inquiry_id in ids:
-                seen.add(inquiry_id)
-                report.due += 1
-                try:
-                    await self._handle(inquiry_id, now, report)
-                except repo.Conflict:
-                    log.info(
-                        "clock step lost a race; the next tick decides again",
-                        extra={"inquiry": inquiry_id},
-                    )
-                except Exception:
-                    log.exception("clock step failed", extra={"inquiry": inquiry_id})
+            seen.update(ids)
+            report.due += len(ids)
+            size = max(1, self.settings.chunk)
+            for start in range(0, len(ids), size):
+                await self._handle_chunk(ids[start : start + size], now, report)
         if self.settings.digests:
             from bot.digest import run_due_digests
 
@@ -233,44 +235,105 @@ class Scheduler:
             stmt = stmt.with_for_update(skip_locked=True)
         return (await session.exec(stmt)).first()
 
-    async def _handle(self, inquiry_id: int, now: datetime, report: TickReport) -> None:
+    async def _handle_chunk(self, ids: list[int], now: datetime, report: TickReport) -> None:
+        """``ids`` in one transaction; when that fails, each of them in its own."""
+        if len(ids) > 1:
+            done = TickReport()
+            try:
+                await self._handle(ids, now, done)
+            except Exception as exc:
+                log.info(
+                    "clock chunk failed (%s); handling its inquiries one by one",
+                    type(exc).__name__,
+                    extra={"inquiries": len(ids)},
+                )
+            else:
+                _merge(report, done)
+                return
+        for inquiry_id in ids:
+            done = TickReport()
+            try:
+                await self._handle([inquiry_id], now, done)
+            except repo.Conflict:
+                log.info(
+                    "clock step lost a race; the next tick decides again",
+                    extra={"inquiry": inquiry_id},
+                )
+            except Exception:
+                log.exception("clock step failed", extra={"inquiry": inquiry_id})
+            else:
+                _merge(report, done)
+
+    async def _handle(self, ids: list[int], now: datetime, report: TickReport) -> None:
+        """Do the due steps of ``ids`` (those still due and not locked by another process).
+
+        Counts go to ``report`` as they happen; the caller merges it only once
+        the transaction committed.
+        """
         ctx = self.ctx
         async with transaction(ctx.sessions) as session:
-            inquiry = await self._locked(
-                session, col(Inquiry.id) == inquiry_id, col(Inquiry.next_due_at) <= now
+            stmt = (
+                select(Inquiry)
+                .where(col(Inquiry.id).in_(ids), col(Inquiry.next_due_at) <= now)
+                .execution_options(populate_existing=True)
             )
-            if inquiry is None:
-                return  # another process has it, or it is no longer due
-            try:
-                team = ctx.settings.team(inquiry.team)
-            except KeyError:
-                await _cas(session, inquiry, now, bump=False, next_due_at=None)
-                return
+            bind = session.bind
+            if bind is not None and bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            position = {inquiry_id: n for n, inquiry_id in enumerate(ids)}
+            inquiries = sorted(
+                (await session.exec(stmt)).all(), key=lambda i: position.get(i.id or 0, 0)
+            )
+            if not inquiries:
+                return  # other processes have them, or they are no longer due
+            conn = await session.connection()
             away = await away_reps(ctx, session)
-            current = _plan(ctx, team, inquiry, now, away)
-            values: dict[str, Any] = {}
-            notes: list[str] = []
-            for step in current.due:
-                if not await claim_job(
-                    session, step.key, self.owner, now, {"inquiry": inquiry_id, "kind": step.kind}
-                ):
-                    continue  # done before (by us or by another process)
-                late = now - step.due_at > self.settings.late_after
-                await _STEPS[step.kind](
-                    ctx, session, team, inquiry, step, now, late, values, notes, away
-                )
-                report.steps += 1
-                report.late += int(late)
-                report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
-            after = _plan(ctx, team, _with(inquiry, values), now, away)
-            values["next_due_at"] = after.next_due_at
-            updated = await _cas(
-                session, inquiry, now, bump=bool(notes) or "status" in values, **values
+            work: list[tuple[Inquiry, TeamSettings | None, Plan | None]] = []
+            for inquiry in inquiries:
+                try:
+                    team = ctx.settings.team(inquiry.team)
+                except KeyError:
+                    work.append((inquiry, None, None))
+                    continue
+                work.append((inquiry, team, _plan(ctx, team, inquiry, now, away)))
+            won = await claim_jobs(
+                session,
+                {
+                    step.key: {"inquiry": inquiry.id, "kind": step.kind}
+                    for inquiry, _team, current in work
+                    if current is not None
+                    for step in current.due
+                },
+                self.owner,
+                now,
             )
-            if notes:
-                await queue_card_updates(
-                    session, ctx, updated, lane=Lane.BULK, note=" · ".join(notes)
+            out = _Writes(session)
+            for inquiry, known, current in work:
+                if known is None or current is None:
+                    await _store(conn, inquiry, now, bump=False, values={"next_due_at": None})
+                    continue
+                team = known
+                values: dict[str, Any] = {}
+                notes: list[str] = []
+                for step in current.due:
+                    if step.key not in won:
+                        continue  # done before (by us or by another process)
+                    late = now - step.due_at > self.settings.late_after
+                    _STEPS[step.kind](ctx, out, team, inquiry, step, now, late, values, notes, away)
+                    report.steps += 1
+                    report.late += int(late)
+                    report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
+                after = _plan(ctx, team, _with(inquiry, values), now, away)
+                values["next_due_at"] = after.next_due_at
+                updated = await _store(
+                    conn, inquiry, now, bump=bool(notes) or "status" in values, values=values
                 )
+                if notes:
+                    await out.flush(conn)  # keeps the outbox rows in the order they were made
+                    await queue_card_updates(
+                        session, ctx, updated, lane=Lane.BULK, note=" · ".join(notes)
+                    )
+            await out.flush(conn)
 
     async def _hand_over_from_away(self, now: datetime) -> int:
         """Open items of reps marked away go to their backup, or back to the pool."""
@@ -385,6 +448,137 @@ async def claim_job(
     return bool(result.rowcount == 1)
 
 
+def _insert_for(session: AsyncSession) -> Any:
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
+async def claim_jobs(
+    session: AsyncSession, jobs: dict[str, dict[str, Any]], owner: str, now: datetime
+) -> set[str]:
+    """Insert the ``JobRun`` rows of ``jobs`` (key -> detail) in one statement.
+
+    Returns the keys this transaction inserted: only those steps may act. Keys
+    go in sorted, so two transactions that meet on several keys wait for each
+    other in the same order (no deadlock).
+    """
+    if not jobs:
+        return set()
+    stmt = (
+        _insert_for(session)(JobRun)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(JobRun.key))
+    )
+    rows = [
+        {"key": key, "owner": owner, "started_at": now, "finished_at": now, "detail": jobs[key]}
+        for key in sorted(jobs)
+    ]
+    conn = await session.connection()
+    result = await conn.execute(stmt, rows)
+    return set(result.scalars().all())
+
+
+class _Writes:
+    """The Events and outbox rows of a chunk's steps, inserted in bulk in the order they were made."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self._outbox_insert = _insert_for(session)(Outbox).on_conflict_do_nothing(
+            index_elements=["key"]
+        )
+
+    def event(
+        self,
+        inquiry: Inquiry,
+        *,
+        at: datetime,
+        kind: str,
+        before: str,
+        after: str,
+        data: dict[str, Any],
+    ) -> None:
+        self.events.append(
+            {
+                "inquiry_id": inquiry.id,
+                "team": inquiry.team,
+                "at": at,
+                "actor": "system",
+                "kind": kind,
+                "before": before,
+                "after": after,
+                "data": data,
+            }
+        )
+
+    def enqueue(
+        self,
+        *,
+        key: str,
+        channel: str,
+        kind: str,
+        destination: str,
+        inquiry_id: int,
+        now: datetime,
+        payload: dict[str, Any],
+    ) -> None:
+        """An outbox row like ``store.outbox.enqueue`` makes (a repeated key is a no-op)."""
+        self.outbox.append(
+            {
+                "key": key,
+                "lane": Lane.BULK.value,
+                "channel": channel,
+                "destination": destination,
+                "kind": kind,
+                "inquiry_id": inquiry_id,
+                "payload": payload,
+                "state": OutboxState.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_owner": "",
+                "last_error": "",
+                "created_at": now,
+            }
+        )
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        if self.events:
+            await conn.execute(insert(Event), self.events)
+            self.events = []
+        if self.outbox:
+            await conn.execute(self._outbox_insert, self.outbox)
+            self.outbox = []
+
+
+def _merge(report: TickReport, done: TickReport) -> None:
+    report.steps += done.steps
+    report.late += done.late
+    for kind, n in done.kinds.items():
+        report.kinds[kind] = report.kinds.get(kind, 0) + n
+
+
+async def _store(
+    conn: AsyncConnection, inquiry: Inquiry, now: datetime, *, bump: bool, values: dict[str, Any]
+) -> Inquiry:
+    """Compare-and-set at the version we read (under our row lock, so nothing can have changed
+    it: a mismatch is a bug or a lock we did not get, and fails the chunk); ``bump`` when the
+    card must re-render. Returns the inquiry as stored, without re-reading it."""
+    assert inquiry.id is not None
+    changes = dict(values)
+    if bump:
+        changes.update(updated_at=now, version=inquiry.version + 1)
+    result = await conn.execute(
+        update(Inquiry)
+        .where(col(Inquiry.id) == inquiry.id, col(Inquiry.version) == inquiry.version)
+        .values(**changes)
+    )
+    if result.rowcount != 1:
+        raise repo.Conflict(inquiry.id)
+    return _with(inquiry, changes)
+
+
 async def _cas(
     session: AsyncSession, inquiry: Inquiry, now: datetime, *, bump: bool, **values: Any
 ) -> Inquiry:
@@ -441,9 +635,9 @@ def _late_suffix(team: TeamSettings, step: Step, late: bool) -> str:
     return (" " + text(team.locale, "clock.late", due=_local(team, step.due_at))) if late else ""
 
 
-async def _post_group(
+def _post_group(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -455,15 +649,13 @@ async def _post_group(
     assert inquiry.id is not None
     for channel, dest in _targets(ctx, team):
         mentions = " ".join(mention(channel, r) for r in reps)
-        await outbox.enqueue(
-            session,
+        out.enqueue(
             key=f"thread.post:{channel}:{dest}:{step.key}",
             channel=channel,
             kind="thread.post",
             destination=dest,
             inquiry_id=inquiry.id,
             now=now,
-            lane=Lane.BULK,
             payload={
                 "text": message.replace("{mentions}", mentions).strip(),
                 "mentions": [platform_user(channel, r) for r in reps],
@@ -471,9 +663,9 @@ async def _post_group(
         )
 
 
-async def _direct(
+def _direct(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -495,15 +687,13 @@ async def _direct(
             user = platform_user(channel, rep)
             if not user:
                 continue
-            await outbox.enqueue(
-                session,
+            out.enqueue(
                 key=f"dm:{channel}:{user}:{step.key}",
                 channel=channel,
                 kind="dm",
                 destination=user,
                 inquiry_id=inquiry.id,
                 now=now,
-                lane=Lane.BULK,
                 payload={
                     "text": message,
                     "locale": team.locale,
@@ -518,7 +708,7 @@ async def _direct(
 
 
 def _event(
-    session: AsyncSession,
+    out: _Writes,
     inquiry: Inquiry,
     now: datetime,
     kind: str,
@@ -526,11 +716,9 @@ def _event(
     late: bool,
     **data: Any,
 ) -> None:
-    repo.add_event(
-        session,
+    out.event(
         inquiry,
         at=now,
-        actor="system",
         kind=kind,
         before=str(data.pop("before", "")),
         after=str(data.pop("after", "")),
@@ -538,9 +726,9 @@ def _event(
     )
 
 
-async def _nudge(
+def _nudge(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -563,11 +751,9 @@ async def _nudge(
         overdue=overdue,
         mentions="{mentions}",
     )
-    await _post_group(
-        ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), reps
-    )
+    _post_group(ctx, out, team, inquiry, step, now, message + _late_suffix(team, step, late), reps)
     _event(
-        session,
+        out,
         inquiry,
         now,
         "nudged",
@@ -578,9 +764,9 @@ async def _nudge(
     )
 
 
-async def _escalate(
+def _escalate(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -612,9 +798,9 @@ async def _escalate(
             due=_local(team, due),
         )
         phase = "reply"
-    reached = await _direct(
+    reached = _direct(
         ctx,
-        session,
+        out,
         team,
         inquiry,
         step,
@@ -625,7 +811,7 @@ async def _escalate(
     )
     names = ", ".join(ctx.rep_name(p) for p in people)
     _event(
-        session,
+        out,
         inquiry,
         now,
         "escalated",
@@ -643,9 +829,9 @@ async def _escalate(
     notes.append(text(team.locale, "clock.escalated_to", names=names))
 
 
-async def _remind_owner(
+def _remind_owner(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -666,9 +852,9 @@ async def _remind_owner(
         subject=inquiry.subject,
         due=_local(team, due),
     )
-    reached = await _direct(
+    reached = _direct(
         ctx,
-        session,
+        out,
         team,
         inquiry,
         step,
@@ -677,12 +863,12 @@ async def _remind_owner(
         [owner],
         card="reminder",
     )
-    _event(session, inquiry, now, "reminded", step, late, to=[owner], reached=reached)
+    _event(out, inquiry, now, "reminded", step, late, to=[owner], reached=reached)
 
 
-async def _return_to_pool(
+def _return_to_pool(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -704,7 +890,7 @@ async def _return_to_pool(
         escalation_level=0,
     )
     _event(
-        session,
+        out,
         inquiry,
         now,
         "returned_to_pool",
@@ -717,9 +903,9 @@ async def _return_to_pool(
     notes.append(text(team.locale, "clock.returned", number=inquiry.id, owner=ctx.rep_name(owner)))
 
 
-async def _follow_up(
+def _follow_up(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -735,21 +921,19 @@ async def _follow_up(
     message += _late_suffix(team, step, late)
     if inquiry.assignee:
         to = [_stand_in(ctx, inquiry.assignee, away)]
-        reached = await _direct(
-            ctx, session, team, inquiry, step, now, message, to, card="reminder"
-        )
+        reached = _direct(ctx, out, team, inquiry, step, now, message, to, card="reminder")
     else:
         reps = on_duty(ctx, team, away)
         to = [r.id for r in reps]
-        await _post_group(ctx, session, team, inquiry, step, now, message + " {mentions}", reps)
+        _post_group(ctx, out, team, inquiry, step, now, message + " {mentions}", reps)
         reached = to
     values["follow_up_at"] = None
-    _event(session, inquiry, now, "follow_up_due", step, late, to=to, reached=reached)
+    _event(out, inquiry, now, "follow_up_due", step, late, to=to, reached=reached)
 
 
-async def _wake(
+def _wake(
     ctx: AppContext,
-    session: AsyncSession,
+    out: _Writes,
     team: TeamSettings,
     inquiry: Inquiry,
     step: Step,
@@ -783,10 +967,8 @@ async def _wake(
     )
     reps = [r for r in who if r is not None]
     message = text(team.locale, "clock.woke", number=inquiry.id, mentions="{mentions}")
-    await _post_group(
-        ctx, session, team, inquiry, step, now, message + _late_suffix(team, step, late), reps
-    )
-    _event(session, inquiry, now, "snooze_ended", step, late, to=[r.id for r in reps])
+    _post_group(ctx, out, team, inquiry, step, now, message + _late_suffix(team, step, late), reps)
+    _event(out, inquiry, now, "snooze_ended", step, late, to=[r.id for r in reps])
     notes.append(text(team.locale, "clock.woke", number=inquiry.id, mentions="").strip())
 
 
