@@ -180,7 +180,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         await _wait(
             lambda: all(any(f"#{n} " in m["text"] for m in fake.messages(CHANNEL)) for n in probes),
-            30 + args.probes * args.pacing * 2,
+            # the probes' cards queue behind the earlier steps' posts (paced per channel)
+            30 + (args.cards + args.clicks + args.probes) * args.pacing * 2,
         )
         probe_ts = {
             n: next(m["ts"] for m in fake.messages(CHANNEL) if f"#{n} " in m["text"])

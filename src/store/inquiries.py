@@ -231,3 +231,17 @@ async def find_thread(session: AsyncSession, message_ids: Sequence[str]) -> Inqu
     if row is None:
         return None
     return await session.get(Inquiry, row.inquiry_id)
+
+
+async def changed_since(
+    session: AsyncSession, since: datetime, *, limit: int
+) -> Sequence[tuple[int, int, str, datetime]]:
+    """(id, version, team, updated_at) of inquiries changed at or after ``since``, oldest change first."""
+    stmt = (
+        select(Inquiry.id, Inquiry.version, Inquiry.team, Inquiry.updated_at)
+        .where(col(Inquiry.updated_at) >= since)
+        .order_by(col(Inquiry.updated_at))
+        .limit(limit)
+    )
+    rows = (await session.exec(stmt)).all()
+    return [(int(i), int(v), str(t), u) for i, v, t, u in rows if i is not None]

@@ -128,7 +128,7 @@ class Inquiry(SQLModel, table=True):
     follow_up_at: datetime | None = _ts()
     next_due_at: datetime | None = _ts(index=True)  # min of the due times the clock acts on
     escalation_level: int = 0
-    updated_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False, index=True)  # the live feed scans by it
     version: int = 1
 
 
