@@ -168,6 +168,7 @@ async def test_webhook_to_claimed_replied_won(
     inquiry_page = await (await alice_http.get(f"/web/inquiries/{number}")).text()
     assert "Signed PI for 2x40HQ" in inquiry_page
     assert "our offer follows" in inquiry_page
+    assert 'class="team-link current" href="/web/teams/sales"' in inquiry_page  # top bar
 
     listing = await api(alice_http, "/api/inquiries?status=won&team=sales")
     assert [i["id"] for i in listing["inquiries"]] == [number]

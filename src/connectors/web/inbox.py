@@ -284,6 +284,7 @@ class WebInbox:
         return self._page(
             "inquiry.html",
             team=team,
+            teams=self.backend.teams_of(rep),
             detail=detail,
             card=self._card_html(detail.card, team.locale),
             rep_name=self.backend.rep_name(rep),
@@ -304,6 +305,7 @@ class WebInbox:
         return self._page(
             "reply.html",
             team=team,
+            teams=self.backend.teams_of(rep),
             detail=detail,
             draft=draft,
             rep_name=self.backend.rep_name(rep),
