@@ -201,7 +201,7 @@ async def test_claim_race_has_exactly_one_winner(
     from cards.actions import Action, Verb
 
     service = await service_factory(make_settings(db_url))
-    receipt = await service.intake(_form())
+    receipt = await service.intake(sample_form())
     reps = [f"rep{i}" for i in range(20)]
     outcomes = await asyncio.gather(
         *(perform(service.ctx, Action(receipt.inquiry_id, Verb.CLAIM, "web", rep)) for rep in reps)
@@ -215,7 +215,7 @@ async def test_claim_race_has_exactly_one_winner(
     assert all(o.message.startswith(f"Rep {winner_index} claimed it") for o in losers)
 
 
-def _form() -> Any:
+def sample_form() -> Any:
     from connectors.webhooks import InboundForm
 
     return InboundForm(

@@ -11,6 +11,7 @@ import pytest
 
 from connectors.webhooks import sign_body
 from tests.conftest import API_TOKEN, WEBHOOK_SECRET
+from tests.test_flow_end_to_end import sample_form
 
 GOOD = {
     "email": "li@buyer.cn",
@@ -29,6 +30,22 @@ async def count_inquiries(client: Any) -> int:
     return len((await response.json())["inquiries"])
 
 
+async def signed_post(
+    http: Any, raw: bytes, *, signed: bytes | None = None, content_type: str = "application/json"
+) -> Any:
+    """POST ``raw`` to the website webhook, signed over ``signed`` (default: the same bytes)."""
+    return await http.post(
+        "/webhooks/website",
+        data=raw,
+        headers={
+            "Content-Type": content_type,
+            "X-Claimdesk-Signature": sign_body(
+                WEBHOOK_SECRET, signed if signed is not None else raw
+            ),
+        },
+    )
+
+
 @pytest.fixture
 async def http(
     sqlite_url: str, make_settings: Any, service_factory: Any, client_factory: Any
@@ -39,14 +56,7 @@ async def http(
 
 async def test_signed_json_is_accepted_and_routed(http: Any) -> None:
     raw = json.dumps(GOOD).encode()
-    response = await http.post(
-        "/webhooks/website",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    response = await signed_post(http, raw)
     assert response.status == 202
     number = (await response.json())["inquiry"]
     detail = await (
@@ -82,14 +92,7 @@ async def test_bad_signature_is_401_and_stores_nothing(http: Any, headers: dict[
 async def test_signature_covers_the_exact_body(http: Any) -> None:
     raw = json.dumps(GOOD).encode()
     tampered = raw.replace(b"li@buyer.cn", b"evil@attacker.example")
-    response = await http.post(
-        "/webhooks/website",
-        data=tampered,
-        headers={
-            "Content-Type": "application/json",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    response = await signed_post(http, tampered, signed=raw)
     assert response.status == 401
     assert await count_inquiries(http) == 0
 
@@ -124,27 +127,13 @@ async def test_form_encoded_contact_form(http: Any) -> None:
     raw = urlencode(
         {"email": "p@x.example", "name": "Pablo", "message": "Hola, precio por favor"}
     ).encode()
-    response = await http.post(
-        "/webhooks/website",
-        data=raw,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    response = await signed_post(http, raw, content_type="application/x-www-form-urlencoded")
     assert response.status == 202
 
 
 async def test_invalid_fields_are_named(http: Any) -> None:
     raw = json.dumps({"email": "not-an-email", "name": "X"}).encode()
-    response = await http.post(
-        "/webhooks/website",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    response = await signed_post(http, raw)
     assert response.status == 422
     body = await response.json()
     assert body["fields"] == {
@@ -156,28 +145,14 @@ async def test_invalid_fields_are_named(http: Any) -> None:
 
 async def test_too_large_is_413(http: Any) -> None:
     raw = json.dumps({**GOOD, "message": "x" * 300_000}).encode()
-    response = await http.post(
-        "/webhooks/website",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    response = await signed_post(http, raw)
     assert response.status == 413
     assert await count_inquiries(http) == 0
 
 
 async def test_bad_json_and_unknown_webhook(http: Any) -> None:
     raw = b"{not json"
-    response = await http.post(
-        "/webhooks/website",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    response = await signed_post(http, raw)
     assert response.status == 400
     assert (await http.post("/webhooks/nope", json=GOOD)).status == 404
 
@@ -215,14 +190,7 @@ async def test_health_and_metrics(http: Any) -> None:
     assert health.status == 200
     assert (await health.json())["status"] == "ok"
     raw = json.dumps(GOOD).encode()
-    await http.post(
-        "/webhooks/website",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, raw),
-        },
-    )
+    await signed_post(http, raw)
     metrics = await (await http.get("/metrics")).text()
     assert 'claimdesk_inquiries_total{source_kind="webhook",team="asia"} 1.0' in metrics
     assert "claimdesk_outbox_pending" in metrics
@@ -241,7 +209,7 @@ async def test_signed_in_action_without_csrf_is_refused(
 
     service = await service_factory(make_settings(sqlite_url))
     http = await client_factory(service)
-    receipt = await service.intake(_form())
+    receipt = await service.intake(sample_form())
     assert (
         await http.get(login_link(service.signer, "", "alice"), allow_redirects=False)
     ).status == 302
@@ -259,16 +227,3 @@ async def test_signed_in_action_without_csrf_is_refused(
         )
     ).json()
     assert detail["status"] == "new"
-
-
-def _form() -> Any:
-    from connectors.webhooks import InboundForm
-
-    return InboundForm(
-        webhook="website",
-        email="x@buyer.example",
-        name="X",
-        subject="Need price",
-        message="Price for 100 pcs?",
-        dedupe_key="k-1",
-    )
