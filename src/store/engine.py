@@ -24,10 +24,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 log = logging.getLogger(__name__)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def create_engine(url: str, *, echo: bool = False, readonly: bool = False) -> AsyncEngine:
     """An async engine with the per-backend settings claimdesk relies on.
 

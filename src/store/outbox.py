@@ -21,7 +21,6 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Lane, Outbox, OutboxState
-from store.types import UTCDateTime
 
 
 async def enqueue(
@@ -197,13 +196,3 @@ async def pending_counts(session: AsyncSession) -> dict[str, int]:
         .group_by(col(Outbox.lane))
     )
     return {lane: int(n) for lane, n in rows.all()}
-
-
-async def next_due(session: AsyncSession) -> datetime | None:
-    row = await session.exec(
-        select(func.min(col(Outbox.next_attempt_at), type_=UTCDateTime())).where(
-            col(Outbox.state) == OutboxState.PENDING.value
-        )
-    )
-    value = row.first()
-    return value if isinstance(value, datetime) else None
