@@ -31,8 +31,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-from tests.fakes.slack_api import FakeSlack  # noqa: E402
-from tests.support.slack import CHANNEL, fixture, form_body, signed_headers, slack_config  # noqa: E402
 
 from bot.http_app import Service  # noqa: E402
 from bot.outbox_worker import WorkerSettings  # noqa: E402
@@ -40,6 +38,8 @@ from config.loading import settings_from_mapping  # noqa: E402
 from connectors.channels import Pacing  # noqa: E402
 from connectors.slack.channel import SlackChannel  # noqa: E402
 from connectors.webhooks import InboundForm, sign_body  # noqa: E402
+from tests.fakes.slack_api import FakeSlack  # noqa: E402
+from tests.support.slack import CHANNEL, fixture, form_body, signed_headers, slack_config  # noqa: E402
 
 log = logging.getLogger("bench.slack")
 HOOK_SECRET = "bench-hook-secret"
