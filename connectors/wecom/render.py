@@ -126,8 +126,8 @@ def render_template_card(
                         {"id": o.value[:128], "text": cut(o.label, 16)}
                         for o in control.options[:MAX_OPTIONS]
                     ],
-                    "selected_id": control.options[0].value[:128],
                 }
+                # No ``selected_id``: a press without a choice must not pick one for the rep.
                 buttons.append(
                     {
                         "type": 0,
