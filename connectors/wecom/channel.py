@@ -253,13 +253,14 @@ class WeComChannel:
     def _usable_codes(self, data: dict[str, Any], task_id: str) -> list[list[Any]]:
         now = self._now()
         pool = [*data.get("codes", []), *self._offered.get(task_id, [])]
-        fresh: dict[str, float] = {}
-        for code, at in pool:
+        fresh: dict[str, tuple[float, int]] = {}
+        for order, (code, at) in enumerate(pool):
             if code in self._used or now - float(at) > CODE_LIFETIME - CODE_MARGIN:
                 continue
-            fresh[str(code)] = float(at)
-        # Freshest first: it has the most life left.
-        return sorted(([c, at] for c, at in fresh.items()), key=lambda p: -p[1])
+            fresh[str(code)] = (float(at), order)
+        # Freshest first (most life left); on a tie the one obtained last.
+        ranked = sorted(fresh.items(), key=lambda item: (-item[1][0], -item[1][1]))
+        return [[code, at] for code, (at, _order) in ranked]
 
     async def _update_rep_cards(
         self, chat: str, data: dict[str, Any], card: Card, *, locale: str

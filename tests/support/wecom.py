@@ -64,9 +64,22 @@ def inquiry_card(
     snippet: str = "Please send your best price.",
     locale: str = "zh-CN",
 ) -> Card:
-    view = InquiryView(
+    view = inquiry_view(number, status=status, owner=owner, subject=subject, snippet=snippet)
+    card = build_inquiry_card(view, now=NOW, locale=locale)
+    return replace(card, version=version)
+
+
+def inquiry_view(
+    number: int = 1042,
+    *,
+    status: str = "new",
+    owner: str = "",
+    subject: str = "Quote for 40HQ containers",
+    snippet: str = "Please send your best price.",
+) -> InquiryView:
+    return InquiryView(
         number=number,
-        version=version,
+        version=1,
         team="sales",
         status=status,
         priority="normal",
@@ -82,8 +95,6 @@ def inquiry_card(
         owner_name=owner,
         link_url=f"http://claimdesk.test/web/inquiries/{number}",
     )
-    card = build_inquiry_card(view, now=NOW, locale=locale)
-    return replace(card, version=version)
 
 
 def click_xml(
