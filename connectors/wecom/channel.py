@@ -64,6 +64,13 @@ log = logging.getLogger(__name__)
 CODE_LIFETIME = 72 * 3600.0
 CODE_MARGIN = 3600.0  # spend no code in its last hour: clocks and queues drift
 ROBOT_PREFIX = "robot:"
+MEMO_LIMIT = 20_000  # in-process memos (accepted posts, done updates, locks) kept per kind
+
+
+def _prune(memo: dict[Any, Any]) -> None:
+    """Forget the oldest entries of an in-process memo beyond ``MEMO_LIMIT``."""
+    while len(memo) > MEMO_LIMIT:
+        del memo[next(iter(memo))]
 
 
 class WeComChannel:
@@ -92,7 +99,7 @@ class WeComChannel:
         self._locks: dict[str, asyncio.Lock] = {}
         self._accepted: dict[tuple[str, str], PostedCard] = {}
         self._partial: dict[str, dict[str, Any]] = {}
-        self._done: set[tuple[str, ...]] = set()
+        self._done: dict[tuple[str, ...], None] = {}
 
     # -- what the callback route feeds in -------------------------------------
 
@@ -100,6 +107,7 @@ class WeComChannel:
         """A fresh ``response_code`` from a click on ``task_id`` (single use, 72 h)."""
         if task_id and code:
             self._offered.setdefault(task_id, []).append([code, self._now()])
+            _prune(self._offered)
 
     def recipients(self, destination: str) -> tuple[str, ...]:
         return self._recipients.get(destination, ())
@@ -155,6 +163,8 @@ class WeComChannel:
         )
         self._accepted[(destination, key)] = posted
         self._partial.pop(key, None)
+        _prune(self._accepted)
+        _prune(self._locks)
         return posted
 
     async def update_card(
@@ -176,7 +186,7 @@ class WeComChannel:
                     await self._group(
                         chat, render_group_change(card, locale=locale, owner_changed=owner_changed)
                     )
-                    self._done.add(marker)
+                    self._done[marker] = None
                 data.update(after)
             return PostedCard(ref=str(data.get("task_id") or posted.ref), data=data)
 
@@ -290,7 +300,7 @@ class WeComChannel:
                     log.info("wecom: response_code spent or expired", extra={"task_id": task_id})
                     continue
                 raise
-            self._done.add(marker)
+            self._done[marker] = None
             self._offered.pop(task_id, None)
             data["codes"] = codes
             return data
@@ -302,7 +312,8 @@ class WeComChannel:
             "wecom: fresh card (no response_code left)", extra={"old": task_id, "new": new_task}
         )
         self._offered.pop(task_id, None)
-        self._done.add(("card", new_task, str(card.version), card.badge.status))
+        self._done[("card", new_task, str(card.version), card.badge.status)] = None
+        _prune(self._done)
         data.update(
             task_id=new_task,
             users=users,
