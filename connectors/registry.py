@@ -14,7 +14,7 @@ from config.schema import Settings
 from connectors.platform import ChatPlatform, PlatformFactory
 
 # name -> module exposing ``build_platform(settings: Settings) -> ChatPlatform | None``
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {"slack": "connectors.slack.platform"}
 
 _registered: dict[str, PlatformFactory] = {}
 
