@@ -118,13 +118,13 @@ async def click(
 
 
 async def test_fake_platform_gets_cards_and_claims_through_the_shared_backend(
-    sqlite_url: str,
+    db_url: str,
     make_settings: Any,
     service_factory: Any,
     client_factory: Any,
     fake_platform: FakePlatform,
 ) -> None:
-    service = await service_factory(make_settings(sqlite_url))
+    service = await service_factory(make_settings(db_url))
     client = await client_factory(service)
     assert service.platforms == {"fake": fake_platform} and fake_platform.started
     assert service.ctx.mention("fake", "alice") == "<fake:F-alice>"
