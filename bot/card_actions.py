@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.card_sync import queue_card_updates
@@ -25,7 +26,7 @@ from cards.strings import duration_words, text
 from store import inquiries as repo
 from store.engine import transaction
 from store.lifecycle import NEEDS_REASON, allowed_moves, is_open
-from store.models import Inquiry, Lane, Status
+from store.models import Inquiry, JobRun, Lane, Status
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,14 @@ class Refusal(Exception):
 
 
 def resolve_rep(ctx: AppContext, platform: str, user: str) -> str | None:
-    """The rep id of a platform user (``None``: not a rep)."""
+    """The rep id of a platform user by the ids in the config (``None``: not a rep there).
+
+    Identities remembered in the store (Slack's profile-email match) are added by
+    ``bot.interactions.AppInteractions.rep_for``."""
+    if not user:
+        return None
     for rep in ctx.settings.reps:
-        if platform == "web" and rep.id == user:
-            return rep.id
-        if getattr(rep, f"{platform}_id", None) == user and user:
+        if rep.platform_id(platform) == user:
             return rep.id
     return None
 
@@ -69,12 +73,96 @@ def _roles(ctx: AppContext, team_name: str, rep_id: str) -> tuple[bool, bool]:
     return rep_id in team.rep_ids(), rep_id in team.leads or rep_id in team.managers
 
 
-async def perform(ctx: AppContext, action: Action) -> ActionOutcome:
-    """Apply ``action``; never raises for a person's mistake, only for bugs."""
-    rep_id = resolve_rep(ctx, action.platform, action.user)
+def authorize(
+    ctx: AppContext,
+    team_name: str,
+    rep_id: str | None,
+    locale: str,
+    *,
+    assignee: str | None = None,
+    owner_only: bool = False,
+) -> bool:
+    """THE authorization check of every surface: a known rep, a member of the inquiry's team,
+    and (``owner_only``) the owner of a claimed inquiry or a lead/manager. Returns whether
+    the rep is a lead or manager; raises ``Refusal`` otherwise."""
+    if rep_id is None:
+        raise Refusal("forbidden", text(locale, "refuse.unknown_rep"))
+    member, lead = _roles(ctx, team_name, rep_id)
+    if not member:
+        raise Refusal(
+            "forbidden", text(locale, "refuse.not_member", team=ctx.settings.team(team_name).title)
+        )
+    if owner_only:
+        require_owner_or_lead(ctx, assignee, rep_id, lead, locale, unclaimed_ok=True)
+    return lead
+
+
+def require_owner_or_lead(
+    ctx: AppContext,
+    owner: str | None,
+    rep_id: str,
+    lead: bool,
+    locale: str,
+    *,
+    unclaimed_ok: bool,
+) -> None:
+    """Only the owner or a lead/manager (or anyone, on an unclaimed item, if allowed)."""
+    if (owner is None and unclaimed_ok) or owner == rep_id or lead:
+        return
+    raise Refusal("forbidden", text(locale, "refuse.not_owner", name=ctx.rep_name(owner)))
+
+
+def delivery_key(action: Action) -> str:
+    """The ``job_run`` key of a platform delivery (empty: the platform gave no id)."""
+    if not action.request_id:
+        return ""
+    return f"action:{action.platform}:{action.request_id}"[:200]
+
+
+async def _replayed(ctx: AppContext, key: str, action: Action) -> ActionOutcome | None:
+    """The answer recorded for an already applied delivery (``None``: none recorded)."""
+    async with transaction(ctx.sessions) as session:
+        seen = await session.get(JobRun, key)
+    if seen is None:
+        return None
+    return _recorded(seen, action)
+
+
+def _recorded(seen: JobRun, action: Action) -> ActionOutcome:
+    detail = seen.detail or {}
+    log.info("redelivered action dropped", extra={"key": seen.key, "verb": action.verb.value})
+    return ActionOutcome(
+        bool(detail.get("ok", False)),
+        str(detail.get("message", "")),
+        action.inquiry_id,
+        str(detail.get("code", "duplicate")),
+        open_url=str(detail.get("open_url", "")),
+    )
+
+
+async def perform(ctx: AppContext, action: Action, *, rep_id: str | None = None) -> ActionOutcome:
+    """Apply ``action``; never raises for a person's mistake, only for bugs.
+
+    ``rep_id``: the rep behind ``action.user`` when the caller resolved it already
+    (remembered identities); else it is looked up in the config. A non-empty
+    ``action.request_id`` is recorded in ``job_run`` in the same transaction as the
+    change, so a redelivery (any process) applies nothing and gets the first answer.
+    """
+    if rep_id is None:
+        rep_id = resolve_rep(ctx, action.platform, action.user)
+    key = delivery_key(action)
     locale = "en"
     try:
         async with transaction(ctx.sessions) as session:
+            run: JobRun | None = None
+            if key:
+                seen = await session.get(JobRun, key)
+                if seen is not None:
+                    return _recorded(seen, action)
+                now = ctx.clock()
+                run = JobRun(key=key, owner=action.platform, started_at=now, finished_at=now)
+                session.add(run)
+                await session.flush()
             try:
                 inquiry = await repo.get_inquiry(session, action.inquiry_id)
             except repo.NotFound:
@@ -82,15 +170,23 @@ async def perform(ctx: AppContext, action: Action) -> ActionOutcome:
                     "not_found", text(locale, "refuse.not_found", number=action.inquiry_id)
                 ) from None
             locale = ctx.locale(inquiry.team)
-            if rep_id is None:
-                raise Refusal("forbidden", text(locale, "refuse.unknown_rep"))
-            member, lead = _roles(ctx, inquiry.team, rep_id)
-            if not member:
-                raise Refusal(
-                    "forbidden",
-                    text(locale, "refuse.not_member", team=ctx.settings.team(inquiry.team).title),
-                )
+            lead = authorize(ctx, inquiry.team, rep_id, locale)
+            assert rep_id is not None
             outcome = await _dispatch(ctx, session, inquiry, action, rep_id, lead, locale)
+            if run is not None:
+                run.detail = {
+                    "ok": outcome.ok,
+                    "message": outcome.message,
+                    "code": outcome.code,
+                    "open_url": outcome.open_url,
+                }
+                session.add(run)
+    except IntegrityError:
+        # Another process recorded the same delivery first (the unique key): its answer.
+        replayed = await _replayed(ctx, key, action) if key else None
+        if replayed is None:
+            raise
+        return replayed
     except Refusal as refusal:
         ctx.metrics.actions.labels(action.verb.value, refusal.code).inc()
         return ActionOutcome(False, refusal.message, action.inquiry_id, refusal.code)
@@ -139,10 +235,14 @@ class _Turn:
 
     def require_owner_or_lead(self, *, unclaimed_ok: bool) -> None:
         """Only the owner or a lead/manager (or anyone, on an unclaimed item, if allowed)."""
-        owner = self.inquiry.assignee
-        if (owner is None and unclaimed_ok) or owner == self.rep_id or self.lead:
-            return
-        raise Refusal("forbidden", self.t("refuse.not_owner", name=self.ctx.rep_name(owner)))
+        require_owner_or_lead(
+            self.ctx,
+            self.inquiry.assignee,
+            self.rep_id,
+            self.lead,
+            self.locale,
+            unclaimed_ok=unclaimed_ok,
+        )
 
     def require_open(self, after_label: str) -> None:
         if not is_open(self.inquiry.status):

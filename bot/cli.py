@@ -129,13 +129,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         for problem in asyncio.run(_connector_problems(settings)):
             _out(f"problem: {problem}")
             problems += 1
-    if settings.slack.bot_token and getattr(args, "connect", True):
-        from bot.slack_app import slack_problems
-
-        for problem in asyncio.run(slack_problems(settings)):
+    if getattr(args, "connect", True):
+        for problem in asyncio.run(_platform_problems(settings)):
             _out(f"problem: {problem}")
             problems += 1
     return 1 if problems else 0
+
+
+async def _platform_problems(settings: Settings) -> list[str]:
+    """Every configured chat platform's own checks (token, channel membership ...)."""
+    from connectors.registry import build_platforms
+
+    found: list[str] = []
+    for platform in build_platforms(settings).values():
+        try:
+            found.extend(await platform.problems())
+        finally:
+            await platform.stop()
+    return found
 
 
 async def _connector_problems(settings: Settings) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.metrics import Metrics
 from config.schema import Settings
 from connectors.channels import ChatChannel
+from connectors.platform import ChatPlatform
 from store.engine import SessionFactory
 from store.types import utcnow
 
@@ -51,6 +52,7 @@ class AppContext:
     sessions: SessionFactory
     clock: Clock = utcnow
     channels: dict[str, ChatChannel] = field(default_factory=dict)
+    platforms: dict[str, ChatPlatform] = field(default_factory=dict)  # chat platforms by name
     metrics: Metrics = field(default_factory=Metrics)
     changed: Wakeup = field(default_factory=Wakeup)
     outbox_ready: Wakeup = field(default_factory=Wakeup)
@@ -75,3 +77,12 @@ class AppContext:
 
     def link(self, path: str) -> str:
         return self.settings.server.base_url + path
+
+    def mention(self, platform: str, rep_id: str) -> str:
+        """A live mention of the rep on ``platform`` where its id there is known, else ``@Name``."""
+        rep = self.settings.rep(rep_id)
+        if rep is None:
+            return f"@{rep_id}"
+        chat = self.platforms.get(platform)
+        user = chat.user_id(rep) if chat is not None else ""
+        return chat.mention(user) if chat is not None and user else f"@{rep.name}"

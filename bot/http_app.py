@@ -1,8 +1,12 @@
-"""The service: builds the context, the aiohttp application and the background tasks.
+"""The service (the composition root): builds the context, the aiohttp application and the
+background tasks.
 
-``Service.create`` connects the database and migrates it; ``web_app`` mounts
-webhooks, the web inbox, the API, ``/healthz`` and ``/metrics``, and starts the
-outbox worker and live feed with the app (stopped with it, leases released).
+``Service.create`` connects the database and migrates it, and builds the chat
+platforms the settings configure (``connectors.registry.build_platforms``);
+``web_app`` mounts webhooks, the web inbox, the API, ``/healthz``, ``/metrics``
+and every platform's routes, and starts the outbox worker, live feed and the
+platforms with the app (stopped with it, leases released). Platforms are looped
+over by name; none is imported here.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ from bot.clock import ClockSettings, Scheduler
 from bot.context import AppContext, Clock
 from bot.inbox_backend import WebInboxBackend
 from bot.ingest import InboundMessage, ingest
+from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
 from bot.mail_intake import MailboxIntake
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
-from bot.slack_app import SlackBot
 from config.schema import Settings, parse_duration_minutes
 from connectors.channels import ChatChannel
-from connectors.slack.channel import SlackChannel
+from connectors.platform import ChatPlatform
+from connectors.registry import build_platforms
 from connectors.web.auth import Signer
 from connectors.web.inbox import WebInbox
 from connectors.webhooks import InboundForm, IntakeReceipt, webhook_routes
@@ -50,10 +55,15 @@ class Service:
     worker: OutboxWorker
     templates: ReplyTemplates
     signer: Signer
+    interactions: AppInteractions
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     mail_intakes: list[MailboxIntake] = field(default_factory=list)
-    slack: SlackBot | None = None
     scheduler: Scheduler | None = None
+
+    @property
+    def platforms(self) -> dict[str, ChatPlatform]:
+        """The chat platforms of this process, by name."""
+        return self.ctx.platforms
 
     @classmethod
     async def create(
@@ -87,34 +97,30 @@ class Service:
             clock=clock,
             channels=dict(channels or {}),
         )
-        if settings.slack.bot_token and "slack" not in ctx.channels:
-            ctx.channels["slack"] = SlackChannel.from_settings(settings.slack)
+        # ``channels`` (tests, benches) stand in for a platform's own channel of the same name.
+        for name, platform in build_platforms(settings).items():
+            if name in ctx.channels:
+                platform.channel = ctx.channels[name]
+            ctx.platforms[name] = platform
+            ctx.channels[name] = platform.channel
         security = settings.security
         signer = Signer(
             security.secret_key,
             login_max_age=parse_duration_minutes(security.login_link_max_age) * 60,
             session_max_age=parse_duration_minutes(security.session_max_age) * 60,
         )
-        service = cls(
+        templates = ReplyTemplates(
+            settings.templates.directory, settings.templates.default_language
+        )
+        return cls(
             ctx=ctx,
             feed=LiveFeed(ctx, poll_seconds=feed_poll_seconds),
             worker=OutboxWorker(ctx, worker_settings),
-            templates=ReplyTemplates(
-                settings.templates.directory, settings.templates.default_language
-            ),
+            templates=templates,
             signer=signer,
+            interactions=AppInteractions(ctx, templates, signer, ctx.platforms),
             scheduler=Scheduler(ctx, clock_settings),
         )
-        slack_channel = ctx.channels.get("slack")
-        if isinstance(slack_channel, SlackChannel) and settings.slack.signing_secret:
-            service.slack = SlackBot(
-                ctx,
-                slack_channel,
-                service.templates,
-                signing_secret=settings.slack.signing_secret,
-                app_token=settings.slack.app_token,
-            )
-        return service
 
     async def intake(self, form: InboundForm) -> IntakeReceipt:
         hook = self.ctx.settings.webhook(form.webhook)
@@ -165,11 +171,7 @@ class Service:
 
     async def close(self) -> None:
         await self.stop_background()
-        if self.slack is not None:
-            await self.slack.stop()
-        slack_channel = self.ctx.channels.get("slack")
-        if isinstance(slack_channel, SlackChannel):
-            await slack_channel.close()
+        await self._stop_platforms()
         if self.ctx.read_sessions is not None:
             bind = self.ctx.read_sessions.kw.get("bind")
             if bind is not None:
@@ -182,7 +184,7 @@ class Service:
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake))
         inbox = WebInbox(
-            WebInboxBackend(self.ctx, self.feed, self.templates),
+            WebInboxBackend(self.ctx, self.feed, self.templates, self.interactions),
             self.signer,
             secure_cookies=settings.server.base_url.startswith("https://"),
         )
@@ -196,20 +198,27 @@ class Service:
                 web.get("/", self.root),
             ]
         )
-        if self.slack is not None:
-            app.add_routes(self.slack.routes())
+        for platform in self.platforms.values():
+            app.add_routes(platform.routes(self.interactions))
         if background:
             app.cleanup_ctx.append(self._background)
         return app
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         self.start_background()
-        if self.slack is not None:
-            await self.slack.start()
+        for platform in self.platforms.values():
+            await platform.start(self.interactions)
         yield
-        if self.slack is not None:
-            await self.slack.stop()
+        # The worker still delivers through the platforms' channels: stop it first.
         await self.stop_background()
+        await self._stop_platforms()
+
+    async def _stop_platforms(self) -> None:
+        for name, platform in self.platforms.items():
+            try:
+                await platform.stop()
+            except Exception:
+                log.exception("stopping platform failed", extra={"platform": name})
 
     async def root(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/web/")

@@ -1,14 +1,17 @@
-"""The application side of the web inbox: ``InboxBackend`` over the store and use cases."""
+"""The application side of the web inbox: ``InboxBackend`` over the store and use cases.
+
+Clicks and replies go through the shared ``bot.interactions.AppInteractions``, like every
+chat platform's."""
 
 from __future__ import annotations
 
 import asyncio
 
 from bot import presence
-from bot.card_actions import perform
 from bot.context import AppContext
+from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
-from bot.replies import ReplyTemplates, draft_reply, send_reply
+from bot.replies import ReplyTemplates, draft_reply
 from bot.timeline import describe_event
 from bot.views import card_for
 from cards.actions import Action, ActionOutcome
@@ -31,10 +34,17 @@ from store.models import AttachmentBlob, Inquiry, Message
 class WebInboxBackend:
     """Implements ``connectors.web.inbox.InboxBackend``."""
 
-    def __init__(self, ctx: AppContext, feed: LiveFeed, templates: ReplyTemplates) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        feed: LiveFeed,
+        templates: ReplyTemplates,
+        interactions: AppInteractions,
+    ) -> None:
         self.ctx = ctx
         self.feed = feed
         self.templates = templates
+        self.interactions = interactions
 
     def rep_name(self, rep_id: str) -> str:
         return self.ctx.rep_name(rep_id)
@@ -96,7 +106,7 @@ class WebInboxBackend:
         )
 
     async def act(self, action: Action) -> ActionOutcome:
-        return await perform(self.ctx, action)
+        return await self.interactions.act(action)
 
     async def reply_draft(self, inquiry_id: int, rep_id: str, template: str) -> ReplyDraft:
         return await draft_reply(self.ctx, self.templates, inquiry_id, rep_id, template)
@@ -104,14 +114,8 @@ class WebInboxBackend:
     async def send_reply(
         self, inquiry_id: int, rep_id: str, subject: str, body: str, template: str
     ) -> ActionOutcome:
-        return await send_reply(
-            self.ctx,
-            inquiry_id=inquiry_id,
-            platform="web",
-            user=rep_id,
-            subject=subject,
-            body=body,
-            template=template,
+        return await self.interactions.send_reply(
+            inquiry_id, rep_id, subject=subject, body=body, template=template
         )
 
     async def attachment(self, blob_id: int) -> AttachmentFile | None:

@@ -25,7 +25,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.card_actions import Refusal, resolve_rep
+from bot.card_actions import Refusal, authorize, resolve_rep
 from bot.card_sync import queue_card_updates
 from bot.context import AppContext
 from cards.actions import ActionOutcome
@@ -172,9 +172,12 @@ async def send_reply(
     subject: str,
     body: str,
     template: str = "",
+    rep_id: str | None = None,
 ) -> ActionOutcome:
-    """Queue the reply email and mark the inquiry replied (claiming it first if it was new)."""
-    rep_id = resolve_rep(ctx, platform, user)
+    """Queue the reply email and mark the inquiry replied (claiming it first if it was new).
+
+    ``rep_id``: the rep behind ``user`` when the caller resolved it already."""
+    rep_id = rep_id or resolve_rep(ctx, platform, user)
     locale = "en"
     try:
         async with transaction(ctx.sessions) as session:
@@ -186,16 +189,8 @@ async def send_reply(
                 ) from None
             locale = ctx.locale(inquiry.team)
             team = ctx.settings.team(inquiry.team)
-            if rep_id is None:
-                raise Refusal("forbidden", text(locale, "refuse.unknown_rep"))
-            if rep_id not in team.rep_ids():
-                raise Refusal("forbidden", text(locale, "refuse.not_member", team=team.title))
-            lead = rep_id in team.leads or rep_id in team.managers
-            if inquiry.assignee and inquiry.assignee != rep_id and not lead:
-                raise Refusal(
-                    "forbidden",
-                    text(locale, "refuse.not_owner", name=ctx.rep_name(inquiry.assignee)),
-                )
+            authorize(ctx, inquiry.team, rep_id, locale, assignee=inquiry.assignee, owner_only=True)
+            assert rep_id is not None
             if Status(inquiry.status) not in REPLYABLE:
                 raise Refusal(
                     "invalid",

@@ -1,11 +1,7 @@
-"""Escaping customer text for each surface, so a customer cannot ping, link or format.
+"""Neutral escaping helpers shared by several surfaces (Slack's own lives in ``connectors.slack``).
 
 - HTML (web inbox): the standard entity escape.
-- Slack mrkdwn: ``&``, ``<``, ``>`` become entities (Slack's documented rule,
-  api.slack.com "Formatting text for app surfaces": that alone disarms
-  ``<!channel>`` and ``<http://x|click>``); bare ``@here``/``@channel``/``@everyone``
-  get a zero-width joiner so no client or ``link_names`` turns them into pings;
-  formatting characters are neutralised with the same joiner.
+- ``ZWJ``: the invisible joiner every platform uses to break pings and formatting.
 - Markdown for DingTalk / WeCom: backslash-escape markdown punctuation and
   break ``@`` mentions (both platforms notify on ``@mobile``/``@userid`` text).
 """
@@ -17,21 +13,12 @@ import re
 
 ZWJ = "\u2060"  # word joiner: invisible, breaks tokens without changing what people read
 
-_SLACK_BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
-_SLACK_FORMAT = re.compile(r"([*_~`])")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
 _MENTION = re.compile(r"@(?=\S)")
 
 
 def escape_html(value: str) -> str:
     return html.escape(value, quote=True)
-
-
-def escape_slack(value: str) -> str:
-    """Plain text for a Slack mrkdwn field: no pings, links or formatting from the customer."""
-    out = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    out = _SLACK_BROADCAST.sub(lambda m: "@" + ZWJ + m.group(1), out)
-    return _SLACK_FORMAT.sub(lambda m: m.group(1) + ZWJ, out)
 
 
 def escape_markdown(value: str) -> str:

@@ -239,6 +239,17 @@ class RepSettings(_Section):
 
     _id = field_validator("id")(_check_name)
 
+    def platform_id(self, platform: str) -> str:
+        """The rep's user id on ``platform`` ("slack", "dingtalk", "wecom"); the rep id on
+        "web"; empty when none is configured (or the platform keeps no id in the config)."""
+        ids = {
+            "web": self.id,
+            "slack": self.slack_id,
+            "dingtalk": self.dingtalk_id,
+            "wecom": self.wecom_id,
+        }
+        return ids.get(platform, "")
+
 
 class RuleCondition(_Section):
     """What a rule matches; every given condition must hold (AND), lists are OR within."""

@@ -39,6 +39,7 @@ class ReplyDraftView:
     templates: tuple[tuple[str, str], ...]  # (key, label) choices
     error: str = ""
     notice: str = ""  # e.g. "Alice owns this inquiry" shown when the editor opens
+    locale: str = "en"  # the inquiry team's locale, for the editor's own labels
 
 
 class Interactions(Protocol):
@@ -50,7 +51,8 @@ class Interactions(Protocol):
         ...
 
     async def rep_for(self, platform: str, user: str) -> str | None:
-        """The rep id behind a platform user id (``None``: not one of our reps)."""
+        """The rep id behind a platform user id (``None``: not one of our reps): the id the
+        platform's ``user_id(rep)`` gives from the config, else a remembered identity."""
         ...
 
     async def reply_link(self, inquiry_id: int, rep_id: str) -> str:
@@ -68,6 +70,15 @@ class Interactions(Protocol):
         self, inquiry_id: int, rep_id: str, *, subject: str, body: str, template: str = ""
     ) -> ActionOutcome:
         """Queue the reply email (same checks as ``act``)."""
+        ...
+
+    async def remember_identity(self, platform: str, user: str, rep_id: str) -> None:
+        """Remember that ``user`` on ``platform`` is ``rep_id`` (found by a platform-side step,
+        e.g. Slack's profile email), so ``rep_for`` knows it from now on, in every process."""
+        ...
+
+    async def remembered_user(self, platform: str, rep_id: str) -> str | None:
+        """The platform user remembered for ``rep_id`` (whom to message), ``None`` if none."""
         ...
 
 

@@ -15,6 +15,7 @@ from connectors.platform import ChatPlatform, PlatformFactory
 
 # name -> module exposing ``build_platform(settings: Settings) -> ChatPlatform | None``
 BUILTIN: dict[str, str] = {
+    "slack": "connectors.slack.platform",
     "wecom": "connectors.wecom.platform",
 }
 

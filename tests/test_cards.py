@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cards.actions import BadActionId, Verb, decode_action, encode_action
-from cards.escaping import escape_markdown, escape_slack
+from cards.escaping import escape_markdown
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Button, Select
-from cards.render_web import render_card_html
 from cards.strings import STRINGS
+from connectors.slack.escaping import escape_slack
+from connectors.web.render import render_card_html
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

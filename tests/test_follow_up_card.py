@@ -16,11 +16,11 @@ from bot.views import card_for
 from cards.actions import Action, Verb
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Select
-from cards.render_web import render_card_html
 from config.loading import settings_from_mapping
 from connectors.channels import Pacing
 from connectors.slack.channel import SlackChannel
 from connectors.slack.render import render_card
+from connectors.web.render import render_card_html
 from store import inquiries as repo
 from store.engine import transaction
 from tests.conftest import MovableClock, base_config

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.slack_app import slack_problems
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from config.loading import settings_from_mapping
 from connectors.channels import DeliveryError, PostedCard
 from connectors.slack.channel import SlackChannel
+from connectors.slack.platform import slack_problems
 from tests.conftest import base_config
 from tests.fakes.slack_api import FakeSlack
 from tests.support.slack import CHANNEL, slack_config

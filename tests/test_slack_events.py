@@ -20,6 +20,7 @@ import pytest
 from config.loading import settings_from_mapping
 from connectors.channels import Pacing
 from connectors.slack.channel import SlackChannel
+from connectors.slack.platform import SlackPlatform
 from store.engine import transaction
 from store.models import RepIdentity
 from tests.conftest import API_TOKEN, base_config
@@ -88,7 +89,7 @@ async def start(
     )
     channel = SlackChannel.from_settings(settings.slack, pacing=Pacing(post_interval=0.0))
     service = await service_factory(settings, channels={"slack": channel})
-    assert service.slack is not None
+    assert service.platforms["slack"].routes(service.interactions)
     client = await client_factory(service)
     return service, client
 
@@ -432,7 +433,8 @@ async def test_rep_mapping_reassign_and_escalation_dm(
 ) -> None:
     service, client = await start(sqlite_url, smtp, fake_slack, service_factory, client_factory)
     number, ts = await new_card(client, fake_slack)
-    bot = service.slack
+    bot = service.platforms["slack"]
+    assert isinstance(bot, SlackPlatform)
 
     # bob has no slack_id: found by his profile email once, then remembered
     assert await bot.rep_for_user("UBOB") == "bob"
@@ -457,12 +459,11 @@ async def test_rep_mapping_reassign_and_escalation_dm(
         lambda: any(e["user"] == "UBOB" for e in fake_slack.ephemerals), what="refusal"
     )
 
-    # escalation: the manager (found with users.lookupByEmail) gets a DM with the card
-    assert await bot.send_card_to_rep("max", number) is True
+    # escalation: the manager (found with users.lookupByEmail, then remembered) is whom to DM
+    max_rep = service.ctx.settings.rep("max")
+    assert max_rep is not None
+    assert await bot.user_for_rep(max_rep) == "UMAX"
+    assert await bot.user_for_rep(max_rep) == "UMAX"
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 1
     assert fake_slack.calls_of("users.lookupByEmail")[0].args["email"] == "max@seller.test"
-    opened = fake_slack.calls_of("conversations.open")[0]
-    assert opened.args["users"] == "UMAX"
-    dm = fake_slack.calls_of("chat.postMessage")[-1]
-    assert dm.args["channel"].startswith("D")
-    dm_blocks = json.dumps(dm.args["blocks"])
-    assert "Escalation" in dm_blocks and f"cd1:reassign:{number}" in dm_blocks
+    assert await service.interactions.rep_for("slack", "UMAX") == "max"

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from cards.inquiry_card import InquiryView, build_inquiry_card
-from cards.reply_form import ReplyDraft, TemplateInfo
+from connectors.platform import ReplyDraftView
 from connectors.slack.events import parse_block_actions, parse_reply_submission
 from connectors.slack.render import body_block_id, fallback_text, render_card, reply_modal
 from tests.support.slack import fixture
@@ -99,15 +99,15 @@ def test_closed_card_has_no_claim_or_reassign() -> None:
 
 
 def test_reply_modal_shape_and_limits() -> None:
-    draft = ReplyDraft(
+    draft = ReplyDraftView(
         1042,
         "m@buyer.example",
         "Re: <!channel> [#1042]",
         "Dear Maria,\n",
         "en/thank_you",
         (
-            TemplateInfo("en", "thank_you", "Thank you", ""),
-            TemplateInfo("en", "quotation", "Quotation", ""),
+            ("en/thank_you", "Thank you (en)"),
+            ("en/quotation", "Quotation (en)"),
         ),
         error="",
     )

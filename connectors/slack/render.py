@@ -21,10 +21,11 @@ import re
 from typing import Any
 
 from cards.actions import BadActionId, Verb, decode_action, encode_action
-from cards.escaping import escape_slack
 from cards.model import Button, Card, Select
-from cards.reply_form import ReplyDraft
 from cards.strings import text
+from connectors.platform import ReplyDraftView
+from connectors.slack.escaping import escape_slack
+from connectors.slack.strings import slack_text
 
 Block = dict[str, Any]
 
@@ -178,11 +179,11 @@ def _modal_shell(inquiry_id: int, locale: str, *, submit: bool) -> Block:
         "callback_id": REPLY_CALLBACK,
         "private_metadata": json.dumps({"inquiry": inquiry_id}),
         "title": plain(f"{text(locale, 'button.reply')} #{inquiry_id}", 24),
-        "close": plain(text(locale, "slack.cancel"), 24),
+        "close": plain(slack_text(locale, "slack.cancel"), 24),
         "blocks": [],
     }
     if submit:
-        view["submit"] = plain(text(locale, "slack.send"), 24)
+        view["submit"] = plain(slack_text(locale, "slack.send"), 24)
     return view
 
 
@@ -190,7 +191,7 @@ def loading_modal(inquiry_id: int, *, locale: str) -> Block:
     """What ``views.open`` shows at once (the trigger expires in 3 s); updated with the draft."""
     view = _modal_shell(inquiry_id, locale, submit=False)
     view["blocks"] = [
-        {"type": "section", "text": mrkdwn(escape_slack(text(locale, "slack.loading")))}
+        {"type": "section", "text": mrkdwn(escape_slack(slack_text(locale, "slack.loading")))}
     ]
     return view
 
@@ -207,7 +208,7 @@ def body_block_id(template: str) -> str:
     return f"body-{template or 'none'}"[:255]
 
 
-def reply_modal(draft: ReplyDraft, *, locale: str) -> Block:
+def reply_modal(draft: ReplyDraftView, *, locale: str) -> Block:
     """The reply editor: template picker, subject, editable body, Send."""
     view = _modal_shell(draft.inquiry_id, locale, submit=True)
     meta = {"inquiry": draft.inquiry_id, "template": draft.template}
@@ -216,18 +217,16 @@ def reply_modal(draft: ReplyDraft, *, locale: str) -> Block:
         {
             "type": "context",
             "elements": [
-                mrkdwn(f"*{escape_slack(text(locale, 'slack.to'))}* {escape_slack(draft.to)}")
+                mrkdwn(f"*{escape_slack(slack_text(locale, 'slack.to'))}* {escape_slack(draft.to)}")
             ],
         },
     ]
     if draft.templates:
-        options = [
-            _option(f"{t.title} ({t.language})", f"{t.language}/{t.name}") for t in draft.templates
-        ][:100]
+        options = [_option(label, key) for key, label in draft.templates][:100]
         picker: Block = {
             "type": "static_select",
             "action_id": TEMPLATE_ACTION,
-            "placeholder": plain(text(locale, "slack.template")),
+            "placeholder": plain(slack_text(locale, "slack.template")),
             "options": options,
         }
         chosen = next((o for o in options if o["value"] == draft.template), None)
@@ -237,7 +236,7 @@ def reply_modal(draft: ReplyDraft, *, locale: str) -> Block:
             {
                 "type": "section",
                 "block_id": "template",
-                "text": mrkdwn(escape_slack(text(locale, "slack.template"))),
+                "text": mrkdwn(escape_slack(slack_text(locale, "slack.template"))),
                 "accessory": picker,
             }
         )
@@ -245,7 +244,7 @@ def reply_modal(draft: ReplyDraft, *, locale: str) -> Block:
         {
             "type": "input",
             "block_id": SUBJECT_BLOCK,
-            "label": plain(text(locale, "slack.subject")),
+            "label": plain(slack_text(locale, "slack.subject")),
             "element": {
                 "type": "plain_text_input",
                 "action_id": SUBJECT_BLOCK,
@@ -257,7 +256,7 @@ def reply_modal(draft: ReplyDraft, *, locale: str) -> Block:
         {
             "type": "input",
             "block_id": body_block_id(draft.template),
-            "label": plain(text(locale, "slack.body")),
+            "label": plain(slack_text(locale, "slack.body")),
             "element": {
                 "type": "plain_text_input",
                 "action_id": BODY_ACTION,

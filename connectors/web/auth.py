@@ -58,5 +58,12 @@ class Signer:
         return bool(token) and hmac.compare_digest(self.csrf_token(cookie), token)
 
 
+def safe_next(path: str, default: str = "/web/") -> str:
+    """``path`` when it is one of our own pages (same origin, under ``/web/``), else ``default``:
+    never an open redirect (no scheme, no ``//host``, no backslash tricks)."""
+    ok = path.startswith("/web/") and "//" not in path and "\\" not in path and ":" not in path
+    return path if ok else default
+
+
 def login_link(signer: Signer, base_url: str, rep_id: str) -> str:
     return f"{base_url.rstrip('/')}/web/login?token={signer.login_token(rep_id)}"

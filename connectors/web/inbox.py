@@ -3,7 +3,7 @@
 It talks to the application only through ``InboxBackend`` (implemented in
 ``bot``): it never reads the database. Every route but ``/web/login`` needs a
 valid session; every POST also needs the CSRF token. Cards arrive as
-``Card`` objects and are rendered here with ``cards.render_web``.
+``Card`` objects and are rendered here with ``connectors.web.render``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cards.actions import Action, ActionOutcome, BadActionId, parse_action
 from cards.model import Card
-from cards.render_web import render_card_html
 from cards.reply_form import ReplyDraft
 from cards.strings import text
-from connectors.web.auth import COOKIE, Signer
+from connectors.web.auth import COOKIE, Signer, safe_next
+from connectors.web.render import render_card_html
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,8 @@ class WebInbox:
                 text="This sign-in link is invalid or expired; ask for a new one.",
                 content_type="text/plain",
             )
-        response = web.HTTPFound("/web/")
+        # ``next``: where the link leads after sign-in (a platform's "Reply" link); our pages only
+        response = web.HTTPFound(safe_next(request.query.get("next", "")))
         response.set_cookie(
             COOKIE,
             self.signer.session_cookie(rep),
@@ -387,12 +388,8 @@ class WebInbox:
         if value not in ("1", "0", "true", "false"):
             raise web.HTTPBadRequest(text="away must be 1 or 0", content_type="text/plain")
         await self.backend.set_away(rep, value in ("1", "true"))
-        back = str(form.get("next", ""))
         # only our own pages: never an open redirect
-        target = (
-            back if back.startswith("/web/") and "//" not in back and "\\" not in back else "/web/"
-        )
-        raise web.HTTPSeeOther(target)
+        raise web.HTTPSeeOther(safe_next(str(form.get("next", ""))))
 
     async def reply_send(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
