@@ -14,7 +14,9 @@ from config.schema import Settings
 from connectors.platform import ChatPlatform, PlatformFactory
 
 # name -> module exposing ``build_platform(settings: Settings) -> ChatPlatform | None``
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "dingtalk": "connectors.dingtalk.platform",
+}
 
 _registered: dict[str, PlatformFactory] = {}
 
