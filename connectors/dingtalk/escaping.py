@@ -5,9 +5,9 @@ which also honours ``<font color=...>`` tags and turns bare URLs into links
 (open.dingtalk.com/document/orgapp/message-type, "markdown" section; a stored copy
 is quoted at cscoder.cn/docs/open/aliyun/robot-messages-markdown.html). Its
 backslash-escape behaviour is not documented, so we do not rely on it: the
-characters that make structure (``* _ # [ ] < > ` | ~``) are swapped for their
+characters that make structure (``* _ [ ] < > ` | ~``) are swapped for their
 full-width forms, which every renderer shows as plain characters; a line that
-would start a list or quote gets an invisible word joiner in front; ``://`` and
+would start a heading or list gets an invisible word joiner in front; ``://`` and
 ``www.`` get a word joiner so nothing is auto-linked; and every ``@`` or
 full-width ``＠`` is followed by a word joiner so ``@所有人``, ``@all`` (any case)
 and ``@<userId>`` from a customer ping nobody.
@@ -23,7 +23,6 @@ _FULL_WIDTH = str.maketrans(
     {
         "*": "＊",
         "_": "＿",
-        "#": "＃",
         "[": "［",
         "]": "］",
         "<": "＜",
@@ -33,7 +32,7 @@ _FULL_WIDTH = str.maketrans(
         "~": "～",
     }
 )
-_LINE_START = re.compile(r"^(\s*)(?=[-+=]|\d+[.)])", re.MULTILINE)
+_LINE_START = re.compile(r"^(\s*)(?=[-+=#]|\d+[.)])", re.MULTILINE)
 _AT = re.compile(r"([@＠])")
 _SCHEME = re.compile(r":(?=//)")
 _WWW = re.compile(r"(www)\.", re.IGNORECASE)
