@@ -213,7 +213,7 @@ class ClaimdeskStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: igno
                 connection = await self.open_connection_async()
                 uri = f"{connection['endpoint']}?ticket={quote_plus(str(connection['ticket']))}"
                 socket: Any
-                async with websockets.connect(uri, open_timeout=10, max_size=2**22) as socket:
+                async with websockets.connect(uri, open_timeout=10, max_size=2**22, proxy=None) as socket:
                     self._socket = self.websocket = socket
                     self.connections += 1
                     self.connected.set()

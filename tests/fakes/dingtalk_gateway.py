@@ -40,6 +40,7 @@ class FakeGateway:
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.connected = asyncio.Event()
         self.total_connections = 0
+        self.open_gate: asyncio.Event | None = None  # when set up, opens wait for it
         self._changed = asyncio.Condition()
 
     def install(self, app: web.Application) -> None:
@@ -47,6 +48,8 @@ class FakeGateway:
         app.router.add_get("/connect", self._connect)
 
     async def _open(self, request: web.Request) -> web.Response:
+        if self.open_gate is not None:
+            await self.open_gate.wait()
         body = await request.json()
         if body.get("clientId") != self.client_id or body.get("clientSecret") != self.client_secret:
             return web.json_response(
@@ -94,13 +97,15 @@ class FakeGateway:
                 lambda: bool(self.sockets) and self.total_connections >= total
             )
 
-    async def push(self, frame: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        """Send a frame on the newest socket; the future resolves with its ACK."""
+    async def push(
+        self, frame: dict[str, Any], *, socket: int = -1
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Send a frame on one socket (the newest by default); the future resolves with its ACK."""
         await self.wait_connected()
         message_id = str(frame["headers"].get("messageId", ""))
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._ack_waiters[message_id] = waiter
-        await self.sockets[-1].send_str(json.dumps(frame, ensure_ascii=False))
+        await self.sockets[socket].send_str(json.dumps(frame, ensure_ascii=False))
         return waiter
 
     async def callback(
