@@ -118,3 +118,25 @@ def test_note_mentions_are_live_only_for_the_reps_given() -> None:
 
 def test_notice_is_inert() -> None:
     assert not pings_anyone(render_notice("Alice @all claimed it")["notice"])
+
+
+def test_every_rendered_variable_is_documented_in_the_template() -> None:
+    import re
+    from pathlib import Path
+
+    spec = json.loads(
+        (Path(__file__).parent.parent / "connectors" / "dingtalk" / "card_template.json").read_text(
+            "utf-8"
+        )
+    )
+    documented = {v["name"] for v in spec["variables"]} | {
+        v["name"] for v in spec["privateVariables"]
+    }
+    card = build_inquiry_card(
+        view(status="claimed", owner_name="Alice", outcome_reason="x"), now=NOW, locale="zh-CN"
+    )
+    for key in render_card(card, locale="zh-CN"):
+        if re.fullmatch(r"field\d_(label|value)", key):
+            continue
+        assert key in documented, key
+    assert set(render_notice("x")) <= documented
