@@ -162,6 +162,9 @@ class ClaimdeskStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: igno
     ) -> None:
         super().__init__(dingtalk_stream.Credential(client_id, client_secret), logger=log)
         self.open_url = api_base_url.rstrip("/") + OPEN_PATH
+        # The SDK computed OPEN_CONNECTION_API from DINGTALK_OPENAPI_ENDPOINT at import;
+        # ours comes from [dingtalk] api_base_url (and open_connection is replaced anyway).
+        self.OPEN_CONNECTION_API = self.open_url
         self._session = session
         self.backoff = backoff or Backoff()
         self.connections = 0  # sockets opened so far (observability, tests)
@@ -213,7 +216,9 @@ class ClaimdeskStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: igno
                 connection = await self.open_connection_async()
                 uri = f"{connection['endpoint']}?ticket={quote_plus(str(connection['ticket']))}"
                 socket: Any
-                async with websockets.connect(uri, open_timeout=10, max_size=2**22, proxy=None) as socket:
+                async with websockets.connect(
+                    uri, open_timeout=10, max_size=2**22, proxy=None
+                ) as socket:
                     self._socket = self.websocket = socket
                     self.connections += 1
                     self.connected.set()
