@@ -35,6 +35,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -W ignore::DeprecationWarning bench/bench_clock.py --out bench/results.json
 	$(BIN)/python bench/bench_slack.py --out bench/slack.json
 	$(BIN)/python bench/bench_imap.py --out bench/results.json
+	$(BIN)/python bench/bench_dingtalk.py --out bench/results.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
