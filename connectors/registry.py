@@ -15,11 +15,9 @@ from connectors.platform import ChatPlatform, PlatformFactory
 
 # name -> module exposing ``build_platform(settings: Settings) -> ChatPlatform | None``
 BUILTIN: dict[str, str] = {
-BUILTIN: dict[str, str] = {
     "slack": "connectors.slack.platform",
     "dingtalk": "connectors.dingtalk.platform",
     "wecom": "connectors.wecom.platform",
-}
 }
 
 _registered: dict[str, PlatformFactory] = {}
