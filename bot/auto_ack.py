@@ -37,6 +37,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.context import AppContext
 from bot.replies import ReplyTemplates, reply_subject, template_variables
 from bot.sla import calendar_for
+from bot.views import customer_name
 from cards.reply_form import TemplateInfo
 from config.schema import TeamSettings
 from connectors.mail.smtp import new_message_id
@@ -86,6 +87,7 @@ async def acknowledge_if_closed(
     template = _pick(templates, name, inquiry.language)
     mailbox = ctx.settings.mailbox(inquiry.mailbox)
     contact = await session.get(Contact, inquiry.contact_id)
+    name_given = await customer_name(session, inquiry.id)  # this inquiry's, not the contact's first
     problem = ""
     body = ""
     if mailbox is None:
@@ -94,7 +96,9 @@ async def acknowledge_if_closed(
         problem = f"no reply template {name!r} (in {inquiry.language or '-'} or {templates.default_language})"
     else:
         try:
-            body = templates.render(template, template_variables(ctx, inquiry, contact, ""))
+            body = templates.render(
+                template, template_variables(ctx, inquiry, contact, "", name=name_given)
+            )
         except ValueError as exc:
             problem = str(exc)
     if problem or mailbox is None or template is None:
@@ -138,7 +142,7 @@ async def acknowledge_if_closed(
         inquiry_id=inquiry.id,
         now=now,
         lane=Lane.BULK,
-        payload={"message": message.id, "to_name": contact.name if contact else ""},
+        payload={"message": message.id, "to_name": name_given},
     )
     data: dict[str, Any] = {
         "message": message.id,

@@ -13,21 +13,23 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.card_sync import queue_card_updates
-from bot.clock import direct_card
+from bot.clock import direct_card, platform_user
 from bot.context import AppContext
 from bot.digest import deliver_group_post
 from bot.mail_intake import open_mailbox
+from bot.replies import outgoing_email
 from bot.views import card_for
 from config.schema import MailboxSettings
 from connectors.channels import DeliveryError, PostedCard
 from connectors.mail.imap import ImapError
-from connectors.mail.smtp import OutgoingEmail, build_reply, send_email
+from connectors.mail.smtp import UnbuildableEmail, build_reply, send_email
 from store import inquiries as repo
 from store import outbox
 from store.engine import transaction
-from store.models import CardRef, Lane, Message, Outbox, OutboxState
+from store.models import CardRef, Inquiry, Lane, Message, Outbox, OutboxState
 
 log = logging.getLogger(__name__)
 
@@ -193,20 +195,11 @@ async def _send_email(ctx: AppContext, row: Outbox) -> None:
 
 
 def _reply_email(mailbox: MailboxSettings, message: Message, to_name: str) -> EmailMessage:
-    return build_reply(
-        mailbox,
-        OutgoingEmail(
-            message_id=message.message_id,
-            to_address=message.to_address,
-            to_name=to_name,
-            subject=message.subject,
-            text=message.text,
-            in_reply_to=message.in_reply_to,
-            references=tuple(message.references.split()),
-            date=message.created_at,
-            auto_submitted=not message.author,
-        ),
-    )
+    """The stored reply as an email; one that cannot be built fails for good, at once."""
+    try:
+        return build_reply(mailbox, outgoing_email(message, to_name))
+    except UnbuildableEmail as exc:
+        raise DeliveryError(str(exc), permanent=True) from exc
 
 
 async def _file_sent_copy(ctx: AppContext, row: Outbox) -> None:
@@ -257,4 +250,37 @@ async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:
                 lane=Lane.INTERACTIVE,
                 note=f"Reply delivery failed: {error[:200]}",
             )
+            if stored is not None and stored.author:
+                await _tell_author(ctx, session, updated, stored.author, error)
     ctx.changed.fire()
+    ctx.outbox_ready.fire()
+
+
+async def _tell_author(
+    ctx: AppContext, session: AsyncSession, inquiry: Inquiry, rep_id: str, error: str
+) -> None:
+    """A direct message to the rep who wrote the failed reply, on each platform of the team."""
+    rep = ctx.settings.rep(rep_id)
+    if rep is None or inquiry.id is None:
+        return
+    try:
+        team = ctx.settings.team(inquiry.team)
+    except KeyError:
+        return
+    now = ctx.clock()
+    text = f"Your reply to #{inquiry.id} was not sent: {error[:300]}"
+    for channel in [name for name, chan in ctx.channels.items() if chan.destinations(team)]:
+        user = platform_user(channel, rep)
+        if not user:
+            continue
+        await outbox.enqueue(
+            session,
+            key=f"dm:{channel}:{user}:reply_failed:{inquiry.id}:v{inquiry.version}",
+            channel=channel,
+            kind="dm",
+            destination=user,
+            inquiry_id=inquiry.id,
+            now=now,
+            lane=Lane.INTERACTIVE,
+            payload={"text": text, "locale": ctx.locale(inquiry.team), "rep": rep_id},
+        )

@@ -9,9 +9,11 @@ back and answers with the winner's inquiry.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from bot.auto_ack import acknowledge_if_closed
 from bot.card_sync import queue_card_updates, queue_new_cards
 from bot.context import AppContext
-from bot.sla import due_after, sla_for
+from bot.sla import due_after, duration, sla_for
+from config.schema import TeamSettings
+from routing.addresses import address_problem, normalize_address
 from routing.language import detect_language
-from routing.rules import RoutingInput, route
+from routing.rules import RoutingDecision, RoutingInput, route
+from routing.text_hygiene import clean_line, clean_text
 from store import inquiries as repo
 from store.engine import transaction
 from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
@@ -30,6 +35,9 @@ log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"\[#(\d{1,9})\]")
 _SNIPPET = 280
+_SUBJECT_LIMIT = 998  # RFC 5322 line length
+#: Inquiry tags starting with this are problems found at intake, shown on the card.
+FLAG = "flag:"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,37 @@ class InboundMessage:
     team: str = ""  # the source's team, used when no rule matches
     mailbox: str = ""  # the mailbox replies go out through
     fields: dict[str, Any] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()  # problems found at intake (set by ``normalize_inbound``)
+
+
+def normalize_inbound(msg: InboundMessage) -> InboundMessage:
+    """``msg`` with every customer-typed field cleaned (``routing.text_hygiene``).
+
+    One-line fields lose control, bidi and zero-width characters; the text keeps
+    its newlines. An address that is not one we can send to (a form refuses it
+    earlier with a 422; mail cannot be refused) is kept out of ``email`` so no
+    reply is ever built from it, and the message is flagged; what was given
+    stays visible on the card's flag.
+    """
+    flags = list(msg.flags)
+    email = normalize_address(msg.email)
+    problem = address_problem(email) if email else None
+    if problem:
+        flags.append(f"sender address {clean_line(msg.email, limit=120)!r}: {problem}")
+        email = ""
+    return dataclasses.replace(
+        msg,
+        email=email,
+        name=clean_line(msg.name, limit=200),
+        company=clean_line(msg.company, limit=200),
+        country=clean_line(msg.country, limit=60),
+        phone=clean_line(msg.phone, limit=60),
+        language=clean_line(msg.language, limit=20),
+        subject=clean_line(msg.subject, limit=_SUBJECT_LIMIT),
+        text=clean_text(msg.text),
+        snippet=clean_line(msg.snippet),
+        flags=tuple(flags),
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +124,8 @@ class _AlreadyStored(Exception):
 
 
 async def ingest(ctx: AppContext, msg: InboundMessage) -> IngestResult:
-    """Store ``msg`` exactly once and queue its cards."""
+    """Store ``msg`` exactly once and queue its cards (its fields normalized first)."""
+    msg = normalize_inbound(msg)
     try:
         return await _ingest_once(ctx, msg)
     except _AlreadyStored as stored:
@@ -135,7 +175,7 @@ async def _find_thread(session: Any, msg: InboundMessage) -> Inquiry | None:
             candidate = await repo.get_inquiry(session, int(tag.group(1)))
         except repo.NotFound:
             return None
-        if candidate.contact_email == msg.email.lower():
+        if msg.email and candidate.contact_email == msg.email.lower():
             return candidate
     return None
 
@@ -188,7 +228,11 @@ async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now
 
 async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
     now = ctx.clock()
-    language = msg.language or detect_language(f"{msg.subject}\n{msg.text}")
+    language = msg.language
+    try:
+        language = msg.language or detect_language(f"{msg.subject}\n{msg.text}")
+    except Exception:  # our bug must not lose the inquiry: store it undetected
+        log.exception("language detection failed", extra={"source": msg.source})
     contact = await repo.resolve_contact(
         session,
         email=msg.email,
@@ -199,22 +243,8 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         phone=msg.phone,
         now=now,
     )
-    decision = route(
-        ctx.settings,
-        RoutingInput(
-            source=msg.source,
-            subject=msg.subject,
-            text=msg.text,
-            sender=msg.email,
-            country=msg.country or contact.country,
-            language=language,
-        ),
-        default_team=msg.team,
-    )
-    team = ctx.settings.team(decision.team)
-    claim_due = due_after(
-        team, now, sla_for(team, decision.priority).claim_within, priority=decision.priority
-    )
+    contact_country = contact.country
+    decision, team, claim_due, flags = _classify(ctx, msg, language, contact_country, now)
     status = Status.SPAM if decision.spam else Status.NEW
     assert contact.id is not None
     inquiry = Inquiry(
@@ -228,9 +258,9 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         subject=msg.subject or _snippet(msg.text)[:80],
         snippet=_snippet(msg.snippet or msg.text),
         language=language,
-        country=msg.country or contact.country,
+        country=msg.country or contact_country,
         priority=decision.priority,
-        tags=list(decision.tags),
+        tags=[*decision.tags, *(FLAG + f for f in (*msg.flags, *flags))],
         rule=decision.rule,
         suggested_owner=decision.assign,
         mailbox=msg.mailbox
@@ -260,21 +290,65 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
             "priority": decision.priority,
         },
     )
+    if inquiry.tags and any(tag.startswith(FLAG) for tag in inquiry.tags):
+        log.warning(
+            "inquiry flagged at intake",
+            extra={"inquiry": inquiry.id, "flags": [t for t in inquiry.tags if t.startswith(FLAG)]},
+        )
     if status == Status.NEW:
         await queue_new_cards(session, ctx, inquiry)
-        await acknowledge_if_closed(
-            ctx,
-            session,
-            inquiry,
-            customer_message_id=msg.message_id,
-            references=msg.references,
-            now=now,
-        )
+        if not flags:  # a failed classification may be the calendar itself: no auto-reply then
+            await acknowledge_if_closed(
+                ctx,
+                session,
+                inquiry,
+                customer_message_id=msg.message_id,
+                references=msg.references,
+                now=now,
+            )
     ctx.metrics.inquiries.labels(msg.source_kind, team.name).inc()
     log.info(
         "inquiry created", extra={"inquiry": inquiry.id, "team": team.name, "source": msg.source}
     )
     return IngestResult(inquiry.id, created=True)
+
+
+def _classify(
+    ctx: AppContext, msg: InboundMessage, language: str, contact_country: str, now: datetime
+) -> tuple[RoutingDecision, TeamSettings, datetime, list[str]]:
+    """Route and compute the claim SLA; on any failure (our bug or a config the schema
+    let through), the source's team or the default team, plain-time SLA, and a flag."""
+    try:
+        decision = route(
+            ctx.settings,
+            RoutingInput(
+                source=msg.source,
+                subject=msg.subject,
+                text=msg.text,
+                sender=msg.email,
+                country=msg.country or contact_country,
+                language=language,
+            ),
+            default_team=msg.team,
+        )
+        team = ctx.settings.team(decision.team)
+        claim_due = due_after(
+            team, now, sla_for(team, decision.priority).claim_within, priority=decision.priority
+        )
+        return decision, team, claim_due, []
+    except Exception as exc:  # an inquiry is never lost to our own bug: store it, flagged
+        log.exception(
+            "routing failed; inquiry stored for the default team", extra={"source": msg.source}
+        )
+        names = {t.name for t in ctx.settings.teams}
+        name = msg.team if msg.team in names else ctx.settings.fallback_team
+        team = ctx.settings.team(name)
+        try:
+            claim_due = now + duration(team.sla.claim_within)
+        except Exception:
+            claim_due = now + timedelta(minutes=15)
+        flag = f"routing failed ({type(exc).__name__}: {str(exc)[:160]}); sent to team {name}"
+        return RoutingDecision(team=name), team, claim_due, [flag]
 
 
 async def _add_to_thread(

@@ -28,10 +28,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from bot.card_actions import Refusal, authorize, resolve_rep
 from bot.card_sync import queue_card_updates
 from bot.context import AppContext
+from bot.views import customer_name
 from cards.actions import ActionOutcome
 from cards.reply_form import ReplyDraft, TemplateInfo
 from cards.strings import text
-from connectors.mail.smtp import new_message_id
+from connectors.mail.smtp import OutgoingEmail, UnbuildableEmail, build_reply, new_message_id
+from routing.addresses import address_problem
+from routing.text_hygiene import line_problem
 from store import inquiries as repo
 from store import outbox
 from store.engine import transaction
@@ -106,11 +109,23 @@ def _defined(**values: str) -> dict[str, str]:
 
 
 def template_variables(
-    ctx: AppContext, inquiry: Inquiry, contact: Contact | None, rep_id: str
+    ctx: AppContext,
+    inquiry: Inquiry,
+    contact: Contact | None,
+    rep_id: str,
+    *,
+    name: str | None = None,
 ) -> dict[str, Any]:
+    """What a template may use. ``name``: the customer's name as given in this inquiry
+    (``bot.views.customer_name``); the contact's stored name only when not given.
+
+    The values are data: they are passed to the sandboxed template, never rendered
+    themselves, so a customer's ``{{ 7*7 }}`` stays those characters.
+    """
     rep = ctx.settings.rep(rep_id)
     box = ctx.settings.mailbox(inquiry.mailbox)
-    name = contact.name if contact else ""
+    if name is None:
+        name = contact.name if contact else ""
     return {
         "customer": _defined(
             name=name,
@@ -137,6 +152,41 @@ def reply_subject(inquiry: Inquiry) -> str:
     return subject if tag in subject else f"{subject} {tag}"
 
 
+_MAX_BODY = 100_000
+
+
+def reply_problem(subject: str, body: str) -> str | None:
+    """What is wrong with what a rep typed (subject, body), in words for the rep; None when fine."""
+    if len(subject) > 900:
+        return "the subject is longer than 900 characters"
+    problem = line_problem(subject)
+    if problem:
+        return f"the subject {problem}"
+    if len(body) > _MAX_BODY:
+        return f"the text is longer than {_MAX_BODY} characters"
+    for char in body:
+        if char in "\r\n\t":
+            continue
+        if ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF:
+            return f"the text contains the invisible control character U+{ord(char):04X}"
+    return None
+
+
+def outgoing_email(message: Message, to_name: str) -> OutgoingEmail:
+    """The stored outbound message as the SMTP layer's ``OutgoingEmail``."""
+    return OutgoingEmail(
+        message_id=message.message_id,
+        to_address=message.to_address,
+        to_name=to_name,
+        subject=message.subject,
+        text=message.text,
+        in_reply_to=message.in_reply_to,
+        references=tuple(message.references.split()),
+        date=message.created_at,
+        auto_submitted=not message.author,
+    )
+
+
 async def draft_reply(
     ctx: AppContext, templates: ReplyTemplates, inquiry_id: int, rep_id: str, template_key: str = ""
 ) -> ReplyDraft:
@@ -144,12 +194,15 @@ async def draft_reply(
     async with transaction(ctx.readers) as session:
         inquiry = await repo.get_inquiry(session, inquiry_id)
         contact = await session.get(Contact, inquiry.contact_id)
+        name = await customer_name(session, inquiry_id)
     choices = templates.for_language(inquiry.language)
     chosen = templates.get(template_key) if template_key else (choices[0] if choices else None)
     body, error = "", ""
     if chosen is not None:
         try:
-            body = templates.render(chosen, template_variables(ctx, inquiry, contact, rep_id))
+            body = templates.render(
+                chosen, template_variables(ctx, inquiry, contact, rep_id, name=name)
+            )
         except ValueError as exc:
             error = str(exc)
     return ReplyDraft(
@@ -204,20 +257,26 @@ async def send_reply(
                 )
             if not body.strip():
                 raise Refusal("invalid", text(locale, "refuse.empty_reply"))
-            if "{{" in body or "{%" in body:
-                raise Refusal(
-                    "invalid",
-                    text(
-                        locale,
-                        "refuse.template",
-                        error="the text still contains template markup ({{ … }})",
-                    ),
-                )
+            # The body is the rep's text, sent as it is: it is never rendered again, so
+            # braces quoted from the customer ("{{ ... }}") are plain characters.
+            problem = reply_problem(subject, body)
+            if problem:
+                raise Refusal("invalid", text(locale, "refuse.bad_reply", problem=problem))
             mailbox = ctx.settings.mailbox(inquiry.mailbox)
             if mailbox is None:
                 raise Refusal("invalid", text(locale, "refuse.no_mailbox", team=team.title))
             if not inquiry.contact_email:
                 raise Refusal("invalid", text(locale, "refuse.no_email"))
+            bad_address = address_problem(inquiry.contact_email)
+            if bad_address:
+                raise Refusal(
+                    "invalid",
+                    text(
+                        locale,
+                        "refuse.bad_reply",
+                        problem=f"the customer's address {inquiry.contact_email!r}: {bad_address}",
+                    ),
+                )
             now = ctx.clock()
             if inquiry.status == Status.NEW.value:
                 claim = await repo.claim(session, inquiry_id, rep_id, now)
@@ -238,7 +297,7 @@ async def send_reply(
             last_in = next(
                 (m for m in reversed(thread) if m.direction == "in" and m.message_id), None
             )
-            contact = await session.get(Contact, inquiry.contact_id)
+            to_name = await customer_name(session, inquiry_id)
             message = Message(
                 inquiry_id=inquiry_id,
                 direction="out",
@@ -255,6 +314,12 @@ async def send_reply(
                 delivery="queued",
                 created_at=now,
             )
+            try:  # what cannot be built now never would: refuse it here, not in the worker
+                build_reply(mailbox, outgoing_email(message, to_name))
+            except UnbuildableEmail as exc:
+                raise Refusal(
+                    "invalid", text(locale, "refuse.bad_reply", problem=str(exc))
+                ) from None
             session.add(message)
             await session.flush()
             values: dict[str, Any] = {
@@ -294,7 +359,7 @@ async def send_reply(
                 inquiry_id=inquiry_id,
                 now=now,
                 lane=Lane.INTERACTIVE,
-                payload={"message": message.id, "to_name": contact.name if contact else ""},
+                payload={"message": message.id, "to_name": to_name},
             )
             await queue_card_updates(
                 session,

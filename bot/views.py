@@ -24,9 +24,36 @@ async def delivery_error(session: AsyncSession, inquiry_id: int) -> str:
     return row.removeprefix("failed: ") if row and row.startswith("failed") else ""
 
 
+async def customer_name(session: AsyncSession, inquiry_id: int) -> str:
+    """The name the customer gave in *this* inquiry: its newest inbound message naming one.
+
+    Never the contact's stored name: that is whatever the first message from the
+    address said, and anyone can post a form with someone else's address.
+    """
+    row = (
+        await session.exec(
+            select(Message.from_name)
+            .where(
+                col(Message.inquiry_id) == inquiry_id,
+                col(Message.direction) == "in",
+                col(Message.from_name) != "",
+            )
+            .order_by(col(Message.id).desc())
+            .limit(1)
+        )
+    ).first()
+    return row or ""
+
+
 def inquiry_view(
-    ctx: AppContext, inquiry: Inquiry, contact: Contact | None, *, error: str = ""
+    ctx: AppContext,
+    inquiry: Inquiry,
+    contact: Contact | None,
+    *,
+    error: str = "",
+    name: str | None = None,
 ) -> InquiryView:
+    """The card's view of ``inquiry``; ``name`` is the inquiry's own customer name when known."""
     assert inquiry.id is not None
     return InquiryView(
         number=inquiry.id,
@@ -37,7 +64,7 @@ def inquiry_view(
         subject=inquiry.subject,
         snippet=inquiry.snippet,
         source=inquiry.source,
-        contact_name=contact.name if contact else "",
+        contact_name=name if name is not None else (contact.name if contact else ""),
         contact_email=inquiry.contact_email,
         company=contact.company if contact else "",
         country=inquiry.country or (contact.country if contact else ""),
@@ -54,6 +81,7 @@ def inquiry_view(
         outcome_reason=inquiry.outcome_reason,
         delivery_error=error,
         link_url=ctx.link(f"/web/inquiries/{inquiry.id}"),
+        flags=tuple(tag.removeprefix("flag:") for tag in inquiry.tags if tag.startswith("flag:")),
     )
 
 
@@ -61,5 +89,11 @@ async def card_for(ctx: AppContext, session: AsyncSession, inquiry: Inquiry) -> 
     """The current card of ``inquiry`` in its team's locale."""
     assert inquiry.id is not None
     contact = await session.get(Contact, inquiry.contact_id)
-    view = inquiry_view(ctx, inquiry, contact, error=await delivery_error(session, inquiry.id))
+    view = inquiry_view(
+        ctx,
+        inquiry,
+        contact,
+        error=await delivery_error(session, inquiry.id),
+        name=await customer_name(session, inquiry.id),
+    )
     return build_inquiry_card(view, now=ctx.clock(), locale=ctx.locale(inquiry.team))

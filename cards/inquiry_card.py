@@ -62,6 +62,7 @@ class InquiryView:
     outcome_reason: str = ""
     delivery_error: str = ""
     link_url: str = ""
+    flags: tuple[str, ...] = ()  # problems found at intake (bad sender address, routing failure)
 
 
 def _relative(at: datetime, now: datetime, locale: str) -> str:
@@ -194,6 +195,7 @@ def build_inquiry_card(view: InquiryView, *, now: datetime, locale: str) -> Card
         notes.append(text(locale, "note.escalated", level=view.escalation_level))
     if view.delivery_error:
         notes.append(text(locale, "note.delivery_failed", error=view.delivery_error))
+    notes.extend(text(locale, "note.flag", flag=flag) for flag in view.flags)
     return Card(
         key=str(view.number),
         version=view.version,

@@ -13,13 +13,35 @@ from datetime import time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from config.calendar_spec import parse_calendar_spec, parse_dates
 
 Locale = Literal["zh-CN", "en"]
 Priority = Literal["normal", "high", "vip"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
+
+
+_MAX_DURATION_MINUTES = 366 * 24 * 60
+
+
+def check_duration(value: str, *, positive: bool = False) -> str:
+    """Validate a duration field: parseable, at most a year, and above zero when ``positive``."""
+    minutes = parse_duration_minutes(value)
+    if minutes > _MAX_DURATION_MINUTES:
+        raise ValueError(f'{value!r} is longer than a year; write at most "366d"')
+    if positive and minutes <= 0:
+        raise ValueError(f'{value!r} must be longer than zero; write e.g. "30m"')
+    return value
 
 
 def parse_duration_minutes(text: str) -> int:
@@ -82,6 +104,11 @@ class SecuritySettings(_Section):
     pii_key: str = ""
     login_link_max_age: str = "7d"
     session_max_age: str = "30d"
+
+    @field_validator("login_link_max_age", "session_max_age")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return check_duration(value, positive=True)
 
 
 class MailboxSettings(_Section):
@@ -163,8 +190,7 @@ class SlaSettings(_Section):
     @field_validator("claim_within", "first_reply_within", "nudge_every", "escalate_after")
     @classmethod
     def _duration(cls, value: str) -> str:
-        parse_duration_minutes(value)
-        return value
+        return check_duration(value)
 
 
 class DestinationSettings(_Section):
@@ -211,6 +237,31 @@ class TeamSettings(_Section):
                 f"unknown time zone {value!r}; use an IANA name like 'Asia/Shanghai'"
             ) from exc
         return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        parse_calendar_spec(value)  # the calendar's own parser: its messages name the entry
+        return value
+
+    @field_validator("holidays", "workdays")
+    @classmethod
+    def _dates(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        parse_dates(info.field_name or "date", value)
+        return value
+
+    @model_validator(mode="after")
+    def _calendar(self) -> TeamSettings:
+        # The parts are valid one by one; together they must still make one calendar.
+        try:
+            parse_calendar_spec(
+                self.business_hours, holidays=self.holidays, makeup_days=self.workdays
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}; remove each such date from holidays or from workdays"
+            ) from None
+        return self
 
     @property
     def title(self) -> str:

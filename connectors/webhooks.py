@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from config.schema import WebhookSettings
+from routing.addresses import address_problem
 
 log = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 _MAX_FIELD = 20_000
 
 
@@ -132,7 +131,7 @@ def map_fields(hook: WebhookSettings, data: Mapping[str, Any], dedupe_key: str) 
     problems: dict[str, str] = {}
     if not values["email"]:
         problems[mapping.email] = "required: the customer's email address"
-    elif not _EMAIL.match(values["email"]):
+    elif address_problem(values["email"]):  # routing.addresses: the one address check
         problems[mapping.email] = "not an email address"
     if not values["message"] and not values["subject"]:
         problems[mapping.message] = "required: the inquiry text (or a subject)"

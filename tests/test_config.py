@@ -78,6 +78,46 @@ def test_file_secret(tmp_path: Path) -> None:
             "teams[0].sla.claim_within: 'soon' is not a duration",
         ),
         (
+            lambda d: d["teams"][0].update(business_hours={"mon-fry": ["09:00-18:00"]}),
+            "test.toml: teams[0].business_hours: invalid business hours entry 'mon-fry': "
+            "expected a day ('mon'..'sun')",
+        ),
+        (
+            lambda d: d["teams"][0].update(business_hours={"mon-fri": ["22:00-02:00"]}),
+            "teams[0].business_hours: invalid business hours entry 'mon-fri'",
+        ),
+        (
+            lambda d: d["teams"][0].update(business_hours={"mon": ["09:00-12:00", "11:00-13:00"]}),
+            "teams[0].business_hours: overlapping business hours on mon",
+        ),
+        (
+            lambda d: d["teams"][0].update(holidays=["2026-13-01"]),
+            "test.toml: teams[0].holidays: invalid holidays entry '2026-13-01': "
+            "expected 'YYYY-MM-DD'",
+        ),
+        (
+            lambda d: d["teams"][0].update(workdays=["2026-10-09..2026-10-01"]),
+            "teams[0].workdays: invalid workdays entry '2026-10-09..2026-10-01': the range ends",
+        ),
+        (
+            lambda d: d["teams"][0].update(holidays=["2026-10-01"], workdays=["2026-10-01"]),
+            "teams[0]: dates both holiday and make-up working day: 2026-10-01; remove",
+        ),
+        (
+            lambda d: d["security"].update(session_max_age="0m"),
+            "security.session_max_age: '0m' must be longer than zero",
+        ),
+        (
+            lambda d: d["security"].update(login_link_max_age="7 days"),
+            "security.login_link_max_age: '7 days' is not a duration",
+        ),
+        (
+            lambda d: d["teams"][0].update(
+                sla_by_priority={"vip": {"nudge_every": "99999999999d"}}
+            ),
+            "teams[0].sla_by_priority.vip.nudge_every: '99999999999d' is longer than a year",
+        ),
+        (
             lambda d: d["store"].update(url="mysql://x"),
             "store.url: use 'sqlite+aiosqlite:///path.db'",
         ),

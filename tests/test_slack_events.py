@@ -354,13 +354,14 @@ async def test_reply_modal_errors_in_place_then_sends(
         }
         return sub
 
-    # template markup left in the text: shown in place, nothing sent
-    bad = await click(client, submission("Dear {{ customer.nickname }},"))
+    # a refused text (here: empty) is shown in place, nothing sent; braces are not refused
+    # (the rep's text is never rendered: see test_intake_hygiene)
+    bad = await click(client, submission("   \n"))
     assert bad.status == 200
     answer = await bad.json()
     assert (
         answer["response_action"] == "errors"
-        and "template" in answer["errors"]["body-en/quotation"].lower()
+        and "empty" in answer["errors"]["body-en/quotation"].lower()
     )
     assert (await detail(client, number))["status"] == "new"
 

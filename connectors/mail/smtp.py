@@ -29,6 +29,8 @@ import aiosmtplib
 
 from config.schema import MailboxSettings
 from connectors.channels import DeliveryError
+from routing.addresses import address_problem
+from routing.text_hygiene import clean_line
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,36 @@ def new_message_id(mailbox: MailboxSettings, inquiry_id: int) -> str:
     return f"<claimdesk.{inquiry_id}.{secrets.token_hex(8)}@{domain}>"
 
 
+class UnbuildableEmail(ValueError):
+    """The reply cannot be made into an RFC 5322 message: no retry can help."""
+
+
 def build_reply(mailbox: MailboxSettings, mail: OutgoingEmail) -> EmailMessage:
+    """The reply as a message; ``UnbuildableEmail`` says in words what makes that impossible.
+
+    The display name is cleaned to one line (it is cosmetic: a stored name with a line
+    break must not cost the customer their answer); the address and subject are not
+    rewritten: a bad one is refused.
+    """
+    problem = address_problem(mail.to_address)
+    if problem:
+        raise UnbuildableEmail(f"the recipient address {mail.to_address!r}: {problem}")
+    try:
+        return _build(mailbox, mail)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise UnbuildableEmail(f"the email cannot be built: {exc}") from exc
+
+
+def _build(mailbox: MailboxSettings, mail: OutgoingEmail) -> EmailMessage:
     msg = EmailMessage()
     user, _, domain = mailbox.from_address.partition("@")
     sender = Address(display_name=mailbox.from_name, username=user, domain=domain)
     msg["From"] = sender
     msg["Reply-To"] = sender
     to_user, _, to_domain = mail.to_address.partition("@")
-    msg["To"] = Address(display_name=mail.to_name, username=to_user, domain=to_domain)
+    msg["To"] = Address(
+        display_name=clean_line(mail.to_name, limit=200), username=to_user, domain=to_domain
+    )
     msg["Subject"] = mail.subject
     msg["Message-ID"] = mail.message_id
     if mail.date is not None:
