@@ -125,6 +125,17 @@ class FieldMapping(_Section):
     country: str = "country"
     phone: str = "phone"
     language: str = "language"
+    category: str = "category"
+
+
+class CategorySettings(_Section):
+    """A category (``quotation``, ``sample``, ``complaint`` ...) recognised by keywords when the
+    form does not say; keywords match like rule keywords (word boundaries, CJK substrings)."""
+
+    name: str
+    keywords: tuple[str, ...] = ()
+
+    _name = field_validator("name")(_check_name)
 
 
 class WebhookSettings(_Section):
@@ -260,13 +271,17 @@ class RuleCondition(_Section):
 
 
 class RuleAction(_Section):
-    """What a matching rule decides."""
+    """What a matching rule decides. ``continue = true``: apply this, then keep looking
+    (a later match overrides team, priority and assignment; tags add up)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     team: str = ""
     priority: Priority | None = None
     assign: str = ""
     tags: tuple[str, ...] = ()
     spam: bool = False
+    continue_: bool = Field(default=False, alias="continue")
 
 
 class RuleSettings(_Section):
@@ -274,6 +289,7 @@ class RuleSettings(_Section):
 
     name: str
     when: RuleCondition = RuleCondition()
+    unless: RuleCondition = RuleCondition()  # the rule does not match if any of these holds
     then: RuleAction = RuleAction()
 
 
@@ -325,6 +341,7 @@ class Settings(_Section):
     teams: tuple[TeamSettings, ...] = ()
     reps: tuple[RepSettings, ...] = ()
     rules: tuple[RuleSettings, ...] = ()
+    categories: tuple[CategorySettings, ...] = ()
     templates: TemplatesSettings = TemplatesSettings()
     slack: SlackSettings = SlackSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()
