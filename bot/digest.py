@@ -34,7 +34,6 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import claim_job
 from bot.context import AppContext
 from bot.sla import calendar_for, duration, sla_elapsed, sla_for
 from cards.digest_card import (
@@ -48,6 +47,7 @@ from config.schema import Settings, TeamSettings
 from connectors.channels import DeliveryError
 from store import outbox
 from store.engine import transaction
+from store.job_runs import claim_job
 from store.lifecycle import OPEN_STATUSES
 from store.models import Event, Inquiry, JobRun, Lane, Outbox, Status
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot import clock as clock_module
+from bot.clock.context import StepContext
+from bot.clock.steps import STEPS
 from bot.http_app import Service
 from store import inquiries as repo
 from store.models import Event, JobRun
@@ -43,14 +44,14 @@ async def test_a_failing_inquiry_rolls_back_alone(
     numbers = [await new_inquiry(service, f"chunk-{i}") for i in range(5)]
     await service.worker.drain()
     bad = numbers[2]
-    nudge = clock_module._STEPS["nudge"]
+    nudge = STEPS["nudge"]
 
-    def failing(ctx: Any, out: Any, team: Any, inquiry: Any, *rest: Any) -> None:
-        nudge(ctx, out, team, inquiry, *rest)  # its rows are made, then the step fails
-        if inquiry.id == bad:
+    def failing(step: StepContext) -> None:
+        nudge(step)  # its rows are made, then the step fails
+        if step.inquiry.id == bad:
             raise RuntimeError("boom")
 
-    monkeypatch.setitem(clock_module._STEPS, "nudge", failing)
+    monkeypatch.setitem(STEPS, "nudge", failing)
     clock.now = berlin(2026, 11, 24, 10, 16)  # claim was due 10:15: the first nudge
     with caplog.at_level(logging.INFO, logger="bot.clock"):
         report = await service.scheduler.tick()
@@ -64,7 +65,7 @@ async def test_a_failing_inquiry_rolls_back_alone(
     assert sorted(k.split(":")[1] for k in runs) == sorted(str(n) for n in numbers if n != bad)
     assert failed.next_due_at is not None and failed.next_due_at <= clock.now  # still due
 
-    monkeypatch.setitem(clock_module._STEPS, "nudge", nudge)
+    monkeypatch.setitem(STEPS, "nudge", nudge)
     again = await service.scheduler.tick()
     assert again.kinds == {"nudge": 1}
     assert await _nudged(service) == {n: 1 for n in numbers}

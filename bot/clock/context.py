@@ -1,0 +1,165 @@
+"""One due step being done: the inquiry, its team, the step, and what the step writes.
+
+Each step handler (``bot.clock.steps``, ``bot.clock.follow_ups``) takes one
+:class:`StepContext` and posts, DMs and records Events through it; it sets the
+inquiry's new column values in ``values`` and the card's note in ``notes``,
+which the scheduler stores with one compare-and-set after the inquiry's steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.clock.people import ladder, mention, on_duty, platform_user, stand_in, targets
+from bot.clock.writes import Writes
+from bot.context import AppContext
+from bot.sla import ClockState, Plan, Step, plan
+from cards.strings import text
+from config.schema import RepSettings, TeamSettings
+from store.models import Inquiry
+
+
+def local_time(team: TeamSettings, at: datetime) -> str:
+    """``at`` in the team's time zone, as messages show it."""
+    return at.astimezone(ZoneInfo(team.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def clock_state(inquiry: Inquiry) -> ClockState:
+    """The columns of ``inquiry`` that the pure planner (``bot.sla.plan``) reads."""
+    assert inquiry.id is not None
+    return ClockState(
+        id=inquiry.id,
+        status=inquiry.status,
+        assignee=inquiry.assignee,
+        priority=inquiry.priority,
+        country=inquiry.country,
+        claim_due_at=inquiry.claim_due_at,
+        reply_due_at=inquiry.reply_due_at,
+        first_reply_at=inquiry.first_reply_at,
+        snoozed_until=inquiry.snoozed_until,
+        follow_up_at=inquiry.follow_up_at,
+    )
+
+
+def plan_for(
+    ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime, away: frozenset[str]
+) -> Plan:
+    """Which steps of ``inquiry`` are due at ``now`` and when the next one is."""
+    return plan(
+        clock_state(inquiry),
+        team,
+        now,
+        has_leads=bool(ladder(ctx, team, 1, away)),
+        has_managers=bool(ladder(ctx, team, 2, away)),
+    )
+
+
+@dataclass
+class StepContext:
+    """One due step of one inquiry, inside its chunk's transaction; the shared ways to act."""
+
+    ctx: AppContext
+    out: Writes
+    team: TeamSettings
+    inquiry: Inquiry
+    step: Step
+    now: datetime
+    late: bool
+    away: frozenset[str]
+    values: dict[str, Any]
+    """New column values of the inquiry, stored after its steps."""
+    notes: list[str]
+    """Notes for the card's update (a non-empty list re-renders the card)."""
+
+    @property
+    def number(self) -> int:
+        assert self.inquiry.id is not None
+        return self.inquiry.id
+
+    def t(self, key: str, **params: object) -> str:
+        """The team's string ``key``."""
+        return text(self.team.locale, key, **params)
+
+    def local(self, at: datetime) -> str:
+        return local_time(self.team, at)
+
+    @property
+    def late_suffix(self) -> str:
+        """ " (late: was due ...)" when the step is done late, else ""."""
+        return (" " + self.t("clock.late", due=self.local(self.step.due_at))) if self.late else ""
+
+    def stand_in(self, rep_id: str) -> str:
+        return stand_in(self.ctx, rep_id, self.away)
+
+    def on_duty(self) -> list[RepSettings]:
+        return on_duty(self.ctx, self.team, self.away)
+
+    def ladder(self, level: int) -> list[str]:
+        return ladder(self.ctx, self.team, level, self.away)
+
+    def post_group(self, message: str, reps: list[RepSettings]) -> None:
+        """A message in the card's thread on every platform, ``{mentions}`` filled in per platform."""
+        for channel, dest in targets(self.ctx, self.team):
+            mentions = " ".join(mention(channel, r) for r in reps)
+            self.out.enqueue(
+                key=f"thread.post:{channel}:{dest}:{self.step.key}",
+                channel=channel,
+                kind="thread.post",
+                destination=dest,
+                inquiry_id=self.number,
+                now=self.now,
+                payload={
+                    "text": message.replace("{mentions}", mentions).strip(),
+                    "mentions": [platform_user(channel, r) for r in reps],
+                },
+            )
+
+    def direct(self, message: str, rep_ids: list[str], *, card: str = "") -> list[str]:
+        """A DM to each rep on each platform the team uses; returns who was reachable somewhere."""
+        reached: list[str] = []
+        platforms = list(dict.fromkeys(channel for channel, _dest in targets(self.ctx, self.team)))
+        for rep_id in rep_ids:
+            rep = self.ctx.settings.rep(rep_id)
+            if rep is None:
+                continue
+            for channel in platforms:
+                user = platform_user(channel, rep)
+                if not user:
+                    continue
+                self.out.enqueue(
+                    key=f"dm:{channel}:{user}:{self.step.key}",
+                    channel=channel,
+                    kind="dm",
+                    destination=user,
+                    inquiry_id=self.number,
+                    now=self.now,
+                    payload={
+                        "text": message,
+                        "locale": self.team.locale,
+                        "rep": rep_id,
+                        "card": card,
+                        "level": self.step.number,
+                    },
+                )
+                if rep_id not in reached:
+                    reached.append(rep_id)
+        return reached
+
+    def event(self, kind: str, **data: Any) -> None:
+        """The step's Event (``before``/``after`` taken from ``data``), keyed by the step."""
+        self.out.event(
+            self.inquiry,
+            at=self.now,
+            kind=kind,
+            before=str(data.pop("before", "")),
+            after=str(data.pop("after", "")),
+            data={
+                "step": self.step.key,
+                "due_at": self.step.due_at.isoformat(),
+                "late": self.late,
+                **data,
+            },
+        )

@@ -1,0 +1,64 @@
+"""Who the clock addresses: mentions per platform, reps on duty, stand-ins while away, the ladder."""
+
+from __future__ import annotations
+
+from bot.context import AppContext
+from config.schema import RepSettings, TeamSettings
+
+
+def platform_user(platform: str, rep: RepSettings) -> str:
+    """The rep's user id on ``platform`` ("" when unknown there).
+
+    Platforms without an id column in the config (the recording channel, the
+    web inbox) address reps by their claimdesk id.
+    """
+    attr = f"{platform}_id"
+    if attr in type(rep).model_fields:
+        return str(getattr(rep, attr) or "")
+    return rep.id
+
+
+def mention(platform: str, rep: RepSettings) -> str:
+    """A real mention on ``platform`` where the rep's id is known, else ``@Name``."""
+    user = platform_user(platform, rep)
+    if user and platform in ("slack", "wecom"):
+        return f"<@{user}>"
+    if user and platform == "dingtalk":
+        return f"@{user}"
+    if user and platform not in ("slack", "wecom", "dingtalk") and user != rep.id:
+        return f"@{user}"
+    return f"@{rep.name}"
+
+
+def stand_in(ctx: AppContext, rep_id: str, away: frozenset[str]) -> str:
+    """The rep, or their backup while they are away (once; no chains).
+
+    ``away``: everyone away now (config or own flag, see ``bot.presence``).
+    """
+    rep = ctx.settings.rep(rep_id)
+    if rep is not None and rep.id in away and rep.backup:
+        backup = ctx.settings.rep(rep.backup)
+        if backup is not None and backup.id not in away:
+            return backup.id
+    return rep_id
+
+
+def on_duty(ctx: AppContext, team: TeamSettings, away: frozenset[str]) -> list[RepSettings]:
+    """The team's members who are not away (those a nudge mentions)."""
+    reps = [ctx.settings.rep(r) for r in team.members]
+    return [r for r in reps if r is not None and r.id not in away]
+
+
+def ladder(ctx: AppContext, team: TeamSettings, level: int, away: frozenset[str]) -> list[str]:
+    """Who an escalation of ``level`` goes to (1: the leads, 2: the managers), stand-ins applied."""
+    people = team.leads if level == 1 else team.managers
+    return list(dict.fromkeys(stand_in(ctx, r, away) for r in people))
+
+
+def targets(ctx: AppContext, team: TeamSettings) -> list[tuple[str, str]]:
+    """Every (platform, destination) where the team's cards are posted."""
+    return [
+        (name, dest)
+        for name, channel in ctx.channels.items()
+        for dest in channel.destinations(team)
+    ]

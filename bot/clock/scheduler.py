@@ -1,0 +1,226 @@
+"""The scheduler: the loop that ticks, and a tick that does every due step once, chunk by chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.card_sync import queue_card_updates
+from bot.clock.context import StepContext, plan_for
+from bot.clock.hand_over import hand_over_from_away
+from bot.clock.steps import STEPS
+from bot.clock.writes import Writes, store_values, with_values
+from bot.context import AppContext
+from bot.presence import away_reps
+from bot.sla import Plan
+from config.schema import TeamSettings
+from store import inquiries as repo
+from store.engine import transaction
+from store.job_runs import claim_jobs
+from store.models import Inquiry, Lane
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClockSettings:
+    """Tuning of the scheduler (tests call ``tick`` themselves and never wait for the loop)."""
+
+    interval_seconds: float = 15.0
+    batch: int = 500
+    chunk: int = 50  # due inquiries handled in one transaction
+    max_rounds: int = 20  # batches per tick at most, so one tick always ends
+    late_after: timedelta = timedelta(minutes=5)
+    digests: bool = True
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for logs, metrics, tests and the benchmark)."""
+
+    due: int = 0
+    steps: int = 0
+    late: int = 0
+    handovers: int = 0
+    digests: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, done: TickReport) -> None:
+        """Add the step counts of ``done`` (a chunk that committed)."""
+        self.steps += done.steps
+        self.late += done.late
+        for kind, n in done.kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + n
+
+
+class Scheduler:
+    """Ticks the clock: finds due inquiries in the database and does each due step once."""
+
+    def __init__(
+        self, ctx: AppContext, settings: ClockSettings | None = None, owner: str = ""
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings or ClockSettings()
+        self.owner = owner or f"clock-{uuid.uuid4().hex[:12]}"
+        self._stop = asyncio.Event()
+        self._digest_seen: dict[
+            str, str
+        ] = {}  # team -> newest slot known done (saves a query per tick)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Tick every ``interval_seconds`` until ``stop()``; a failing tick is logged and retried."""
+        while not self._stop.is_set():
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("clock tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.settings.interval_seconds)
+
+    async def tick(self) -> TickReport:
+        """Do everything due at ``ctx.clock()`` once."""
+        now = self.ctx.clock()
+        report = TickReport()
+        report.handovers = await hand_over_from_away(self.ctx, now)
+        seen: set[int] = set()
+        for _ in range(self.settings.max_rounds):
+            ids = [i for i in await self._due_ids(now) if i not in seen]
+            if not ids:
+                break
+            seen.update(ids)
+            report.due += len(ids)
+            size = max(1, self.settings.chunk)
+            for start in range(0, len(ids), size):
+                await self._handle_chunk(ids[start : start + size], now, report)
+        if self.settings.digests:
+            from bot.digest import run_due_digests
+
+            report.digests = await run_due_digests(
+                self.ctx, now, owner=self.owner, seen=self._digest_seen
+            )
+        if report.steps or report.handovers or report.digests:
+            self.ctx.changed.fire()
+            self.ctx.outbox_ready.fire()
+        return report
+
+    async def _due_ids(self, now: datetime) -> list[int]:
+        async with self.ctx.sessions() as session:
+            rows = await session.exec(
+                select(Inquiry.id)
+                .where(col(Inquiry.next_due_at) <= now)
+                .order_by(col(Inquiry.next_due_at))
+                .limit(self.settings.batch)
+            )
+            return [i for i in rows.all() if i is not None]
+
+    async def _handle_chunk(self, ids: list[int], now: datetime, report: TickReport) -> None:
+        """``ids`` in one transaction; when that fails, each of them in its own."""
+        if len(ids) > 1:
+            done = TickReport()
+            try:
+                await self._handle(ids, now, done)
+            except Exception as exc:
+                log.info(
+                    "clock chunk failed (%s); handling its inquiries one by one",
+                    type(exc).__name__,
+                    extra={"inquiries": len(ids)},
+                )
+            else:
+                report.merge(done)
+                return
+        for inquiry_id in ids:
+            done = TickReport()
+            try:
+                await self._handle([inquiry_id], now, done)
+            except repo.Conflict:
+                log.info(
+                    "clock step lost a race; the next tick decides again",
+                    extra={"inquiry": inquiry_id},
+                )
+            except Exception:
+                log.exception("clock step failed", extra={"inquiry": inquiry_id})
+            else:
+                report.merge(done)
+
+    async def _handle(self, ids: list[int], now: datetime, report: TickReport) -> None:
+        """Do the due steps of ``ids`` (those still due and not locked by another process).
+
+        Counts go to ``report`` as they happen; the caller merges it only once
+        the transaction committed.
+        """
+        ctx = self.ctx
+        async with transaction(ctx.sessions) as session:
+            stmt = (
+                select(Inquiry)
+                .where(col(Inquiry.id).in_(ids), col(Inquiry.next_due_at) <= now)
+                .execution_options(populate_existing=True)
+            )
+            bind = session.bind
+            if bind is not None and bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            position = {inquiry_id: n for n, inquiry_id in enumerate(ids)}
+            inquiries = sorted(
+                (await session.exec(stmt)).all(), key=lambda i: position.get(i.id or 0, 0)
+            )
+            if not inquiries:
+                return  # other processes have them, or they are no longer due
+            conn = await session.connection()
+            away = await away_reps(ctx, session)
+            work: list[tuple[Inquiry, TeamSettings | None, Plan | None]] = []
+            for inquiry in inquiries:
+                try:
+                    team = ctx.settings.team(inquiry.team)
+                except KeyError:
+                    work.append((inquiry, None, None))
+                    continue
+                work.append((inquiry, team, plan_for(ctx, team, inquiry, now, away)))
+            won = await claim_jobs(
+                session,
+                {
+                    step.key: {"inquiry": inquiry.id, "kind": step.kind}
+                    for inquiry, _team, current in work
+                    if current is not None
+                    for step in current.due
+                },
+                self.owner,
+                now,
+            )
+            out = Writes(session)
+            for inquiry, known, current in work:
+                if known is None or current is None:
+                    await store_values(conn, inquiry, now, bump=False, values={"next_due_at": None})
+                    continue
+                team = known
+                values: dict[str, Any] = {}
+                notes: list[str] = []
+                for step in current.due:
+                    if step.key not in won:
+                        continue  # done before (by us or by another process)
+                    late = now - step.due_at > self.settings.late_after
+                    STEPS[step.kind](
+                        StepContext(ctx, out, team, inquiry, step, now, late, away, values, notes)
+                    )
+                    report.steps += 1
+                    report.late += int(late)
+                    report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
+                after = plan_for(ctx, team, with_values(inquiry, values), now, away)
+                values["next_due_at"] = after.next_due_at
+                updated = await store_values(
+                    conn, inquiry, now, bump=bool(notes) or "status" in values, values=values
+                )
+                if notes:
+                    await out.flush(conn)  # keeps the outbox rows in the order they were made
+                    await queue_card_updates(
+                        session, ctx, updated, lane=Lane.BULK, note=" · ".join(notes)
+                    )
+            await out.flush(conn)
