@@ -21,12 +21,12 @@ from bot.api import api_routes
 from bot.clock import ClockSettings, Scheduler
 from bot.context import AppContext, Clock
 from bot.inbox_backend import WebInboxBackend
-from bot.ingest import InboundMessage, ingest
 from bot.live_feed import LiveFeed
 from bot.mail_intake import MailboxIntake
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
 from bot.slack_app import SlackBot
+from bot.webhook_intake import intake_webhook
 from config.schema import Settings, parse_duration_minutes
 from connectors.channels import ChatChannel
 from connectors.slack.channel import SlackChannel
@@ -117,30 +117,11 @@ class Service:
         return service
 
     async def intake(self, form: InboundForm) -> IntakeReceipt:
-        hook = self.ctx.settings.webhook(form.webhook)
-        result = await ingest(
-            self.ctx,
-            InboundMessage(
-                source=form.webhook,
-                source_kind="webhook",
-                dedupe_key=form.dedupe_key,
-                email=form.email,
-                name=form.name,
-                company=form.company,
-                country=form.country,
-                phone=form.phone,
-                language=form.language,
-                subject=form.subject,
-                text=form.message,
-                team=hook.team if hook else "",
-                mailbox=hook.mailbox if hook else "",
-                fields=form.fields,
-            ),
-        )
+        receipt = await intake_webhook(self.ctx, form)
         self.ctx.metrics.webhook_requests.labels(
-            form.webhook, "duplicate" if result.duplicate else "accepted"
+            form.webhook, "duplicate" if receipt.duplicate else "accepted"
         ).inc()
-        return IntakeReceipt(result.inquiry_id, result.duplicate)
+        return receipt
 
     def start_background(self) -> None:
         self.tasks = [asyncio.create_task(self.worker.run()), asyncio.create_task(self.feed.run())]
