@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -27,8 +28,10 @@ from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
 from bot.slack_app import SlackBot
 from bot.webhook_intake import intake_webhook
+from cards.actions import BadInquiryId
 from config.schema import Settings, parse_duration_minutes
 from connectors.channels import ChatChannel
+from connectors.safe_decode import BadInput
 from connectors.slack.channel import SlackChannel
 from connectors.web.auth import Signer
 from connectors.web.inbox import WebInbox
@@ -39,6 +42,26 @@ from store.migrate import migrate
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def refuse_or_contain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The last line of defence on every inbound path.
+
+    Input a handler failed to refuse (``BadInput``, a bad id) still gets a 400
+    with its one-line reason; any other unexpected exception is logged with its
+    traceback for us and answered with a bare JSON 500 that shows none of it.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (BadInput, BadInquiryId) as exc:
+        log.info("request refused", extra={"path": request.path, "detail": str(exc)})
+        return web.json_response({"error": str(exc)}, status=400)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return web.json_response({"error": "internal error"}, status=500)
 
 
 @dataclass
@@ -159,7 +182,10 @@ class Service:
 
     def web_app(self, *, background: bool = True) -> web.Application:
         settings = self.ctx.settings
-        app = web.Application(client_max_size=settings.server.max_body_bytes)
+        app = web.Application(
+            client_max_size=settings.server.max_body_bytes,
+            middlewares=[refuse_or_contain_errors],
+        )
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake))
         inbox = WebInbox(
