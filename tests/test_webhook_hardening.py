@@ -28,9 +28,11 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 FORM_TOKEN = "form-token-123"
 
 
-def settings_with_form_hook(smtp_port: int, db_url: str) -> Any:
+def settings_with_form_hook(
+    smtp_port: int, db_url: str, slack_api: str = "http://127.0.0.1:9/api/"
+) -> Any:
     """The test config plus a token-authenticated flat form webhook and Slack switched on."""
-    data = slack_config(base_config(smtp_port, db_url), "http://127.0.0.1:9/api/")
+    data = slack_config(base_config(smtp_port, db_url), slack_api)
     data = copy.deepcopy(data)
     data["webhooks"].append({"name": "form", "token": FORM_TOKEN, "team": "sales"})
     return settings_from_mapping(data, source="test.toml", env={})
