@@ -45,6 +45,14 @@ async def app(sqlite_url: str, smtp: Any, service_factory: Any, client_factory: 
     return service, client
 
 
+@pytest.fixture
+async def app_any_db(db_url: str, smtp: Any, service_factory: Any, client_factory: Any) -> Any:
+    """The same on SQLite and on a real PostgreSQL (key races meet at different locks there)."""
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    return service, client
+
+
 async def raw_request(
     client: Any,
     method: str,
@@ -159,8 +167,8 @@ async def post_signed(client: Any, body: dict[str, Any], **headers: str) -> Any:
     )
 
 
-async def test_same_key_same_body_is_the_same_inquiry(app: Any) -> None:
-    _, client = app
+async def test_same_key_same_body_is_the_same_inquiry(app_any_db: Any) -> None:
+    _, client = app_any_db
     first = await post_signed(client, GOOD, **{"Idempotency-Key": "order-1"})
     again = await post_signed(client, GOOD, **{"Idempotency-Key": "order-1"})
     assert first.status == again.status == 202
@@ -169,8 +177,8 @@ async def test_same_key_same_body_is_the_same_inquiry(app: Any) -> None:
     assert one["inquiry"] == two["inquiry"]
 
 
-async def test_reused_key_with_another_body_is_409_and_stores_nothing(app: Any) -> None:
-    _, client = app
+async def test_reused_key_with_another_body_is_409_and_stores_nothing(app_any_db: Any) -> None:
+    _, client = app_any_db
     first = await post_signed(client, GOOD, **{"Idempotency-Key": "order-2"})
     assert first.status == 202
     other = await post_signed(
@@ -185,8 +193,8 @@ async def test_reused_key_with_another_body_is_409_and_stores_nothing(app: Any) 
     assert (await again.json())["inquiry"] == (await first.json())["inquiry"]
 
 
-async def test_one_key_racing_with_two_bodies_gives_one_202_and_one_409(app: Any) -> None:
-    _, client = app
+async def test_one_key_racing_with_two_bodies_gives_one_202_and_one_409(app_any_db: Any) -> None:
+    _, client = app_any_db
     responses = await asyncio.gather(
         *(
             post_signed(client, {**GOOD, "message": f"body {i}"}, **{"Idempotency-Key": "race"})
@@ -201,8 +209,8 @@ async def test_one_key_racing_with_two_bodies_gives_one_202_and_one_409(app: Any
 # -- 3. replay -----------------------------------------------------------------------------
 
 
-async def test_captured_request_replayed_with_new_keys_makes_one_inquiry(app: Any) -> None:
-    _, client = app
+async def test_captured_request_replayed_with_new_keys_makes_one_inquiry(app_any_db: Any) -> None:
+    _, client = app_any_db
     raw = json.dumps(GOOD).encode()
     headers = {
         "Content-Type": "application/json",
