@@ -10,13 +10,15 @@ from aiohttp import web
 
 from bot.context import AppContext
 from bot.timeline import describe_event
+from cards.actions import BadInquiryId, parse_inquiry_id
+from connectors.safe_decode import ascii_header
 from store import inquiries as repo
 from store.engine import transaction
 from store.models import Contact, Inquiry, Status
 
 
 def _authorized(ctx: AppContext, request: web.Request) -> None:
-    header = request.headers.get("Authorization", "")
+    header = ascii_header(request.headers.get("Authorization", ""))
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token or not any(
         hmac.compare_digest(token.encode(), t.encode())
@@ -117,7 +119,12 @@ def api_routes(ctx: AppContext) -> list[web.RouteDef]:
 
     async def get_inquiry(request: web.Request) -> web.Response:
         _authorized(ctx, request)
-        inquiry_id = int(request.match_info["id"])
+        try:
+            inquiry_id = parse_inquiry_id(request.match_info["id"])
+        except BadInquiryId:
+            return web.json_response(
+                {"error": f"no inquiry #{request.match_info['id'][:30]}"}, status=404
+            )
         async with transaction(ctx.readers) as session:
             try:
                 inquiry = await repo.get_inquiry(session, inquiry_id)

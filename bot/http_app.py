@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -25,16 +26,18 @@ from bot.api import api_routes
 from bot.clock import ClockSettings, Scheduler
 from bot.context import AppContext, Clock
 from bot.inbox_backend import WebInboxBackend
-from bot.ingest import InboundMessage, ingest
 from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
 from bot.mail_intake import MailboxIntake
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
+from bot.webhook_intake import intake_webhook
+from cards.actions import BadInquiryId
 from config.schema import Settings, parse_duration_minutes
 from connectors.channels import ChatChannel
 from connectors.platform import ChatPlatform
 from connectors.registry import build_platforms
+from connectors.safe_decode import BadInput
 from connectors.web.auth import Signer
 from connectors.web.inbox import WebInbox
 from connectors.webhooks import InboundForm, IntakeReceipt, webhook_routes
@@ -44,6 +47,26 @@ from store.migrate import migrate
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def refuse_or_contain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The last line of defence on every inbound path.
+
+    Input a handler failed to refuse (``BadInput``, a bad id) still gets a 400
+    with its one-line reason; any other unexpected exception is logged with its
+    traceback for us and answered with a bare JSON 500 that shows none of it.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (BadInput, BadInquiryId) as exc:
+        log.info("request refused", extra={"path": request.path, "detail": str(exc)})
+        return web.json_response({"error": str(exc)}, status=400)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return web.json_response({"error": "internal error"}, status=500)
 
 
 @dataclass
@@ -123,30 +146,11 @@ class Service:
         )
 
     async def intake(self, form: InboundForm) -> IntakeReceipt:
-        hook = self.ctx.settings.webhook(form.webhook)
-        result = await ingest(
-            self.ctx,
-            InboundMessage(
-                source=form.webhook,
-                source_kind="webhook",
-                dedupe_key=form.dedupe_key,
-                email=form.email,
-                name=form.name,
-                company=form.company,
-                country=form.country,
-                phone=form.phone,
-                language=form.language,
-                subject=form.subject,
-                text=form.message,
-                team=hook.team if hook else "",
-                mailbox=hook.mailbox if hook else "",
-                fields=form.fields,
-            ),
-        )
+        receipt = await intake_webhook(self.ctx, form)
         self.ctx.metrics.webhook_requests.labels(
-            form.webhook, "duplicate" if result.duplicate else "accepted"
+            form.webhook, "duplicate" if receipt.duplicate else "accepted"
         ).inc()
-        return IntakeReceipt(result.inquiry_id, result.duplicate)
+        return receipt
 
     def start_background(self) -> None:
         self.tasks = [asyncio.create_task(self.worker.run()), asyncio.create_task(self.feed.run())]
@@ -180,7 +184,10 @@ class Service:
 
     def web_app(self, *, background: bool = True) -> web.Application:
         settings = self.ctx.settings
-        app = web.Application(client_max_size=settings.server.max_body_bytes)
+        app = web.Application(
+            client_max_size=settings.server.max_body_bytes,
+            middlewares=[refuse_or_contain_errors],
+        )
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake))
         inbox = WebInbox(

@@ -8,10 +8,13 @@ actions from others in the same app.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 PREFIX = "cd1"
+MAX_ID = 2**31 - 1  # inquiry.id is an INTEGER (32-bit on PostgreSQL): no larger id can exist
+_ID = re.compile(r"[0-9]{1,10}")
 
 
 class Verb(StrEnum):
@@ -32,16 +35,32 @@ class BadActionId(ValueError):
     """An action id we did not write (or a forged/garbled one)."""
 
 
+class BadInquiryId(ValueError):
+    """Text that cannot be an inquiry number (not ASCII digits, or beyond the database's range)."""
+
+
+def parse_inquiry_id(text: str) -> int:
+    """An inquiry number from untrusted text: ASCII digits only, 1 to ``MAX_ID``.
+
+    ``int()`` alone would accept ``" 12"``, ``"1_2"``, ``"１２"`` and numbers no
+    database column can hold (which then fail deep in the driver as a 500).
+    """
+    if not _ID.fullmatch(text) or not 0 < int(text) <= MAX_ID:
+        raise BadInquiryId(f"not an inquiry number: {text[:30]!r}")
+    return int(text)
+
+
 def encode_action(verb: Verb, inquiry_id: int) -> str:
     return f"{PREFIX}:{verb.value}:{inquiry_id}"
 
 
 def decode_action(action_id: str) -> tuple[Verb, int]:
+    """The verb and inquiry of an action id; ``BadActionId`` for anything we did not write."""
     parts = action_id.split(":")
     if len(parts) != 3 or parts[0] != PREFIX:
         raise BadActionId(f"not a claimdesk action id: {action_id[:80]!r}")
     try:
-        return Verb(parts[1]), int(parts[2])
+        return Verb(parts[1]), parse_inquiry_id(parts[2])
     except ValueError as exc:
         raise BadActionId(f"malformed claimdesk action id: {action_id[:80]!r}") from exc
 

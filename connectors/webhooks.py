@@ -1,20 +1,35 @@
 """Inbound webhooks: ``POST /webhooks/{name}`` from contact forms and shop platforms.
 
 Order of checks, so bad input costs little and stores nothing:
-size (413) -> authentication (401: HMAC-SHA256 of the raw body in
-``X-Claimdesk-Signature: sha256=<hex>``, or the webhook's token in
-``X-Claimdesk-Token`` / ``Authorization: Bearer``) -> body parse (JSON or
-form-encoded; 415/400) -> field mapping and validation (422 naming the fields).
-Only then is the intake called; it answers 202 with the inquiry id, the same
-id again for a duplicate (same ``Idempotency-Key``, or the same body).
+size (413; the body is read to its end or to the limit, however slowly it
+arrives) -> authentication (401) -> body parse (JSON or form-encoded; 415/400)
+-> field mapping and validation (422 naming the fields). Only then is the
+intake called; it answers 202 with the inquiry id.
+
+Authentication, one of:
+
+- **timestamped signature** (recommended): ``X-Claimdesk-Timestamp: <unix
+  seconds>`` and ``X-Claimdesk-Signature: sha256=<hex>``, the HMAC-SHA256 of
+  ``timestamp + "." + body`` with the webhook's secret; refused when the
+  timestamp is more than ``TIMESTAMP_TOLERANCE`` seconds away from our clock
+  either way (as Slack and Stripe do), so a captured request cannot be replayed
+  later;
+- **body-only signature**: the HMAC-SHA256 of the raw body, no timestamp
+  header (for senders that cannot do better);
+- the webhook's **token** in ``X-Claimdesk-Token`` / ``Authorization: Bearer``.
+
+Duplicates (decided by the intake, see ``bot.webhook_intake``): the same
+``Idempotency-Key`` with the same body is the same inquiry (202, ``duplicate:
+true``); the same key with another body is a 409; an identical body within
+the dedupe window is the same inquiry whatever its key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +37,14 @@ from typing import Any
 from aiohttp import web
 
 from config.schema import WebhookSettings
+from connectors.safe_decode import BadInput, ascii_header, json_of, text_of
 from routing.addresses import address_problem
 
 log = logging.getLogger(__name__)
 
 _MAX_FIELD = 20_000
+_READ_CHUNK = 64 * 1024
+TIMESTAMP_TOLERANCE = 300  # seconds, either way: a 5-minute window
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,9 @@ class InboundForm:
     country: str = ""
     phone: str = ""
     language: str = ""
-    dedupe_key: str = ""
+    dedupe_key: str = ""  # set by programmatic callers; a webhook request leaves it empty
+    idempotency_key: str = ""  # the sender's ``Idempotency-Key``
+    body_sha256: str = ""  # hex SHA-256 of the raw body, for key and body dedupe
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,19 +84,43 @@ class WebhookRejected(Exception):
         self.fields = dict(fields or {})
 
 
-def sign_body(secret: str, body: bytes) -> str:
-    """The signature header value a sender computes: ``sha256=<hex>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign_body(secret: str, body: bytes, timestamp: int | str | None = None) -> str:
+    """The signature header value a sender computes: ``sha256=<hex>``.
+
+    With ``timestamp`` (unix seconds) the HMAC covers ``timestamp + "." + body``
+    (the recommended scheme); without it, the body alone.
+    """
+    signed = body if timestamp is None else str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def _authenticate(request: web.Request, hook: WebhookSettings, body: bytes) -> None:
-    if hook.secret:
-        given = request.headers.get("X-Claimdesk-Signature", "")
-        if given and hmac.compare_digest(given.strip().lower(), sign_body(hook.secret, body)):
-            return
+def _check_signature(request: web.Request, hook: WebhookSettings, body: bytes, now: float) -> bool:
+    given = ascii_header(request.headers.get("X-Claimdesk-Signature", "")).strip().lower()
+    if not given:
+        return False
+    stamp = request.headers.get("X-Claimdesk-Timestamp")
+    if stamp is None:
+        expected = sign_body(hook.secret, body)
+    else:
+        stamp = stamp.strip()
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            raise WebhookRejected(401, "X-Claimdesk-Timestamp must be unix seconds")
+        if abs(now - int(stamp)) > TIMESTAMP_TOLERANCE:
+            raise WebhookRejected(
+                401,
+                f"X-Claimdesk-Timestamp is more than {TIMESTAMP_TOLERANCE} s from our clock "
+                "(replayed, or the sender's clock is wrong)",
+            )
+        expected = sign_body(hook.secret, body, stamp)
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _authenticate(request: web.Request, hook: WebhookSettings, body: bytes, now: float) -> None:
+    if hook.secret and _check_signature(request, hook, body, now):
+        return
     if hook.token:
-        given = request.headers.get("X-Claimdesk-Token", "")
-        auth = request.headers.get("Authorization", "")
+        given = ascii_header(request.headers.get("X-Claimdesk-Token", ""))
+        auth = ascii_header(request.headers.get("Authorization", ""))
         if not given and auth.lower().startswith("bearer "):
             given = auth[7:].strip()
         if given and hmac.compare_digest(given.encode(), hook.token.encode()):
@@ -97,34 +141,54 @@ def _pick(data: Mapping[str, Any], path: str) -> str:
     return str(node).strip()
 
 
-async def _parse_body(request: web.Request, body: bytes) -> dict[str, Any]:
+def _parse_body(request: web.Request, body: bytes) -> dict[str, Any]:
     ctype = request.content_type
-    if ctype in ("application/json", "text/json") or ctype.endswith("+json"):
-        try:
-            parsed = json.loads(body.decode(request.charset or "utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WebhookRejected(400, f"body is not valid JSON: {exc}") from None
-        if not isinstance(parsed, dict):
-            raise WebhookRejected(400, "JSON body must be an object")
-        return parsed
-    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        from urllib.parse import parse_qsl
-
+    try:
+        if ctype in ("application/json", "text/json") or ctype.endswith("+json"):
+            parsed = json_of(body, request.charset)
+            if not isinstance(parsed, dict):
+                raise WebhookRejected(400, "JSON body must be an object")
+            return parsed
         if ctype == "multipart/form-data":
             raise WebhookRejected(
                 415, "multipart uploads are not accepted; send JSON or form-urlencoded"
             )
-        try:
-            pairs = parse_qsl(body.decode(request.charset or "utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise WebhookRejected(400, "form body is not valid UTF-8") from None
-        return dict(pairs)
+        if ctype == "application/x-www-form-urlencoded":
+            from urllib.parse import parse_qsl
+
+            return dict(parse_qsl(text_of(body, request.charset), keep_blank_values=True))
+    except BadInput as exc:
+        raise WebhookRejected(400, str(exc)) from None
     raise WebhookRejected(
-        415, f"unsupported Content-Type {ctype!r}; send application/json or form-urlencoded"
+        415, f"unsupported Content-Type {ctype[:60]!r}; send application/json or form-urlencoded"
     )
 
 
-def map_fields(hook: WebhookSettings, data: Mapping[str, Any], dedupe_key: str) -> InboundForm:
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however it is split into packets; 413 as soon as it passes ``limit``.
+
+    ``StreamReader.read(n)`` returns what is buffered (at least one byte), not ``n``
+    bytes: a body arriving in two packets would be cut short after the first.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise WebhookRejected(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRejected(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def map_fields(
+    hook: WebhookSettings,
+    data: Mapping[str, Any],
+    *,
+    idempotency_key: str = "",
+    body_sha256: str = "",
+) -> InboundForm:
     """Apply the field mapping; 422 naming every missing or invalid field."""
     mapping = hook.fields
     values = {name: _pick(data, getattr(mapping, name)) for name in type(mapping).model_fields}
@@ -150,30 +214,27 @@ def map_fields(hook: WebhookSettings, data: Mapping[str, Any], dedupe_key: str) 
         country=values["country"][:2].upper() if len(values["country"]) == 2 else values["country"],
         phone=values["phone"],
         language=values["language"],
-        dedupe_key=dedupe_key,
+        idempotency_key=idempotency_key,
+        body_sha256=body_sha256,
         fields={k: v for k, v in data.items() if isinstance(v, str | int | float | bool)},
     )
 
 
-async def read_webhook(request: web.Request, hook: WebhookSettings) -> InboundForm:
+async def read_webhook(
+    request: web.Request, hook: WebhookSettings, *, now: float | None = None
+) -> InboundForm:
     """Read, authenticate and validate one webhook request (raises ``WebhookRejected``)."""
-    limit = hook.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise WebhookRejected(413, f"body larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise WebhookRejected(413, f"body larger than {limit} bytes")
-    _authenticate(request, hook, body)
-    data = await _parse_body(request, body)
+    body = await read_body(request, hook.max_body_bytes)
+    _authenticate(request, hook, body, time.time() if now is None else now)
+    data = _parse_body(request, body)
     idem = request.headers.get("Idempotency-Key", "").strip()
     if len(idem) > 150:
         raise WebhookRejected(400, "Idempotency-Key longer than 150 characters")
-    dedupe = (
-        f"webhook:{hook.name}:key:{idem}"
-        if idem
-        else f"webhook:{hook.name}:sha256:{hashlib.sha256(body).hexdigest()}"
+    if not idem.isascii() or not idem.isprintable():
+        raise WebhookRejected(400, "Idempotency-Key must be printable ASCII")
+    return map_fields(
+        hook, data, idempotency_key=idem, body_sha256=hashlib.sha256(body).hexdigest()
     )
-    return map_fields(hook, data, dedupe)
 
 
 Intake = Callable[[InboundForm], Awaitable[IntakeReceipt]]
@@ -189,6 +250,7 @@ def webhook_routes(hooks: Mapping[str, WebhookSettings], intake: Intake) -> list
             return web.json_response({"error": f"no webhook named {name!r}"}, status=404)
         try:
             form = await read_webhook(request, hook)
+            receipt = await intake(form)  # may refuse too: a reused Idempotency-Key is a 409
         except WebhookRejected as exc:
             log.info(
                 "webhook refused",
@@ -198,7 +260,6 @@ def webhook_routes(hooks: Mapping[str, WebhookSettings], intake: Intake) -> list
             if exc.fields:
                 body["fields"] = exc.fields
             return web.json_response(body, status=exc.status)
-        receipt = await intake(form)
         return web.json_response(
             {"inquiry": receipt.inquiry_id, "duplicate": receipt.duplicate, "status": "accepted"},
             status=202,

@@ -282,3 +282,19 @@ class RepPresence(SQLModel, table=True):
     rep_id: str = Field(primary_key=True, max_length=63)
     away: bool = False
     updated_at: datetime = _ts(nullable=False)
+
+
+class WebhookKey(SQLModel, table=True):
+    """An ``Idempotency-Key`` a webhook sender used: the body it came with and its inquiry.
+
+    The same key with the same body answers the same inquiry; with another body, 409.
+    ``inquiry_id`` is empty between the key's first sight and its inquiry's commit.
+    """
+
+    __tablename__ = "webhook_key"
+
+    webhook: str = Field(primary_key=True, max_length=63)
+    key: str = Field(primary_key=True, max_length=150)
+    body_sha256: str = Field(max_length=64)
+    inquiry_id: int | None = None
+    created_at: datetime = _ts(nullable=False, index=True)

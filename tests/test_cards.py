@@ -128,3 +128,21 @@ def test_markdown_escaping_breaks_mentions_and_markup() -> None:
     assert "@1" not in out
     assert "[click](http" not in out
     assert "**" not in out
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        "cd1:claim:１２",
+        "cd1:claim: 12",
+        "cd1:claim:1_2",
+        "cd1:claim:-3",
+        "cd1:claim:0",
+        "cd1:claim:" + "9" * 30,
+        "cd1:claim:2147483648",
+    ],
+)
+def test_garbled_inquiry_numbers_in_action_ids_are_refused(garbled: str) -> None:
+    # int() alone takes all of these; the database cannot hold the large ones (a 500 there)
+    with pytest.raises(BadActionId):
+        decode_action(garbled)

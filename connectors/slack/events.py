@@ -25,6 +25,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from connectors.safe_decode import BadInput, text_of
 from connectors.slack.render import BODY_ACTION, SUBJECT_BLOCK
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,30 @@ def build_bolt_app(*, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
     )
 
 
+def refuse_garbled(request: web.Request, body: bytes) -> web.Response | None:
+    """A 4xx for what Bolt's verifier would crash on (``int()`` of the timestamp, a
+    ``compare_digest`` of non-ASCII text, an unknown charset), else ``None``."""
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if stamp and not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return web.json_response(
+            {"error": "X-Slack-Request-Timestamp must be unix seconds"}, status=401
+        )
+    if not request.headers.get("X-Slack-Signature", "").isascii():
+        return web.json_response({"error": "invalid X-Slack-Signature"}, status=401)
+    try:
+        text_of(body, request.charset)
+    except BadInput as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return None
+
+
 def events_routes(bolt: AsyncApp, *, path: str = EVENTS_PATH) -> list[web.RouteDef]:
     """``POST /slack/events`` on our own aiohttp app."""
 
     async def handle(request: web.Request) -> web.Response:
+        refused = refuse_garbled(request, await request.read())
+        if refused is not None:
+            return refused
         bolt_request = await to_bolt_request(request)
         retry = request.headers.get("X-Slack-Retry-Num")
         if retry:

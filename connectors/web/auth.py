@@ -33,6 +33,8 @@ class Signer:
         return self._login.dumps({"rep": rep_id})
 
     def check_login_token(self, token: str) -> str | None:
+        if not token.isascii():  # ours are ASCII; anything else is forged or garbled
+            return None
         try:
             data = self._login.loads(token, max_age=self.login_max_age)
         except (SignatureExpired, BadSignature):
@@ -44,6 +46,8 @@ class Signer:
         return self._session.dumps({"rep": rep_id})
 
     def check_session(self, cookie: str) -> str | None:
+        if not cookie.isascii():
+            return None
         try:
             data = self._session.loads(cookie, max_age=self.session_max_age)
         except (SignatureExpired, BadSignature):
@@ -55,7 +59,10 @@ class Signer:
         return hmac.new(self._secret, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
 
     def check_csrf(self, cookie: str, token: str) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token(cookie), token)
+        # compare_digest raises TypeError on non-ASCII str: a garbled header is a mismatch
+        if not (token and token.isascii() and cookie.isascii()):
+            return False
+        return hmac.compare_digest(self.csrf_token(cookie).encode(), token.encode())
 
 
 def safe_next(path: str, default: str = "/web/") -> str:

@@ -11,19 +11,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cards.actions import Action, ActionOutcome, BadActionId, parse_action
+from cards.actions import (
+    Action,
+    ActionOutcome,
+    BadActionId,
+    BadInquiryId,
+    parse_action,
+    parse_inquiry_id,
+)
 from cards.model import Card
 from cards.reply_form import ReplyDraft
 from cards.strings import text
+from connectors.safe_decode import BadInput, json_of, text_of
 from connectors.web.auth import COOKIE, Signer, safe_next
 from connectors.web.render import render_card_html
 
@@ -201,6 +210,28 @@ class WebInbox:
             )
         return team
 
+    @staticmethod
+    def _id(request: web.Request) -> int:
+        """The ``{id}`` of the path; 404 for digits no inquiry or attachment can have."""
+        try:
+            return parse_inquiry_id(request.match_info["id"])
+        except BadInquiryId as exc:
+            raise web.HTTPNotFound(text=str(exc), content_type="text/plain") from None
+
+    @staticmethod
+    async def _form(request: web.Request) -> Mapping[str, Any]:
+        """A posted form, decoded safely (an unknown charset or bad bytes are a 400)."""
+        try:
+            if request.content_type == "multipart/form-data":
+                return await request.post()
+            body = await request.read()
+            return dict(parse_qsl(text_of(body, request.charset), keep_blank_values=True))
+        except (BadInput, ValueError, LookupError) as exc:
+            raise web.HTTPBadRequest(
+                text=f"bad form: {str(exc).splitlines()[0][:120] if str(exc) else 'undecodable'}",
+                content_type="text/plain",
+            ) from None
+
     def _page(self, template: str, **context: Any) -> web.Response:
         html = _env.get_template(template).render(**context)
         return web.Response(
@@ -278,7 +309,7 @@ class WebInbox:
 
     async def inquiry_page(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
-        detail = await self.backend.inquiry_detail(int(request.match_info["id"]))
+        detail = await self.backend.inquiry_detail(self._id(request))
         if detail is None:
             raise web.HTTPNotFound(text="no such inquiry")
         team = self._team(rep, detail.team)
@@ -297,7 +328,7 @@ class WebInbox:
 
     async def reply_page(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
-        inquiry_id = int(request.match_info["id"])
+        inquiry_id = self._id(request)
         detail = await self.backend.inquiry_detail(inquiry_id)
         if detail is None:
             raise web.HTTPNotFound(text="no such inquiry")
@@ -316,7 +347,7 @@ class WebInbox:
 
     async def download(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
-        found = await self.backend.attachment(int(request.match_info["id"]))
+        found = await self.backend.attachment(self._id(request))
         if found is None:
             raise web.HTTPNotFound(text="no such attachment")
         self._team(rep, found.team)
@@ -343,7 +374,7 @@ class WebInbox:
         rep = self._rep(request)
         self._check_csrf(request, request.headers.get("X-CSRF-Token", ""))
         try:
-            body = await request.json()
+            body = json_of(await request.read(), request.charset)
             action = parse_action(
                 str(body.get("action", "")),
                 platform="web",
@@ -351,7 +382,7 @@ class WebInbox:
                 value=str(body.get("value", "")),
                 reason=str(body.get("reason", "")),
             )
-        except (json.JSONDecodeError, AttributeError, BadActionId) as exc:
+        except (BadInput, AttributeError, BadActionId) as exc:
             return web.json_response({"ok": False, "message": f"bad request: {exc}"}, status=400)
         outcome = await self.backend.act(action)
         status = (
@@ -380,7 +411,7 @@ class WebInbox:
     async def away(self, request: web.Request) -> web.Response:
         """The signed-in rep's "I'm away" / "I'm back" toggle (a plain form post, then back)."""
         rep = self._rep(request)
-        form = await request.post()
+        form = await self._form(request)
         self._check_csrf(
             request, str(form.get("csrf", "")) or request.headers.get("X-CSRF-Token", "")
         )
@@ -393,10 +424,11 @@ class WebInbox:
 
     async def reply_send(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
-        form = await request.post()
+        inquiry_id = self._id(request)
+        form = await self._form(request)
         self._check_csrf(request, str(form.get("csrf", "")))
         outcome = await self.backend.send_reply(
-            int(request.match_info["id"]),
+            inquiry_id,
             rep,
             str(form.get("subject", "")),
             str(form.get("body", "")),

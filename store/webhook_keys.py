@@ -1,0 +1,28 @@
+"""Webhook ``Idempotency-Key`` records: remember a key with its body hash, link its inquiry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import WebhookKey
+
+
+async def find_key(session: AsyncSession, webhook: str, key: str) -> WebhookKey | None:
+    return await session.get(WebhookKey, (webhook, key))
+
+
+async def add_key(
+    session: AsyncSession, webhook: str, key: str, body_sha256: str, now: datetime
+) -> None:
+    """Insert the key (the caller's transaction fails with ``IntegrityError`` if it exists)."""
+    session.add(WebhookKey(webhook=webhook, key=key, body_sha256=body_sha256, created_at=now))
+    await session.flush()
+
+
+async def link_inquiry(session: AsyncSession, webhook: str, key: str, inquiry_id: int) -> None:
+    row = await session.get(WebhookKey, (webhook, key))
+    if row is not None and row.inquiry_id is None:
+        row.inquiry_id = inquiry_id
+        session.add(row)
