@@ -6,7 +6,9 @@ but not "called"; ``precio`` matches "Precío". Scripts written without spaces
 (Chinese, Japanese, Thai ...) have no word boundaries, so a keyword containing
 such characters matches as a substring (``集装箱`` in ``20尺集装箱报价``).
 A keyword may be a phrase ("stainless steel"): its words must follow each other,
-separated by any run of spaces or punctuation.
+separated by any run of spaces or punctuation. A plural ending (``-s``/``-es``) is
+tolerated, because a rule on "container" is meant to catch "3 containers";
+nothing longer is ("led" never matches "ledger").
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _pattern(keyword: str) -> re.Pattern[str] | None:
     words = [re.escape(w) for w in re.split(r"[\W_]+", folded) if w]
     if not words:  # punctuation only (e.g. "+"): as written
         return re.compile(re.escape(folded))
-    return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(words) + r"(?![^\W_])")
+    return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(words) + r"(?:e?s)?(?![^\W_])")
 
 
 def find_keywords(keywords: tuple[str, ...] | list[str], text: str) -> list[str]:

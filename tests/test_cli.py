@@ -80,8 +80,8 @@ def test_route_explain(
     )
     assert main(["--config", str(config), "route", "--explain", str(body)]) == 0
     out = capsys.readouterr().out
-    assert "rules[0] 'germany': no (country 'US' not in ['DE'])" in out
-    assert "rules[1] 'containers': MATCH" in out
+    assert "rules[0] 'germany': no (when.country: no (country 'US'))" in out
+    assert "rules[1] 'containers': MATCH (when.keywords: yes (found ['container']))" in out
     assert "=> team 'bulk', priority high" in out
 
 

@@ -33,7 +33,9 @@ def msg(text: str = "", subject: str = "", **kw: Any) -> RoutingInput:
         ("led", "We called you yesterday", False),
         ("led", "Price for LED panels?", True),
         ("led", "Led-Leuchten gesucht", True),
-        ("led", "LEDs", False),  # a word boundary is a word boundary
+        ("led", "LEDs and ledgers", True),  # a plural ending is tolerated
+        ("led", "ledger", False),  # nothing longer is
+        ("box", "boxes", True),
         ("precio", "¿Cuál es el PRECÍO?", True),
         ("café", "cafe machines", True),  # accent-insensitive both ways
         ("strasse", "Hauptstraße 5", False),  # inside a word
