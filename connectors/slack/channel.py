@@ -17,6 +17,8 @@ Besides the port this class offers the few calls the Slack glue in ``bot``
 needs (ephemeral messages, modals, user lookups, ``auth.test``); it never
 touches the database. One ``aiohttp.ClientSession`` lives as long as the
 channel (created on first use inside the running loop, closed by ``close``).
+The SDK's own retry handlers are off (its default retries a dropped connection,
+which re-posts what Slack may have accepted).
 """
 
 from __future__ import annotations
@@ -141,12 +143,15 @@ class SlackChannel:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
             )
-            # No rate-limit retry handler on purpose: the outbox worker honours Retry-After.
+            # No retry handlers at all, on purpose: the outbox worker honours Retry-After, and
+            # the SDK's default connection-error retry would re-send a chat.postMessage that
+            # Slack may already have accepted (a second card) behind the worker's back.
             self._client = AsyncWebClient(
                 token=self._token,
                 base_url=self._base_url,
                 session=self._session,
                 timeout=int(self._timeout),
+                retry_handlers=[],
             )
         return self._client
 
