@@ -2,14 +2,19 @@
 
 Card posts and updates render the inquiry as it is *now*, so a burst of
 changes coalesces into one up-to-date card, and an update whose version is
-already shown is skipped. A post never happens twice for the same
-inquiry and destination: the CardRef is checked first and written right after.
+already shown is skipped. A post never happens twice for the same inquiry and
+destination: the CardRef is checked first and written right after; and since the
+process may die, or the call time out, after the platform accepted the post but
+before the CardRef is written, the row's ``attempted_at`` is committed *before*
+the call, and a row that has it first asks the platform for its own earlier post
+(``find_posted`` with the outbox key, which went out with the post) and adopts it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 
 from sqlmodel import col, select
@@ -22,8 +27,9 @@ from bot.digest import deliver_group_post
 from bot.mail_intake import open_mailbox
 from bot.replies import outgoing_email
 from bot.views import card_for
+from cards.model import Card
 from config.schema import MailboxSettings
-from connectors.channels import DeliveryError, PostedCard
+from connectors.channels import ChatChannel, DeliveryError, PostedCard
 from connectors.mail.imap import ImapError
 from connectors.mail.smtp import UnbuildableEmail, build_reply, send_email
 from store import inquiries as repo
@@ -84,6 +90,10 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
             )
         ).first()
         card = await card_for(ctx, session, inquiry)
+        attempted = None
+        if row.kind == "card.post" and ref is None:
+            assert row.id is not None
+            attempted = await outbox.attempted_at(session, row.id)
         post_state = None
         if ref is None and row.kind != "card.post":
             post_state = (
@@ -96,10 +106,15 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
             ).first()
     locale = ctx.locale(inquiry.team)
     if row.kind == "card.post":
-        if ref is not None:
+        if ref is None:
+            await _post_once(ctx, channel, row, card, locale, attempted)
+            return
+        if int(ref.data.get("version", 0)) >= card.version:
             return  # already posted (a retry after the post succeeded)
-        posted = await channel.post_card(row.destination, card, locale=locale)
-        await _save_ref(ctx, row, posted, card.version)
+        # adopted from an earlier attempt (version unknown) or behind: bring it up to date
+        shown = PostedCard(ref.ref, dict(ref.data))
+        fresh = await channel.update_card(row.destination, shown, card, locale=locale)
+        await _save_ref(ctx, row, fresh or shown, card.version)
         return
     if ref is None:
         if post_state is not None and post_state[0] == OutboxState.PENDING.value:
@@ -126,6 +141,35 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
         return  # this or a newer state is already shown
     fresh = await channel.update_card(row.destination, posted, card, locale=locale)
     await _save_ref(ctx, row, fresh or posted, card.version)
+
+
+async def _post_once(
+    ctx: AppContext,
+    channel: ChatChannel,
+    row: Outbox,
+    card: Card,
+    locale: str,
+    attempted: datetime | None,
+) -> None:
+    assert row.id is not None
+    if attempted is not None:  # an earlier attempt may have reached the platform
+        earlier = await channel.find_posted(row.destination, row.key, since=attempted)
+        if earlier is not None:
+            log.info(
+                "card post found from an earlier attempt; not posting again",
+                extra={"outbox": row.id, "channel": row.channel, "ref": earlier.ref},
+            )
+            # Saved first with version 0 (what it shows is unknown), then re-rendered: if the
+            # update fails, the row's retry finds the ref behind and updates it.
+            await _save_ref(ctx, row, earlier, 0)
+            fresh = await channel.update_card(row.destination, earlier, card, locale=locale)
+            await _save_ref(ctx, row, fresh or earlier, card.version)
+            return
+    else:
+        async with transaction(ctx.sessions) as session:  # the intent, committed first
+            await outbox.mark_attempted(session, row.id, ctx.clock())
+    posted = await channel.post_card(row.destination, card, locale=locale, idempotency_key=row.key)
+    await _save_ref(ctx, row, posted, card.version)
 
 
 async def _save_ref(ctx: AppContext, row: Outbox, posted: PostedCard, version: int) -> None:

@@ -10,22 +10,35 @@ Within a lane, rows for one destination (a channel, a mailbox) are delivered
 one after another in enqueue order, paced by the channel's ``Pacing`` (Slack
 ~1 post/s per channel, DingTalk/WeCom robots 20/min), and a 429's
 ``Retry-After`` pauses that destination only. Rows are leased (compare-and-set
-on ``leased_until``; ``SKIP LOCKED`` on PostgreSQL), so a crashed process's
-rows are delivered by whoever runs next, and never by two processes at once.
-Delivery is at least once: a crash after the platform accepted a send but
-before ``complete`` commits repeats that one send; card posts guard against it
-with the CardRef check, emails carry a fixed Message-ID.
+on the owner and ``leased_until``; ``SKIP LOCKED`` on PostgreSQL), a few per
+destination at a time, so a crashed process's rows are delivered by whoever
+runs next, and never by two live processes at once. While ``run`` works, a
+heartbeat every ``heartbeat_seconds`` records the worker as alive and renews
+its leases; a worker not seen for ``dead_after_seconds`` has its leases taken
+back by the others (``store.outbox.lease(dead_before=...)``).
+
+Delivery in general is at least once: a crash after the platform accepted a
+send but before ``complete`` commits repeats that send. Where that would show,
+the repeat is recognised instead: a **card post** is posted exactly once per
+inquiry and destination, across crashes and ambiguous timeouts, because the
+row's ``attempted_at`` is committed before the platform call and a row that has
+it first asks the platform for its own earlier post (``find_posted``, keyed by
+the outbox key) — proven for Slack by ``tests/test_card_post_once.py``
+(SIGKILL mid-post, and 30 % faults including accept-then-fail). Emails carry a
+fixed Message-ID; card updates re-render the current state (a repeat is
+harmless).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, update
 
@@ -43,8 +56,12 @@ log = logging.getLogger(__name__)
 class WorkerSettings:
     """Tuning of the worker (defaults suit production; tests shrink the times)."""
 
-    lease_seconds: float = 120.0
+    lease_seconds: float = 30.0  # renewed by the heartbeat while the worker runs
     batch: int = 50
+    per_destination: int = 5  # rows of one destination leased at a time
+    heartbeat_seconds: float = 5.0
+    dead_after_seconds: float = 20.0  # leases of a worker not seen for this long are free
+    hold_seconds: float = 90.0  # longest in-place retry of a row (with heartbeats running)
     poll_seconds: float = 1.0
     max_attempts: int = 12
     base_backoff: float = 2.0
@@ -70,6 +87,11 @@ class OutboxWorker:
         self._lanes = {lane: _LaneState() for lane in Lane}
         self._next_send: dict[str, float] = defaultdict(float)  # destination key -> loop time
         self._stop = asyncio.Event()
+        # One lease at a time per lane in this process, held until the leased rows' tasks
+        # are registered: ``drain`` (and a second loop) then never sees "nothing due, no
+        # task" while a lease is half done, nor leases a destination already being leased.
+        self._lease_locks = {lane: asyncio.Lock() for lane in Lane}
+        self._beating = False
 
     def _dest_key(self, row: Outbox) -> str:
         return f"{row.channel}:{row.destination}"
@@ -81,8 +103,49 @@ class OutboxWorker:
         return f"{self._dest_key(row)}:{'post' if row.kind == 'card.post' else 'other'}"
 
     async def run(self) -> None:
-        """Both lanes until ``stop()``."""
-        await asyncio.gather(self._lane_loop(Lane.INTERACTIVE), self._lane_loop(Lane.BULK))
+        """Both lanes and the heartbeat until ``stop()``."""
+        await self.beat()
+        beat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await asyncio.gather(self._lane_loop(Lane.INTERACTIVE), self._lane_loop(Lane.BULK))
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            self._beating = False
+            try:
+                async with transaction(self.ctx.sessions) as session:
+                    await outbox.forget_worker(
+                        session,
+                        self.owner,
+                        stale_before=self.ctx.clock() - timedelta(days=1),
+                    )
+            except Exception:
+                log.exception("could not remove the worker heartbeat", extra={"owner": self.owner})
+
+    async def beat(self) -> None:
+        """Record this worker as alive and renew its leases (one heartbeat)."""
+        async with transaction(self.ctx.sessions) as session:
+            await outbox.heartbeat(
+                session,
+                owner=self.owner,
+                now=self.ctx.clock(),
+                lease_for=timedelta(seconds=self.settings.lease_seconds),
+            )
+        self._beating = True
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.heartbeat_seconds)
+            if self._stop.is_set():
+                return
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("outbox heartbeat failed", extra={"owner": self.owner})
+
+    def _dead_before(self) -> datetime:
+        return self.ctx.clock() - timedelta(seconds=self.settings.dead_after_seconds)
 
     def stop(self) -> None:
         self._stop.set()
@@ -112,10 +175,15 @@ class OutboxWorker:
                 await asyncio.gather(*state.tasks, return_exceptions=True)
 
     async def _lease_and_start(self, lane: Lane) -> int:
+        async with self._lease_locks[lane]:
+            return await self._lease_and_start_locked(lane)
+
+    async def _lease_and_start_locked(self, lane: Lane) -> int:
         state = self._lanes[lane]
         now = self.ctx.clock()
+        dead_before = self._dead_before()
         async with transaction(self.ctx.readers) as session:
-            if not await outbox.has_due(session, lane=lane, now=now):
+            if not await outbox.has_due(session, lane=lane, now=now, dead_before=dead_before):
                 return 0
         async with transaction(self.ctx.sessions) as session:
             rows = await outbox.lease(
@@ -127,6 +195,8 @@ class OutboxWorker:
                 limit=self.settings.batch,
                 skip_destinations=sorted({key.partition(":")[2] for key in state.busy}),
                 fifo=lane == Lane.BULK,  # new cards appear in a channel in the order they came
+                per_destination=self.settings.per_destination,
+                dead_before=dead_before,
             )
         groups: dict[str, list[Outbox]] = defaultdict(list)
         for row in rows:
@@ -141,7 +211,9 @@ class OutboxWorker:
     async def _run_group(self, lane: Lane, key: str, rows: list[Outbox]) -> None:
         # A retryable failure is retried here, in place, while the rows behind it wait:
         # handing it back to the table would let later rows of the destination overtake it.
-        hold_until = asyncio.get_running_loop().time() + self.settings.lease_seconds * 0.75
+        # Without heartbeats (``drain``) the lease is not renewed: hold well within it.
+        hold = self.settings.hold_seconds if self._beating else self.settings.lease_seconds * 0.75
+        hold_until = asyncio.get_running_loop().time() + hold
         try:
             for index, row in enumerate(rows):
                 while True:
@@ -322,6 +394,9 @@ class OutboxWorker:
             started = 0
             for lane in Lane:
                 started += await self._lease_and_start(lane)
+            for lock in self._lease_locks.values():
+                async with lock:  # a lease the lane loops have half done registers its tasks
+                    pass
             pending = [t for state in self._lanes.values() for t in state.tasks]
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)

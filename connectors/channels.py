@@ -8,6 +8,7 @@ returns (``PostedCard``) is stored by the caller as a ``CardRef``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from cards.model import Card
@@ -52,7 +53,26 @@ class ChatChannel(Protocol):
         """The team's destinations on this platform (channel ids); empty when not used."""
         ...
 
-    async def post_card(self, destination: str, card: Card, *, locale: str) -> PostedCard: ...
+    async def post_card(
+        self, destination: str, card: Card, *, locale: str, idempotency_key: str = ""
+    ) -> PostedCard:
+        """Post a new card. ``idempotency_key`` (the outbox row's key) travels with the post
+        so ``find_posted`` can recognise it later: Slack keeps it in the message's
+        ``metadata``; DingTalk uses it as the card's ``outTrackId`` (idempotent by design);
+        WeCom, which cannot look a post up, only posts where none was accepted before."""
+        ...
+
+    async def find_posted(
+        self, destination: str, idempotency_key: str, *, since: datetime
+    ) -> PostedCard | None:
+        """Our own earlier post carrying ``idempotency_key``, made no earlier than ``since``
+        (the first attempt), or ``None`` when the platform shows none.
+
+        The worker calls it before posting again after an attempt whose outcome is unknown
+        (a crash, a timeout, a dropped connection after the platform may have accepted
+        it), so one card is never posted twice. A platform that cannot tell raises
+        ``DeliveryError``; it must not answer ``None`` unless it knows nothing was posted."""
+        ...
 
     async def update_card(
         self, destination: str, posted: PostedCard, card: Card, *, locale: str

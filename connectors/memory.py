@@ -1,8 +1,9 @@
 """A recording chat channel that ships with the product, for tests and dry runs.
 
 It implements ``ChatChannel`` in memory: every call is appended to ``calls``.
-It can be told to fail (``fail_next``) or to be slow (``delay``), which the
-outbox tests use to prove retries, pacing and lane priority.
+It can be told to fail (``fail_next``), to fail after the post went out
+(``fail_after_accept``: the ambiguous timeout) or to be slow (``delay``), which the
+outbox tests use to prove retries, pacing, lane priority and idempotent posts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cards.model import Card
@@ -39,6 +41,8 @@ class RecordingChannel:
     team_destinations: dict[str, list[str]] = field(default_factory=dict)
     calls: list[RecordedCall] = field(default_factory=list)
     fail_next: list[DeliveryError] = field(default_factory=list)
+    fail_after_accept: list[DeliveryError] = field(default_factory=list)
+    posted_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def destinations(self, team: TeamSettings) -> list[str]:
@@ -55,10 +59,22 @@ class RecordingChannel:
             RecordedCall(method, destination, card, text, ref, asyncio.get_running_loop().time())
         )
 
-    async def post_card(self, destination: str, card: Card, *, locale: str) -> PostedCard:
+    async def post_card(
+        self, destination: str, card: Card, *, locale: str, idempotency_key: str = ""
+    ) -> PostedCard:
         ref = f"msg-{next(self._ids)}"
         await self._call("post_card", destination, card, ref=ref)
+        if idempotency_key:
+            self.posted_keys[(destination, idempotency_key)] = ref
+        if self.fail_after_accept:  # the post went out, but the caller hears of a failure
+            raise self.fail_after_accept.pop(0)
         return PostedCard(ref=ref)
+
+    async def find_posted(
+        self, destination: str, idempotency_key: str, *, since: datetime
+    ) -> PostedCard | None:
+        ref = self.posted_keys.get((destination, idempotency_key))
+        return PostedCard(ref=ref) if ref else None
 
     async def update_card(
         self, destination: str, posted: PostedCard, card: Card, *, locale: str

@@ -224,6 +224,20 @@ class Outbox(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = _ts(nullable=False)
     done_at: datetime | None = _ts()
+    # First time the send was attempted, committed *before* the platform call: a row that
+    # has it may already have reached the platform, so a card post looks for its own
+    # earlier post (``ChatChannel.find_posted``) before posting again.
+    attempted_at: datetime | None = _ts()
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """A running outbox worker (``owner`` as in ``Outbox.lease_owner``) and when it last
+    said it is alive. Leases of an owner not seen for a while are free to take."""
+
+    __tablename__ = "worker_heartbeat"
+
+    owner: str = Field(primary_key=True, max_length=100)
+    last_seen: datetime = _ts(nullable=False)
 
 
 class MailboxState(SQLModel, table=True):

@@ -5,6 +5,12 @@ same key is a no-op). Workers ``lease`` due rows: on PostgreSQL the candidates
 are picked with ``FOR UPDATE SKIP LOCKED`` so several processes never take the
 same row; on both backends the lease itself is a compare-and-set on
 ``leased_until``, so a crashed worker's rows come back when its lease runs out.
+
+Leases are short and renewed while the worker lives (``heartbeat`` records the
+owner in ``worker_heartbeat`` and extends its leases); a lease whose owner has
+not beaten for ``dead_after`` is free at once, so one killed process holds a
+channel's FIFO for seconds, not for the whole lease (``lease(..., dead_before=)``).
+A row's ``attempted_at`` is committed before its first send (``mark_attempted``).
 """
 
 from __future__ import annotations
@@ -14,13 +20,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, text, update
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Lane, Outbox, OutboxState
+from store.models import Lane, Outbox, OutboxState, WorkerHeartbeat
 
 
 async def enqueue(
@@ -58,6 +64,18 @@ async def enqueue(
     await session.exec(stmt)
 
 
+def _free(row: Any, now: datetime, dead_before: datetime | None) -> ColumnElement[bool]:
+    """``row`` (the table or an alias) is not held by a live lease."""
+    expired = or_(col(row.leased_until).is_(None), col(row.leased_until) < now)
+    if dead_before is None:
+        return expired
+    beat = aliased(WorkerHeartbeat)
+    owner_dead = exists().where(
+        col(beat.owner) == col(row.lease_owner), col(beat.last_seen) < dead_before
+    )
+    return or_(expired, owner_dead)
+
+
 async def lease(
     session: AsyncSession,
     *,
@@ -68,12 +86,17 @@ async def lease(
     limit: int,
     skip_destinations: Sequence[str] = (),
     fifo: bool = False,
+    per_destination: int = 0,
+    dead_before: datetime | None = None,
 ) -> list[Outbox]:
     """Take up to ``limit`` due rows of ``lane`` for ``owner`` (oldest first).
 
     ``fifo``: a row is only taken when no older pending row of the same channel
     and destination is in flight (leased) or waiting for a retry, so a channel's
     posts go out in enqueue order even with several processes delivering.
+    ``per_destination``: at most this many rows of one destination (0: no cap), so a
+    process never sits on a channel's queue. ``dead_before``: leases whose owner's
+    heartbeat is older than this are free (the owner died).
     """
     stmt = (
         select(Outbox)
@@ -81,7 +104,7 @@ async def lease(
             col(Outbox.state) == OutboxState.PENDING.value,
             col(Outbox.lane) == lane.value,
             col(Outbox.next_attempt_at) <= now,
-            or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
+            _free(Outbox, now, dead_before),
         )
         .order_by(col(Outbox.id))
         .limit(limit)
@@ -97,12 +120,12 @@ async def lease(
                 col(older.lane) == col(Outbox.lane),
                 col(older.state) == OutboxState.PENDING.value,
                 col(older.id) < col(Outbox.id),
-                or_(col(older.next_attempt_at) > now, col(older.leased_until) >= now),
+                or_(col(older.next_attempt_at) > now, ~_free(older, now, dead_before)),
             )
         )
     bind = session.bind
     if bind is not None and bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
+        stmt = stmt.with_for_update(skip_locked=True, of=Outbox)
         if fifo:
             # Serialise FIFO leases across processes: without it, two processes could each
             # see the other's rows as not yet leased (uncommitted) and take a later row
@@ -114,13 +137,20 @@ async def lease(
         session.expunge(row)
     taken: list[Outbox] = []
     until = now + lease_for
+    per_dest: dict[tuple[str, str], int] = {}
     for row in candidates:
+        dest = (row.channel, row.destination)
+        if per_destination and per_dest.get(dest, 0) >= per_destination:
+            continue
+        # compare-and-set on the owner seen: of two processes taking back a dead owner's
+        # row (or a never-leased one), exactly one wins
         result = await session.exec(
             update(Outbox)
             .where(
                 col(Outbox.id) == row.id,
                 col(Outbox.state) == OutboxState.PENDING.value,
-                or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
+                col(Outbox.lease_owner) == row.lease_owner,
+                _free(Outbox, now, dead_before),
             )
             .values(leased_until=until, lease_owner=owner, attempts=col(Outbox.attempts) + 1)
             .execution_options(synchronize_session=False)
@@ -128,7 +158,59 @@ async def lease(
         if result.rowcount == 1:
             row.leased_until, row.lease_owner, row.attempts = until, owner, row.attempts + 1
             taken.append(row)
+            per_dest[dest] = per_dest.get(dest, 0) + 1
     return taken
+
+
+async def heartbeat(
+    session: AsyncSession, *, owner: str, now: datetime, lease_for: timedelta
+) -> int:
+    """Say ``owner`` is alive and extend its leases to ``now + lease_for``; the number of
+    leases renewed."""
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(WorkerHeartbeat).values(owner=owner, last_seen=now)
+    await session.exec(
+        stmt.on_conflict_do_update(index_elements=["owner"], set_={"last_seen": now})
+    )
+    result = await session.exec(
+        update(Outbox)
+        .where(
+            col(Outbox.lease_owner) == owner,
+            col(Outbox.state) == OutboxState.PENDING.value,
+            col(Outbox.leased_until).is_not(None),
+            col(Outbox.leased_until) >= now,  # a lapsed lease may be someone else's by now
+        )
+        .values(leased_until=now + lease_for)
+    )
+    return int(result.rowcount)
+
+
+async def forget_worker(session: AsyncSession, owner: str, *, stale_before: datetime) -> None:
+    """Drop ``owner``'s heartbeat (a clean stop) and heartbeats dead for long (housekeeping)."""
+    await session.exec(
+        delete(WorkerHeartbeat).where(
+            or_(
+                col(WorkerHeartbeat.owner) == owner,
+                and_(col(WorkerHeartbeat.last_seen) < stale_before),
+            )
+        )
+    )
+
+
+async def mark_attempted(session: AsyncSession, row_id: int, now: datetime) -> None:
+    """Record that a send of ``row_id`` is about to start (kept from the first attempt)."""
+    await session.exec(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id, col(Outbox.attempted_at).is_(None))
+        .values(attempted_at=now)
+    )
+
+
+async def attempted_at(session: AsyncSession, row_id: int) -> datetime | None:
+    """When the first send of ``row_id`` was attempted (``None``: never)."""
+    return (await session.exec(select(Outbox.attempted_at).where(col(Outbox.id) == row_id))).first()
 
 
 async def release_all_leases(session: AsyncSession) -> int:
@@ -149,7 +231,9 @@ def _lease_lock_key(lane: Lane) -> int:
     return zlib.crc32(f"claimdesk-outbox-lease:{lane.value}".encode())
 
 
-async def has_due(session: AsyncSession, *, lane: Lane, now: datetime) -> bool:
+async def has_due(
+    session: AsyncSession, *, lane: Lane, now: datetime, dead_before: datetime | None = None
+) -> bool:
     """Is anything of ``lane`` deliverable now? A cheap read before taking the write lock."""
     stmt = (
         select(Outbox.id)
@@ -157,7 +241,7 @@ async def has_due(session: AsyncSession, *, lane: Lane, now: datetime) -> bool:
             col(Outbox.state) == OutboxState.PENDING.value,
             col(Outbox.lane) == lane.value,
             col(Outbox.next_attempt_at) <= now,
-            or_(col(Outbox.leased_until).is_(None), col(Outbox.leased_until) < now),
+            _free(Outbox, now, dead_before),
         )
         .limit(1)
     )

@@ -8,10 +8,17 @@ pauses that channel only; errors retrying cannot fix (``channel_not_found``,
 ``not_in_channel``, ``invalid_auth`` ...) are permanent. Connection errors and
 timeouts are retryable.
 
+A new card carries the outbox key in its message ``metadata`` (event_type
+``claimdesk_card``, event_payload ``{"key": ...}``); after an attempt with an
+unknown outcome ``find_posted`` looks for it with ``conversations.history``
+(``include_all_metadata``) before the worker posts again.
+
 Besides the port this class offers the few calls the Slack glue in ``bot``
 needs (ephemeral messages, modals, user lookups, ``auth.test``); it never
 touches the database. One ``aiohttp.ClientSession`` lives as long as the
 channel (created on first use inside the running loop, closed by ``close``).
+The SDK's own retry handlers are off (its default retries a dropped connection,
+which re-posts what Slack may have accepted).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -32,6 +40,10 @@ from connectors.channels import DeliveryError, Pacing, PostedCard
 from connectors.slack.render import fallback_text, render_card, render_note, render_text
 
 log = logging.getLogger(__name__)
+
+CARD_EVENT_TYPE = "claimdesk_card"  # message metadata event_type of our cards
+HISTORY_PAGES = 10
+HISTORY_SKEW_SECONDS = 120.0  # our clock and Slack's may disagree a little
 
 PERMANENT_ERRORS = frozenset(
     {
@@ -131,12 +143,15 @@ class SlackChannel:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
             )
-            # No rate-limit retry handler on purpose: the outbox worker honours Retry-After.
+            # No retry handlers at all, on purpose: the outbox worker honours Retry-After, and
+            # the SDK's default connection-error retry would re-send a chat.postMessage that
+            # Slack may already have accepted (a second card) behind the worker's back.
             self._client = AsyncWebClient(
                 token=self._token,
                 base_url=self._base_url,
                 session=self._session,
                 timeout=int(self._timeout),
+                retry_handlers=[],
             )
         return self._client
 
@@ -163,7 +178,15 @@ class SlackChannel:
         channel = team.destinations.slack_channel
         return [channel] if channel else []
 
-    async def post_card(self, destination: str, card: Card, *, locale: str) -> PostedCard:
+    async def post_card(
+        self, destination: str, card: Card, *, locale: str, idempotency_key: str = ""
+    ) -> PostedCard:
+        extra: dict[str, Any] = {}
+        if idempotency_key:
+            extra["metadata"] = {
+                "event_type": CARD_EVENT_TYPE,
+                "event_payload": {"key": idempotency_key},
+            }
         response = await self._call(
             "chat.postMessage",
             channel=destination,
@@ -171,10 +194,48 @@ class SlackChannel:
             blocks=render_card(card, locale=locale),
             unfurl_links=False,
             unfurl_media=False,
+            **extra,
         )
         return PostedCard(
             ref=str(response["ts"]), data={"channel": str(response.get("channel") or destination)}
         )
+
+    async def find_posted(
+        self, destination: str, idempotency_key: str, *, since: datetime
+    ) -> PostedCard | None:
+        """Search the channel's history since ``since`` (less a margin for clock skew) for a
+        message of ours whose metadata carries ``idempotency_key``. Bounded: at most
+        ``HISTORY_PAGES`` pages of 200 messages, newest first; beyond that the post is
+        treated as absent (a channel with thousands of messages in minutes)."""
+        oldest = f"{max(0.0, since.timestamp() - HISTORY_SKEW_SECONDS):.6f}"
+        cursor = ""
+        for _ in range(HISTORY_PAGES):
+            params: dict[str, Any] = {
+                "channel": destination,
+                "oldest": oldest,
+                "limit": 200,
+                "include_all_metadata": "true",
+            }
+            if cursor:
+                params["cursor"] = cursor
+            data = await self._get("conversations.history", **params)
+            for message in data.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == CARD_EVENT_TYPE
+                    and payload.get("key") == idempotency_key
+                ):
+                    return PostedCard(ref=str(message["ts"]), data={"channel": destination})
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not data.get("has_more") or not cursor:
+                return None
+        log.warning(
+            "slack history search stopped after %d pages",
+            HISTORY_PAGES,
+            extra={"channel": destination},
+        )
+        return None
 
     async def update_card(
         self, destination: str, posted: PostedCard, card: Card, *, locale: str

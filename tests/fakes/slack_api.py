@@ -5,9 +5,18 @@ Web API reference (docs.slack.dev/reference/methods/*): every answer is JSON
 with ``ok``; errors are ``{"ok": false, "error": "<code>"}`` with HTTP 200,
 except rate limiting (HTTP 429, ``Retry-After`` seconds, ``error: ratelimited``).
 Messages live in per-channel lists so a test can read what a channel shows
-(``messages``/``message``), every call is recorded (``calls``), and faults
-can be planned: ``fail(method, status=429, retry_after=1)``, ``every_nth`` 429s,
-500s, ``delay`` (slow answers/timeouts), expiring trigger ids.
+(``messages``/``message``), with their ``metadata`` (returned by
+``conversations.history`` only with ``include_all_metadata``), every call is
+recorded (``calls``), and faults can be planned: ``fail(method, status=429,
+retry_after=1)``, ``every_nth`` 429s, 500s, ``delay`` (slow answers/timeouts),
+expiring trigger ids. A fault either refuses the call before anything is done
+(``mode="refuse"``, or ``"hang"``: no answer for a while, nothing done) or is
+*ambiguous*: the call is carried out and then the answer hangs
+(``"accept_hang"``), the connection drops (``"accept_drop"``) or a 500 comes
+back (``"accept_500"``). ``hold(method)`` carries out the next call and keeps
+its answer until ``release()`` (``held`` is set once it was accepted), for tests
+that kill the caller meanwhile. ``chaos(methods, rate, seed)`` gives a random
+share of calls a random fault of every kind.
 
 Socket Mode: ``apps.connections.open`` returns a ``ws://`` URL on this server;
 the websocket says ``hello`` and ``push_interactive`` sends an envelope and
@@ -19,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +58,11 @@ class Fault:
     retry_after: float = 1.0
     error: str = "ratelimited"
     times: int = 1
+    mode: str = "refuse"  # refuse | hang | accept_hang | accept_drop | accept_500 | hold
+    hang: float = 30.0  # seconds without an answer (hang modes)
+
+
+CHAOS_MODES = ("429", "500", "hang", "accept_hang", "accept_drop", "accept_500")
 
 
 @dataclass
@@ -72,8 +87,15 @@ class FakeSlack:
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     triggers: dict[str, float] = field(default_factory=dict)
     acks: list[dict[str, Any]] = field(default_factory=list)
+    chaos_methods: frozenset[str] = frozenset()
+    chaos_rate: float = 0.0
+    chaos_hang: float = 2.0
+    faults_injected: list[tuple[str, str]] = field(default_factory=list)  # (method, mode)
 
     def __post_init__(self) -> None:
+        self._chaos = random.Random(0)
+        self.held = asyncio.Event()
+        self._release = asyncio.Event()
         self._ts = itertools.count(1)
         self._counts: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
@@ -118,6 +140,28 @@ class FakeSlack:
     ) -> None:
         self.faults.setdefault(method, []).append(Fault(status, retry_after, error, times))
 
+    def fail_ambiguously(
+        self, method: str, mode: str, *, hang: float = 30.0, times: int = 1
+    ) -> None:
+        """Carry out the next call(s) of ``method``, then fail the answer (``accept_hang``,
+        ``accept_drop``, ``accept_500``): the caller cannot tell whether it happened."""
+        self.faults.setdefault(method, []).append(Fault(500, 0.0, "", times, mode=mode, hang=hang))
+
+    def hold(self, method: str) -> None:
+        """Carry out the next call of ``method`` and keep its answer until ``release()``."""
+        self.held.clear()
+        self._release.clear()
+        self.faults.setdefault(method, []).append(Fault(200, 0.0, "", 1, mode="hold"))
+
+    def release(self) -> None:
+        self._release.set()
+
+    def chaos(self, methods: set[str], rate: float, *, seed: int = 0, hang: float = 2.0) -> None:
+        """Fail a ``rate`` share of calls of ``methods`` with a random fault of every kind
+        (429, 500, hang before acting, and acted-then-hang/drop/500)."""
+        self.chaos_methods, self.chaos_rate, self.chaos_hang = frozenset(methods), rate, hang
+        self._chaos = random.Random(seed)
+
     def fail_every(self, method: str, n: int, *, retry_after: float = 1.0) -> None:
         """Every ``n``-th call of ``method`` gets a 429 with ``Retry-After``."""
         self.nth_faults[method] = (n, Fault(429, retry_after))
@@ -151,7 +195,7 @@ class FakeSlack:
                 form = await request.post()
                 for key, value in form.items():
                     text = str(value)
-                    if key in ("blocks", "view") and text.startswith(("[", "{")):
+                    if key in ("blocks", "view", "metadata") and text.startswith(("[", "{")):
                         args[key] = json.loads(text)
                     else:
                         args[key] = text
@@ -169,6 +213,13 @@ class FakeSlack:
         nth = self.nth_faults.get(method)
         if nth and self._counts[method] % nth[0] == 0:
             return nth[1]
+        if method in self.chaos_methods and self._chaos.random() < self.chaos_rate:
+            kind = self._chaos.choice(CHAOS_MODES)
+            if kind == "429":
+                return Fault(429, 0.2)
+            if kind == "500":
+                return Fault(500, 0.0, "")
+            return Fault(500, 0.0, "", mode=kind, hang=self.chaos_hang)
         return None
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
@@ -182,7 +233,11 @@ class FakeSlack:
         if method in self.delays:
             await asyncio.sleep(self.delays[method])
         fault = self._fault_for(method)
+        if fault is not None and fault.mode != "refuse":
+            self.faults_injected.append((method, fault.mode))
+            return await self._ambiguous(fault, method, args, token, request, call)
         if fault is not None:
+            self.faults_injected.append((method, str(fault.status)))
             call.status = fault.status
             if fault.status == 429:
                 return web.json_response(
@@ -201,14 +256,50 @@ class FakeSlack:
                     content_type="text/html",
                 )
             return web.json_response({"ok": False, "error": fault.error})
+        result, status = await self._handle(method, args, token, request)
+        return web.json_response(result, status=status)
+
+    async def _handle(
+        self, method: str, args: dict[str, Any], token: str, request: web.Request
+    ) -> tuple[dict[str, Any], int]:
         expected = self.app_token if method == "apps.connections.open" else self.token
         if token != expected:
-            return web.json_response({"ok": False, "error": "invalid_auth"})
+            return {"ok": False, "error": "invalid_auth"}, 200
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
-            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+            return {"ok": False, "error": "unknown_method"}, 404
         result: dict[str, Any] = await handler(args, request)
-        return web.json_response(result)
+        return result, 200
+
+    async def _ambiguous(
+        self,
+        fault: Fault,
+        method: str,
+        args: dict[str, Any],
+        token: str,
+        request: web.Request,
+        call: Call,
+    ) -> web.StreamResponse:
+        if fault.mode == "hang":  # nothing done; the caller times out
+            call.status = 504
+            await asyncio.sleep(fault.hang)
+            return web.Response(status=504, text="upstream timeout")
+        result, status = await self._handle(method, args, token, request)
+        call.status = 200 if result.get("ok") else status  # it happened: calls_of() sees it
+        if fault.mode == "hold":
+            self.held.set()
+            await self._release.wait()
+            return web.json_response(result, status=status)
+        if fault.mode == "accept_hang":
+            await asyncio.sleep(fault.hang)
+            return web.json_response(result, status=status)
+        if fault.mode == "accept_drop":
+            if request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError("fake slack dropped the connection")
+        return web.Response(
+            status=500, text="<html>upstream error</html>", content_type="text/html"
+        )
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
@@ -258,8 +349,47 @@ class FakeSlack:
         }
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+        metadata = args.get("metadata")
+        if metadata:
+            if not isinstance(metadata, dict) or not metadata.get("event_type"):
+                return {"ok": False, "error": "invalid_metadata_format"}
+            message["metadata"] = {
+                "event_type": str(metadata["event_type"]),
+                "event_payload": dict(metadata.get("event_payload") or {}),
+            }
         self.messages_by_channel.setdefault(channel, []).append(message)
-        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        shown = {k: v for k, v in message.items() if k != "metadata"}
+        return {"ok": True, "channel": channel, "ts": ts, "message": shown}
+
+    async def _m_conversations_history(
+        self, args: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        """Top-level messages newest first, ``oldest``/``latest`` exclusive, ``limit`` (max
+        999) and cursor paging; ``metadata`` only with ``include_all_metadata``."""
+        channel = str(args.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or 1e12)
+        limit = max(1, min(999, int(args.get("limit") or 100)))
+        offset = int(str(args.get("cursor") or "0").removeprefix("off:") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("true", "1")
+        found = [
+            m
+            for m in reversed(self.messages_by_channel.get(channel, []))
+            if m.get("thread_ts", m["ts"]) == m["ts"] and oldest < float(m["ts"]) < latest
+        ]
+        page = found[offset : offset + limit]
+        shown = [{k: v for k, v in m.items() if k != "metadata" or with_metadata} for m in page]
+        more = offset + limit < len(found)
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": f"off:{offset + limit}" if more else ""},
+        }
 
     async def _m_chat_update(self, args: dict[str, Any], request: web.Request) -> dict[str, Any]:
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
