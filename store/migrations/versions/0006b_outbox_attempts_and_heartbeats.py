@@ -12,7 +12,7 @@ from alembic import op
 import store.types
 
 revision = "0006b"
-down_revision = "0005"
+down_revision = "0006a"
 branch_labels = None
 depends_on = None
 
