@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cards.actions import BadActionId, Verb, decode_action, encode_action
-from cards.escaping import escape_markdown, escape_slack
+from cards.escaping import ZWJ, escape_markdown, escape_slack
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Button, Select
 from cards.render_web import render_card_html
@@ -127,3 +127,26 @@ def test_markdown_escaping_breaks_mentions_and_markup() -> None:
     assert "@1" not in out
     assert "[click](http" not in out
     assert "**" not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@HERE look",
+        "@Here look",
+        "hi @CHANNEL",
+        "hi @Channel",
+        "@EveryOne read this",
+        "<!Channel> <!HERE> <!EVERYONE>",
+        "mixed @hErE and @cHaNnEl",
+    ],
+)
+def test_slack_escaping_is_case_insensitive(text: str) -> None:
+    """Slack treats ``@HERE`` like ``@here``: any case must be broken."""
+    out = escape_slack(text)
+    lowered = out.lower()
+    assert "<" not in out and ">" not in out
+    for word in ("@here", "@channel", "@everyone", "<!here", "<!channel", "<!everyone"):
+        assert word not in lowered, (word, out)
+    # the words stay readable: only an invisible joiner was added
+    assert out.replace(ZWJ, "").lower() == (text.replace("<", "&lt;").replace(">", "&gt;").lower())

@@ -265,3 +265,31 @@ async def test_channel_order_holds_across_workers_when_a_post_must_be_retried(
     assert keys == [
         r.inquiry_id for r in receipts
     ]  # the failed first post went first, then the rest
+
+
+async def test_restart_does_not_redo_what_was_delivered(
+    db_url: str, make_settings: Any, service_factory: Any
+) -> None:
+    """A restart resumes pending work only: the card, its update and the thread note of the
+    first run are not sent again (the next inquiry's card is the signal the worker ran)."""
+    settings = make_settings(db_url)
+    first_chat = channel()
+    first = await service_factory(settings, channels={"memory": first_chat})
+    receipt = await first.intake(form(1))
+    await first.worker.drain()
+    assert (await perform(first.ctx, Action(receipt.inquiry_id, Verb.CLAIM, "web", "alice"))).ok
+    await first.worker.drain()
+    assert [c.method for c in first_chat.calls] == ["post_card", "update_card", "post_thread"]
+    assert all(r.state == OutboxState.DONE.value for r in await outbox_rows(first))
+    await first.close()
+
+    second_chat = channel()
+    second = await service_factory(settings, channels={"memory": second_chat})
+    later = await second.intake(form(2))
+    await second.worker.drain()
+    assert [(c.method, c.card.key if c.card else "") for c in second_chat.calls] == [
+        ("post_card", str(later.inquiry_id))
+    ]
+    rows = await outbox_rows(second)
+    assert [r.state for r in rows] == [OutboxState.DONE.value] * len(rows)
+    assert sum(r.kind == "thread.post" for r in rows) == 1
