@@ -148,17 +148,6 @@ async def test_transient_failures_back_off_and_retry_after_is_honoured(
     # a lower bound only (a slow machine cannot break it): waited for Retry-After
     assert chat.posted()[0].at - started >= 0.3
     row = (await outbox_rows(service))[0]
-        if rate_limited_at is None and "rate limited" in row.last_error:
-            rate_limited_at = before
-            # Retry-After is honoured in the schedule itself, not by luck of timing
-            assert _aware(row.next_attempt_at) >= before + timedelta(seconds=0.3)
-            assert row.state == OutboxState.PENDING.value and row.attempts == 2
-        if chat.posted():
-            break
-        await asyncio.sleep(0.05)
-    assert rate_limited_at is not None
-    assert len(chat.posted()) == 1
-    row = (await outbox_rows(service))[0]
     assert row.state == OutboxState.DONE.value
     assert row.attempts == 3
 
