@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench soak system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/bench_wecom.py --out bench/wecom.json
 	$(BIN)/python bench/bench_imap.py --out bench/results.json
 	$(BIN)/python bench/bench_dingtalk.py --out bench/results.json
+	$(MAKE) soak
+
+## soak: kill -9 during a 1,000-webhook burst and a 30 %-failing Slack, SQLite and PostgreSQL
+##       (several minutes; quick: .venv/bin/python bench/soak.py --webhooks 200 --kills 5 --fault-webhooks 100 --claims 20)
+soak: $(STAMP) system-deps
+	$(BIN)/python bench/soak.py --out bench/results.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

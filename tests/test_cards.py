@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cards.actions import BadActionId, Verb, decode_action, encode_action
-from cards.escaping import escape_markdown
+from cards.escaping import ZWJ, escape_markdown
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Button, Select
 from cards.strings import STRINGS
@@ -146,3 +146,26 @@ def test_garbled_inquiry_numbers_in_action_ids_are_refused(garbled: str) -> None
     # int() alone takes all of these; the database cannot hold the large ones (a 500 there)
     with pytest.raises(BadActionId):
         decode_action(garbled)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@HERE look",
+        "@Here look",
+        "hi @CHANNEL",
+        "hi @Channel",
+        "@EveryOne read this",
+        "<!Channel> <!HERE> <!EVERYONE>",
+        "mixed @hErE and @cHaNnEl",
+    ],
+)
+def test_slack_escaping_is_case_insensitive(text: str) -> None:
+    """Slack treats ``@HERE`` like ``@here``: any case must be broken."""
+    out = escape_slack(text)
+    lowered = out.lower()
+    assert "<" not in out and ">" not in out
+    for word in ("@here", "@channel", "@everyone", "<!here", "<!channel", "<!everyone"):
+        assert word not in lowered, (word, out)
+    # the words stay readable: only an invisible joiner was added
+    assert out.replace(ZWJ, "").lower() == (text.replace("<", "&lt;").replace(">", "&gt;").lower())

@@ -18,6 +18,7 @@ from store.engine import transaction
 from store.models import Inquiry, MailboxState
 from tests.support.dovecot_fixtures import ImapAccount, dovecot, imap_account
 from tests.support.mail_corpus import load_manifest, require_corpus
+from tests.support.tcp_cut import CuttingRelay
 
 __all__ = ["dovecot", "imap_account"]
 pytestmark = pytest.mark.dovecot
@@ -314,6 +315,39 @@ async def test_a_failed_store_leaves_the_batch_to_be_refetched(setup: Any) -> No
             await intake.sync_once(box)
     finally:
         await box.close()
+    assert len(await inquiries(service)) == 4
+    assert flagged(account) == []
+    assert await last_uid(service) is None
+
+    outcomes = await sync(intake)
+    assert [o.action for o in outcomes] == ["duplicate"] * 4
+    assert len(await inquiries(service)) == 4
+    assert flagged(account) == [1, 2, 3, 4]
+    assert await last_uid(service) == 4
+
+
+async def test_a_store_cut_on_the_wire_raises_and_the_batch_is_refetched(setup: Any) -> None:
+    """The same as above against the real server: the connection is cut by a relay the
+    moment ``UID STORE`` is sent, so the client meets a true connection loss."""
+    service, intake, account = setup
+    for n in range(4):
+        account.append(
+            mail(f"Inquiry {n}", sender=f"buyer{n}@example.com", msgid=f"<w{n}@example.com>")
+        )
+    relay = CuttingRelay(account.server.host, account.server.port)
+    await relay.start()
+    try:
+        box = open_mailbox(intake.box.model_copy(update={"imap_port": relay.port}))
+        await box.connect()
+        relay.arm(b"UID STORE")
+        try:
+            with pytest.raises(ImapConnectionLost):
+                await intake.sync_once(box)
+        finally:
+            await box.close()
+    finally:
+        await relay.stop()
+    assert relay.cuts == 1
     assert len(await inquiries(service)) == 4
     assert flagged(account) == []
     assert await last_uid(service) is None

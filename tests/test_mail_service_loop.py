@@ -18,7 +18,7 @@ from bot.http_app import Service
 from store.engine import transaction
 from store.models import Inquiry, MailboxState
 from tests.support.dovecot import DovecotServer, find_dovecot
-from tests.support.dovecot_fixtures import ImapAccount, dovecot, imap_account
+from tests.support.dovecot_fixtures import ImapAccount, _need, _started, dovecot, imap_account
 from tests.test_mail_intake import mail, mailbox_config
 
 __all__ = ["dovecot", "imap_account"]
@@ -89,11 +89,10 @@ async def test_new_mail_reaches_the_running_service_through_idle(
 @pytest.fixture
 def private_dovecot() -> Iterator[DovecotServer]:
     """A Dovecot of this test's own: restarting it leaves the session server alone."""
-    if find_dovecot() is None:
-        pytest.skip("dovecot binary not found (apt-get install dovecot-imapd)")
+    _need(find_dovecot(), "dovecot binary not found (apt-get install dovecot-imapd)")
     server = DovecotServer()
     server.add_user("restarted", "pw-restarted")
-    server.start()
+    _started(server)
     try:
         yield server
     finally:

@@ -3,21 +3,23 @@ during a paced bulk burst updates its card ahead of the burst (interactive lane)
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from config.loading import settings_from_mapping
 from connectors.channels import Pacing
 from connectors.slack.channel import SlackChannel
 from connectors.webhooks import InboundForm
+from store.engine import transaction
+from store.models import Outbox, OutboxState
 from tests.conftest import base_config
 from tests.fakes.slack_api import FakeSlack
 from tests.support.slack import CHANNEL, fixture, slack_config
-from tests.test_slack_events import click, eventually
+from tests.test_slack_events import click, eventually, eventually_async
 
 _NUMBER = re.compile(r"#(\d+)")
 
@@ -61,6 +63,14 @@ async def _service(
     return service, await client_factory(service)
 
 
+async def _all_posts_done(service: Any) -> bool:
+    async with transaction(service.ctx.sessions) as session:
+        states = (
+            await session.exec(select(Outbox.state).where(col(Outbox.kind) == "card.post"))
+        ).all()
+    return bool(states) and all(state == OutboxState.DONE.value for state in states)
+
+
 def _posted_numbers(fake: FakeSlack) -> list[int]:
     return [int(_NUMBER.search(m["text"]).group(1)) for m in fake.messages(CHANNEL)]  # type: ignore[union-attr]
 
@@ -74,8 +84,9 @@ async def test_429_storm_delivers_100_cards_in_order_once(
     fake_slack.fail_every("chat.postMessage", 17, retry_after=1)
     fake_slack.fail("chat.postMessage", status=500)  # and one server error up front
     numbers = [(await service.intake(_form(i))).inquiry_id for i in range(100)]
-    await eventually(lambda: len(fake_slack.messages(CHANNEL)) >= 100, within=28, what="100 cards")
-    await asyncio.sleep(0.3)  # a duplicate would show up now
+    await eventually(lambda: len(fake_slack.messages(CHANNEL)) >= 100, within=60, what="100 cards")
+    # every card.post row is done (none pending, none leased): no later post can follow
+    await eventually_async(lambda: _all_posts_done(service), within=60, what="outbox done")
     assert _posted_numbers(fake_slack) == numbers  # all, once each, in order
     refused = [c for c in fake_slack.calls if c.method == "chat.postMessage" and c.status != 200]
     assert (
