@@ -18,6 +18,7 @@ run: $(STAMP)
 
 system-deps:
 	./scripts/system-deps.sh
+	./scripts/test-assets.sh
 
 ## test: install what the tests need, lint, type-check, check layers, run the suite
 test: $(STAMP) system-deps lint

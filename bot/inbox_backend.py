@@ -6,6 +6,7 @@ chat platform's."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from bot import presence
 from bot.context import AppContext
@@ -13,10 +14,11 @@ from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
 from bot.replies import ReplyTemplates, draft_reply
 from bot.timeline import describe_event
-from bot.views import card_for
+from bot.views import card_clock, card_for
 from cards.actions import Action, ActionOutcome
 from cards.model import Card
 from cards.reply_form import ReplyDraft
+from connectors.web.channel import ChannelItem, ChannelPage, ChannelQuery
 from connectors.web.inbox import (
     AttachmentFile,
     AttachmentLink,
@@ -26,6 +28,7 @@ from connectors.web.inbox import (
     TimelineEntry,
 )
 from store import inquiries as repo
+from store import search
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES
 from store.models import AttachmentBlob, Inquiry, Message
@@ -62,6 +65,55 @@ class WebInboxBackend:
                 session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )
             return [await card_for(self.ctx, session, row) for row in rows]
+
+    def now(self) -> datetime:
+        return self.ctx.clock()
+
+    def _filter(self, team: str, rep_id: str, query: ChannelQuery) -> search.ListFilter:
+        owner = {"": "", "mine": rep_id, "none": "-"}.get(query.owner, query.owner)
+        return search.ListFilter(
+            team=team,
+            statuses=query.statuses,
+            owner=owner,
+            priority=query.priority,
+            country=query.country,
+            language=query.language,
+            source=query.source,
+            q=query.q,
+            sort=query.effective_sort,
+        )
+
+    async def channel_page(
+        self, team: str, rep_id: str, query: ChannelQuery, page_size: int
+    ) -> ChannelPage:
+        wanted = self._filter(team, rep_id, query)
+        settings = next((t for t in self.ctx.settings.teams if t.name == team), None)
+        owners = tuple((r, self.ctx.rep_name(r)) for r in (settings.rep_ids() if settings else []))
+        async with transaction(self.ctx.readers) as session:
+            found = await search.list_page(
+                session, wanted, offset=(query.page - 1) * page_size, limit=page_size
+            )
+            items = [
+                ChannelItem(await card_for(self.ctx, session, row), card_clock(row))
+                for row in found.rows
+            ]
+            counts = await search.status_counts(session, wanted)
+            facets = await search.facet_values(session, team)
+        return ChannelPage(
+            items=tuple(items),
+            total=found.total,
+            page=query.page,
+            page_size=page_size,
+            counts=counts,
+            facets={k: tuple(v) for k, v in facets.items()},
+            owners=owners,
+        )
+
+    async def channel_matches(
+        self, team: str, rep_id: str, query: ChannelQuery, inquiry_id: int
+    ) -> bool:
+        async with transaction(self.ctx.readers) as session:
+            return await search.matches(session, self._filter(team, rep_id, query), inquiry_id)
 
     async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None:
         async with transaction(self.ctx.readers) as session:
@@ -135,8 +187,8 @@ class WebInboxBackend:
     async def set_away(self, rep_id: str, away: bool) -> None:
         await presence.set_away(self.ctx, rep_id, away)
 
-    def subscribe(self, team: str) -> asyncio.Queue[Card]:
+    def subscribe(self, team: str) -> asyncio.Queue[ChannelItem]:
         return self.feed.subscribe(team)
 
-    def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None:
+    def unsubscribe(self, team: str, queue: asyncio.Queue[ChannelItem]) -> None:
         self.feed.unsubscribe(team, queue)

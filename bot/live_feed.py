@@ -13,8 +13,8 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.context import AppContext
-from bot.views import card_for
-from cards.model import Card
+from bot.views import card_clock, card_for
+from connectors.web.channel import ChannelItem
 from store import inquiries as repo
 from store.engine import transaction
 
@@ -25,23 +25,23 @@ _MIN_GAP = 0.05
 
 
 class LiveFeed:
-    """Fans card changes out to subscriber queues, per team."""
+    """Fans card changes out to subscriber queues, per team (each with its clock)."""
 
     def __init__(self, ctx: AppContext, poll_seconds: float = 1.0) -> None:
         self.ctx = ctx
         self.poll_seconds = poll_seconds
-        self._subscribers: dict[str, set[asyncio.Queue[Card]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[ChannelItem]]] = {}
         self._shown: dict[int, int] = {}
         self._watermark: datetime | None = None
         self._stop = asyncio.Event()
 
-    def subscribe(self, team: str) -> asyncio.Queue[Card]:
-        queue: asyncio.Queue[Card] = asyncio.Queue(maxsize=1000)
+    def subscribe(self, team: str) -> asyncio.Queue[ChannelItem]:
+        queue: asyncio.Queue[ChannelItem] = asyncio.Queue(maxsize=1000)
         self._subscribers.setdefault(team, set()).add(queue)
         self.ctx.metrics.live_clients.inc()
         return queue
 
-    def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None:
+    def unsubscribe(self, team: str, queue: asyncio.Queue[ChannelItem]) -> None:
         if queue in self._subscribers.get(team, set()):
             self._subscribers[team].discard(queue)
             self.ctx.metrics.live_clients.dec()
@@ -91,12 +91,13 @@ class LiveFeed:
                 queues = self._subscribers.get(team)
                 if not queues:
                     continue
-                card = await card_for(self.ctx, session, await repo.get_inquiry(session, number))
+                inquiry = await repo.get_inquiry(session, number)
+                item = ChannelItem(await card_for(self.ctx, session, inquiry), card_clock(inquiry))
                 for queue in list(queues):
                     if queue.full():  # a stalled browser: drop it, it reloads on reconnect
                         self.unsubscribe(team, queue)
                         continue
-                    queue.put_nowait(card)
+                    queue.put_nowait(item)
                 pushed += 1
         if self._watermark is None:
             self._watermark = since + _OVERLAP

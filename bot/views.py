@@ -8,7 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.context import AppContext
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Card
-from store.models import Contact, Inquiry, Message
+from connectors.web.channel import CardClock
+from store.models import Contact, Event, Inquiry, Message, Status
 
 
 async def delivery_error(session: AsyncSession, inquiry_id: int) -> str:
@@ -45,6 +46,40 @@ async def customer_name(session: AsyncSession, inquiry_id: int) -> str:
     return row or ""
 
 
+async def current_escalation(session: AsyncSession, inquiry: Inquiry) -> int:
+    """The escalation level still worth showing: 0 once what was escalated is done.
+
+    A claim escalation ends with the claim; a reply escalation (escalated after the
+    claim) ends with the first reply. The stored level is kept for the record.
+    """
+    if not inquiry.escalation_level or inquiry.id is None:
+        return 0
+    if inquiry.status == Status.NEW.value:
+        return inquiry.escalation_level
+    if inquiry.status != Status.CLAIMED.value or inquiry.first_reply_at is not None:
+        return 0
+    escalated_at = (
+        await session.exec(
+            select(Event.at)
+            .where(col(Event.inquiry_id) == inquiry.id, col(Event.kind) == "escalated")
+            .order_by(col(Event.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if escalated_at is None or inquiry.claimed_at is None:
+        return inquiry.escalation_level
+    return inquiry.escalation_level if escalated_at > inquiry.claimed_at else 0
+
+
+def card_clock(inquiry: Inquiry) -> CardClock:
+    """The absolute times behind the card's clock line (the web page keeps them live)."""
+    if inquiry.status == Status.NEW.value:
+        return CardClock(inquiry.received_at, inquiry.claim_due_at, "claim")
+    if inquiry.status == Status.CLAIMED.value and inquiry.first_reply_at is None:
+        return CardClock(inquiry.received_at, inquiry.reply_due_at, "reply")
+    return CardClock(inquiry.received_at)
+
+
 def inquiry_view(
     ctx: AppContext,
     inquiry: Inquiry,
@@ -52,6 +87,7 @@ def inquiry_view(
     *,
     error: str = "",
     name: str | None = None,
+    escalation_level: int | None = None,
 ) -> InquiryView:
     """The card's view of ``inquiry``; ``name`` is the inquiry's own customer name when known."""
     assert inquiry.id is not None
@@ -77,7 +113,7 @@ def inquiry_view(
         first_reply_at=inquiry.first_reply_at,
         last_customer_message_at=inquiry.last_customer_message_at,
         snoozed_until=inquiry.snoozed_until,
-        escalation_level=inquiry.escalation_level,
+        escalation_level=inquiry.escalation_level if escalation_level is None else escalation_level,
         outcome_reason=inquiry.outcome_reason,
         delivery_error=error,
         link_url=ctx.link(f"/web/inquiries/{inquiry.id}"),
@@ -95,5 +131,6 @@ async def card_for(ctx: AppContext, session: AsyncSession, inquiry: Inquiry) -> 
         contact,
         error=await delivery_error(session, inquiry.id),
         name=await customer_name(session, inquiry.id),
+        escalation_level=await current_escalation(session, inquiry),
     )
     return build_inquiry_card(view, now=ctx.clock(), locale=ctx.locale(inquiry.team))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -34,7 +34,17 @@ from cards.reply_form import ReplyDraft
 from cards.strings import text
 from connectors.safe_decode import BadInput, json_of, text_of
 from connectors.web.auth import COOKIE, Signer, safe_next
+from connectors.web.channel import (
+    ARCHIVE_VIEWS,
+    OPEN_VIEWS,
+    PAGE_SIZE,
+    SORTS,
+    ChannelItem,
+    ChannelPage,
+    ChannelQuery,
+)
 from connectors.web.render import render_card_html
+from connectors.web.strings import web_text
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +120,16 @@ class InboxBackend(Protocol):
 
     async def team_cards(self, team: str) -> list[Card]: ...
 
+    async def channel_page(
+        self, team: str, rep_id: str, query: ChannelQuery, page_size: int
+    ) -> ChannelPage: ...
+
+    async def channel_matches(
+        self, team: str, rep_id: str, query: ChannelQuery, inquiry_id: int
+    ) -> bool: ...
+
+    def now(self) -> datetime: ...
+
     async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None: ...
 
     async def act(self, action: Action) -> ActionOutcome: ...
@@ -126,9 +146,9 @@ class InboxBackend(Protocol):
 
     async def set_away(self, rep_id: str, away: bool) -> None: ...
 
-    def subscribe(self, team: str) -> asyncio.Queue[Card]: ...
+    def subscribe(self, team: str) -> asyncio.Queue[ChannelItem]: ...
 
-    def unsubscribe(self, team: str, queue: asyncio.Queue[Card]) -> None: ...
+    def unsubscribe(self, team: str, queue: asyncio.Queue[ChannelItem]) -> None: ...
 
 
 _env = Environment(
@@ -244,11 +264,14 @@ class WebInbox:
             },
         )
 
-    def _card_html(self, card: Card, locale: str) -> str:
+    def _card_html(self, card: Card, locale: str, item: ChannelItem | None = None) -> str:
         return render_card_html(
             card,
             reason_placeholder=text(locale, "web.reason_placeholder"),
             apply_label=text(locale, "web.apply"),
+            locale=locale,
+            clock=item.clock if item is not None else None,
+            now=self.backend.now(),
         )
 
     # -- pages -------------------------------------------------------------
@@ -294,13 +317,35 @@ class WebInbox:
     async def team_page(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
         team = self._team(rep, request.match_info["team"])
-        cards = await self.backend.team_cards(team.name)
+        query = ChannelQuery.from_query(request.query)
+        page = await self.backend.channel_page(team.name, rep, query, PAGE_SIZE)
+        if query.page > page.pages:  # past the end (items left the view): the last page
+            query = ChannelQuery.from_query({**request.query, "page": str(page.pages)})
+            page = await self.backend.channel_page(team.name, rep, query, PAGE_SIZE)
+        base = f"/web/teams/{team.name}"
+        stream = f"{base}/events"
+        if query.params():
+            stream += "?" + urlencode(query.params())
         return self._page(
             "team.html",
             team=team,
             teams=self.backend.teams_of(rep),
             rep_name=self.backend.rep_name(rep),
-            cards=[self._card_html(c, team.locale) for c in cards],
+            cards=[self._card_html(i.card, team.locale, i) for i in page.items],
+            channel=page,
+            query=query,
+            base=base,
+            stream=stream,
+            open_views=OPEN_VIEWS,
+            archive_views=ARCHIVE_VIEWS,
+            sorts=SORTS,
+            w=lambda key, **kw: web_text(team.locale, key, **kw),
+            totals={
+                "open": sum(page.counts.get(v, 0) for v in OPEN_VIEWS),
+                "archive": sum(page.counts.get(v, 0) for v in ARCHIVE_VIEWS),
+            },
+            skip_to="cards",
+            skip_label=web_text(team.locale, "skip"),
             csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
             away=await self.backend.is_away(rep),
             here=request.path,
@@ -456,10 +501,13 @@ class WebInbox:
                 "X-Accel-Buffering": "no",
             }
         )
+        # the channel page passes its filters: each change then says whether the card
+        # (still) belongs on that page, so it can enter or leave it live
+        query = ChannelQuery.from_query(request.query) if request.query else None
         await response.prepare(request)
         queue = self.backend.subscribe(team.name)
         closing = asyncio.ensure_future(self._closing.wait())
-        getter: asyncio.Future[Card] | None = None
+        getter: asyncio.Future[ChannelItem] | None = None
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
             while not closing.done():
@@ -472,13 +520,18 @@ class WebInbox:
                     if not closing.done():
                         await response.write(b": keep-alive\n\n")
                     continue
-                card = getter.result()
+                item = getter.result()
+                card = item.card
+                match = True
+                if query is not None and card.key.isdigit():
+                    match = await self.backend.channel_matches(team.name, rep, query, int(card.key))
                 payload = json.dumps(
                     {
                         "key": card.key,
                         "version": card.version,
                         "status": card.badge.status,
-                        "html": self._card_html(card, team.locale),
+                        "match": match,
+                        "html": self._card_html(card, team.locale, item),
                     }
                 )
                 await response.write(f"event: card\ndata: {payload}\n\n".encode())

@@ -20,6 +20,10 @@
   }
 
   const OPEN = ["new", "claimed", "replied", "waiting", "follow_up"];
+  function refreshEmpty(list) {
+    const empty = document.getElementById("empty");
+    if (empty) empty.hidden = list.querySelector("article.card") !== null;
+  }
   function upsert(data) {
     const list = document.getElementById("cards");
     if (!list) return;
@@ -27,13 +31,71 @@
     if (only && only !== data.key) return;
     const existing = document.getElementById("card-" + data.key);
     if (existing && Number(existing.dataset.version) >= data.version) return;
+    // the channel page's stream says whether the card belongs to this page's filters
+    const belongs = only ? true : data.match !== undefined ? data.match : OPEN.includes(data.status);
+    if (!belongs) {
+      if (existing) existing.remove();
+      refreshEmpty(list);
+      return;
+    }
     const node = fragment(data.html);
     node.classList.add("flash");
     if (existing) existing.replaceWith(node);
-    else if (!only && OPEN.includes(data.status)) list.prepend(node);
-    const empty = document.getElementById("empty");
-    if (empty) empty.hidden = list.children.length > 0;
+    else if (!only) {
+      // newcomers: at the top of the first page for "newest"/"changed"; appended where the
+      // order puts them last (oldest/most overdue first) when this is the last page
+      const sort = list.dataset.sort || "due";
+      const first = (list.dataset.page || "1") === "1";
+      const last = list.dataset.lastPage !== "0";
+      if ((sort === "newest" || sort === "updated") && first) list.prepend(node);
+      else if (sort !== "newest" && sort !== "updated" && last) list.append(node);
+      else { const more = document.getElementById("more"); if (more) more.hidden = false; }
+    }
+    tick();
+    refreshEmpty(list);
   }
+
+  // relative times stay live: every few seconds from the absolute instants in the markup
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const zh = document.documentElement.lang === "zh-CN";
+    if (s < 60) return zh ? s + " 秒" : s + " s";
+    if (s < 3600) return zh ? Math.floor(s / 60) + " 分钟" : Math.floor(s / 60) + " min";
+    if (s < 86400) {
+      const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+      return zh ? h + " 小时" + (m ? " " + m + " 分钟" : "") : h + " h" + (m ? " " + m + " min" : "");
+    }
+    return zh ? Math.floor(s / 86400) + " 天" : Math.floor(s / 86400) + " d";
+  }
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  }
+  function tick() {
+    const list = document.getElementById("cards");
+    if (!list || !list.dataset.tReceived) return;
+    const t = list.dataset;
+    const now = Date.now();
+    function relative(at) {
+      const delta = (now - at) / 1000;
+      if (Math.abs(delta) < 5) return t.tNow;
+      return fill(delta >= 0 ? t.tAgo : t.tIn, { duration: duration(Math.abs(delta)) });
+    }
+    list.querySelectorAll(".rel[data-at]").forEach((el) => {
+      const at = Date.parse(el.dataset.at);
+      if (Number.isNaN(at)) return;
+      let words;
+      if (el.dataset.kind === "received") words = fill(t.tReceived, { ago: relative(at) });
+      else if (at <= now) {
+        words = fill(t.tOverdue, { duration: duration((now - at) / 1000) });
+        el.classList.add("overdue");
+        const card = el.closest("article.card");
+        if (card) card.classList.add("is-overdue");
+      } else words = fill(el.dataset.kind === "reply" ? t.tReply : t.tClaim, { when: relative(at) });
+      if (el.textContent !== words) el.textContent = words;
+    });
+  }
+  tick();
+  setInterval(tick, 5000);
 
   async function post(url, body) {
     const response = await fetch(url, {

@@ -2,7 +2,7 @@
 ``worker_heartbeat`` (a dead worker's leases are taken back without waiting for them).
 
 Revision ID: 0006b
-Revises: 0005
+Revises: 0006a
 Create Date: 2026-11-29
 """
 
