@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -337,47 +338,56 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_options(
+    parser: argparse.ArgumentParser, *, default_config: Any, default_verbose: Any
+) -> None:
+    parser.add_argument(
+        "--config",
+        default=default_config,
+        help="path to claimdesk.toml (default: $CLAIMDESK_CONFIG, else the embedded demo)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", default=default_verbose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claimdesk", description="Claim, reply and escalate customer inquiries from chat."
     )
-    parser.add_argument(
-        "--config",
-        default="",
-        help="path to claimdesk.toml (default: $CLAIMDESK_CONFIG, else the embedded demo)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
+    _common_options(parser, default_config="", default_verbose=False)
+    # The same options after the subcommand (`claimdesk check --config x.toml`, as `init` and
+    # the README say); SUPPRESS keeps a subcommand from resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, default_config=argparse.SUPPRESS, default_verbose=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("init", help="write a commented example claimdesk.toml")
+    command = functools.partial(sub.add_parser, parents=[common])
+    p = command("init", help="write a commented example claimdesk.toml")
     p.add_argument("path", nargs="?", default="claimdesk.toml")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_init)
-    p = sub.add_parser("serve", help="run the server (embedded demo when no config)")
+    p = command("serve", help="run the server (embedded demo when no config)")
     p.add_argument("--host", default="")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser(
+    p = command(
         "check", help="validate the config, log in to each server, warn about shadowed rules"
     )
     p.add_argument(
         "--no-connect", dest="connect", action="store_false", help="only validate the file"
     )
     p.set_defaults(func=cmd_check)
-    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
-        func=cmd_migrate
-    )
-    p = sub.add_parser("web-link", help="print a sign-in link of the web inbox for a rep")
+    command("migrate", help="bring the database schema up to date").set_defaults(func=cmd_migrate)
+    p = command("web-link", help="print a sign-in link of the web inbox for a rep")
     p.add_argument("rep")
     p.set_defaults(func=cmd_web_link)
-    p = sub.add_parser("export", help="all inquiries with messages and timeline as JSON lines")
+    p = command("export", help="all inquiries with messages and timeline as JSON lines")
     p.add_argument("--out", default="", help="file to write (default: stdout)")
     p.add_argument("--team", default="")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("erase", help="erase a person's data (data-protection request)")
+    p = command("erase", help="erase a person's data (data-protection request)")
     p.add_argument("--email", required=True)
     p.add_argument("--yes", action="store_true", help="confirm")
     p.set_defaults(func=cmd_erase)
-    p = sub.add_parser("digest", help="print a team's daily digest (--send also posts it)")
+    p = command("digest", help="print a team's daily digest (--send also posts it)")
     p.add_argument("--team", required=True)
     p.add_argument(
         "--date",
@@ -386,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--send", action="store_true", help="post it to the team's channels too")
     p.set_defaults(func=cmd_digest)
-    p = sub.add_parser("route", help="show which rule routes a message and why")
+    p = command("route", help="show which rule routes a message and why")
     p.add_argument(
         "--explain", required=True, metavar="FILE", help=".eml file or .json webhook body"
     )

@@ -151,3 +151,152 @@ def test_check_logs_in_to_smtp(
     out = capsys.readouterr().out
     assert f"ok: mailbox good: SMTP 127.0.0.1:{port}" in out
     assert f"problem: mailbox down: SMTP 127.0.0.1:{closed}: cannot connect" in out
+
+
+# -- --config before or after the subcommand; alembic's lines at debug ------------------
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLAIMDESK_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _own_config(tmp_path: Path, port: int = 8080) -> Path:
+    """A config nothing else has: team "alpha", its own database and base URL, one rule."""
+    path = tmp_path / "own.toml"
+    path.write_text(
+        '[security]\nsecret_key = "0123456789abcdef0123"\n'
+        f'[server]\nport = {port}\npublic_url = "http://own.example"\n'
+        f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "own.db"}"\n'
+        '[[reps]]\nid = "ana"\nname = "Ana"\n'
+        '[[teams]]\nname = "alpha"\nmembers = ["ana"]\n'
+        '[[rules]]\nname = "germany"\nwhen = { country = ["DE"] }\nthen = { team = "alpha" }\n'
+    )
+    return path
+
+
+def _subcommands() -> set[str]:
+    from bot.cli import build_parser
+
+    return {
+        name
+        for action in build_parser()._actions
+        if action.choices and action.dest == "command"
+        for name in action.choices
+    }
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["config-before", "config-after"])
+def test_config_is_accepted_before_and_after_every_subcommand(
+    after: bool,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLAIMDESK_CONFIG", raising=False)
+    config = _own_config(tmp_path)
+    body = tmp_path / "form.json"
+    body.write_text(json.dumps({"email": "a@b.example", "message": "hi", "country": "DE"}))
+
+    def run(*args: str) -> tuple[int, str]:
+        argv = [*args, "--config", str(config)] if after else ["--config", str(config), *args]
+        code = main(argv)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    tried: set[str] = set()
+    code, out = run("init", str(tmp_path / "new.toml"))
+    assert code == 0 and (tmp_path / "new.toml").exists()
+    tried.add("init")
+    code, out = run("check", "--no-connect")
+    assert code == 0 and f"config OK ({config})" in out and "1 team(s), 1 rep(s)" in out
+    tried.add("check")
+    code, out = run("migrate")
+    assert code == 0 and (tmp_path / "own.db").exists()  # the config's database, not the demo's
+    assert not (tmp_path / ".claimdesk").exists()
+    tried.add("migrate")
+    code, out = run("web-link", "ana")
+    assert code == 0 and out.startswith("http://own.example/web/login?token=")
+    tried.add("web-link")
+    code, out = run("export", "--team", "alpha")
+    assert code == 0 and "exported 0 inquiries" in out
+    tried.add("export")
+    code, out = run("erase", "--email", "nobody@example.com", "--yes")
+    assert code == 1 and "no contact with address nobody@example.com" in out
+    tried.add("erase")
+    code, out = run("digest", "--team", "alpha")  # the embedded demo has no team "alpha"
+    assert code == 0, out
+    tried.add("digest")
+    code, out = run("route", "--explain", str(body))
+    assert code == 0 and "rules[0] 'germany': MATCH" in out and "=> team 'alpha'" in out
+    tried.add("route")
+    assert not (tmp_path / ".claimdesk").exists()
+
+    # serve runs until stopped: the real entry point in a process of its own, on a port the
+    # system picks (the config's public_url shows it was read)
+    config = _own_config(tmp_path, port=0)
+    args = ["serve", "--config", str(config)] if after else ["--config", str(config), "serve"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=tmp_path,
+        env=_cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        while lines[-1] and "claimdesk is running" not in lines[-1]:
+            lines.append(proc.stdout.readline())
+        assert "claimdesk is running: http://own.example/web/" in lines[-1], "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    tried.add("serve")
+    assert tried == _subcommands()
+
+
+def test_an_option_after_the_subcommand_wins_and_none_keeps_the_default() -> None:
+    from bot.cli import build_parser
+
+    parser = build_parser()
+    assert (
+        parser.parse_args(["--config", "a.toml", "check", "--config", "b.toml"]).config == "b.toml"
+    )
+    assert parser.parse_args(["--config", "a.toml", "migrate"]).config == "a.toml"
+    assert parser.parse_args(["migrate"]).config == ""
+    assert parser.parse_args(["migrate", "-v"]).verbose is True
+    assert parser.parse_args(["migrate"]).verbose is False
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["check", "--no-connect"]])
+def test_alembic_lines_are_debug_only(command: list[str], tmp_path: Path) -> None:
+    """`claimdesk migrate` / `check` print no alembic INFO line; with -v they show at DEBUG."""
+    config = _own_config(tmp_path)
+
+    def run(*extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", *command, "--config", str(config), *extra],
+            cwd=tmp_path,
+            env=_cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout + done.stderr
+
+    quiet = run()
+    assert "config OK" in quiet or "database schema is up to date" in quiet
+    assert [line for line in quiet.splitlines() if " alembic." in line] == []
+    if command == ["migrate"]:
+        assert "database schema is up to date" in quiet
+        (tmp_path / "own.db").unlink()  # so that -v runs the migration again
+        verbose = run("-v")
+        assert "DEBUG alembic.runtime.migration: Running upgrade" in verbose
+        assert "INFO alembic" not in verbose
