@@ -29,6 +29,7 @@ from bot.ingest import InboundMessage, ingest
 from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
 from bot.mail_intake import MailboxIntake
+from bot.metrics import webhook_refusals
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
 from config.schema import Settings, parse_duration_minutes
@@ -180,7 +181,10 @@ class Service:
 
     def web_app(self, *, background: bool = True) -> web.Application:
         settings = self.ctx.settings
-        app = web.Application(client_max_size=settings.server.max_body_bytes)
+        app = web.Application(
+            client_max_size=settings.server.max_body_bytes,
+            middlewares=[webhook_refusals(self.ctx.metrics)],
+        )
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake))
         inbox = WebInbox(

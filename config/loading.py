@@ -12,6 +12,8 @@ generic ``website`` webhook and a local SMTP relay.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -110,11 +112,39 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     return settings_from_mapping(data, source=str(path), env=env)
 
 
-def _persistent_secret(data_dir: Path) -> str:
+DEMO_DIR_NAME = ".claimdesk"
+KEY_FILE_NAME = "secret_key"
+
+
+def find_demo_dir(start: Path | None = None) -> Path:
+    """The demo's data folder: the nearest ``.claimdesk/`` holding a key, from ``start``
+    (the working directory) up to the filesystem root, else ``start/.claimdesk``.
+
+    ``serve`` and ``web-link`` both resolve it this way, so a link printed from a
+    sub-folder is signed with the key of the server that runs there.
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEMO_DIR_NAME / KEY_FILE_NAME).is_file():
+            return folder / DEMO_DIR_NAME
+    return here / DEMO_DIR_NAME
+
+
+def demo_key_file(data_dir: Path) -> Path:
+    """Where the demo's signing key is kept."""
+    return data_dir / KEY_FILE_NAME
+
+
+def _persistent_secret(data_dir: Path, *, create: bool = True) -> str:
     """A random signing key kept beside the demo database, so login links survive restarts."""
-    key_file = data_dir / "secret_key"
+    key_file = demo_key_file(data_dir)
     if key_file.exists():
         return key_file.read_text(encoding="utf-8").strip()
+    if not create:
+        raise ConfigError(
+            f"no demo signing key at {key_file} (nor in a .claimdesk/ folder above it); "
+            "run this in the folder where `claimdesk serve` runs, or pass --config"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -123,9 +153,18 @@ def _persistent_secret(data_dir: Path) -> str:
     return key
 
 
-def embedded_settings(data_dir: Path) -> Settings:
-    """The demo configuration ``claimdesk serve`` runs on when no config file is given."""
-    key = _persistent_secret(data_dir)
+def demo_webhook_token(key: str) -> str:
+    """The demo webhook's token, derived from the signing key so that neither reveals the other."""
+    return hmac.new(key.encode(), b"demo-webhook-token", hashlib.sha256).hexdigest()[:32]
+
+
+def embedded_settings(data_dir: Path, *, create_key: bool = True) -> Settings:
+    """The demo configuration ``claimdesk serve`` runs on when no config file is given.
+
+    ``create_key=False`` (``web-link``) refuses to make a new signing key: a link signed
+    with a key the server does not have would only say "invalid or expired".
+    """
+    key = _persistent_secret(data_dir, create=create_key)
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 8080},
         "store": {"url": f"sqlite+aiosqlite:///{data_dir / 'claimdesk.db'}"},
@@ -140,7 +179,7 @@ def embedded_settings(data_dir: Path) -> Settings:
                 "smtp_tls": "none",
             }
         ],
-        "webhooks": [{"name": "website", "token": key[:24], "team": "sales"}],
+        "webhooks": [{"name": "website", "token": demo_webhook_token(key), "team": "sales"}],
         "teams": [
             {
                 "name": "sales",

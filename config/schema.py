@@ -75,6 +75,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""  # empty: http://{host}:{port}
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    log_format: Literal["text", "json"] = "text"  # log lines: key=value text or JSON lines
 
     @property
     def base_url(self) -> str:
