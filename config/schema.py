@@ -400,6 +400,7 @@ class Settings(_Section):
         teams = {t.name for t in self.teams}
         reps = {r.id for r in self.reps}
         mailboxes = {m.name for m in self.mailboxes}
+        known_teams = ", ".join(t.name for t in self.teams) or "none"
         if not self.teams:
             problems.append("teams: at least one [[teams]] entry is needed")
         for kind, names in (
@@ -412,7 +413,9 @@ class Settings(_Section):
             if dupes:
                 problems.append(f"{kind}: duplicate name(s) {', '.join(dupes)}")
         if self.default_team and self.default_team not in teams:
-            problems.append(f"default_team: no team named {self.default_team!r}")
+            problems.append(
+                f"default_team: no team named {self.default_team!r}; known teams: {known_teams}"
+            )
         for i, team in enumerate(self.teams):
             for role in ("members", "leads", "managers"):
                 for rep in getattr(team, role):
@@ -424,22 +427,32 @@ class Settings(_Section):
                 problems.append(f"teams[{i}].mailbox: no mailbox named {team.mailbox!r}")
         for i, box in enumerate(self.mailboxes):
             if box.team and box.team not in teams:
-                problems.append(f"mailboxes[{i}].team: no team named {box.team!r}")
+                problems.append(
+                    f"mailboxes[{i}].team: no team named {box.team!r}; known teams: {known_teams}"
+                )
         for i, hook in enumerate(self.webhooks):
             if hook.team and hook.team not in teams:
-                problems.append(f"webhooks[{i}].team: no team named {hook.team!r}")
+                problems.append(
+                    f"webhooks[{i}].team: no team named {hook.team!r}; known teams: {known_teams}"
+                )
             if hook.mailbox and hook.mailbox not in mailboxes:
                 problems.append(f"webhooks[{i}].mailbox: no mailbox named {hook.mailbox!r}")
         for i, rule in enumerate(self.rules):
             if rule.then.team and rule.then.team not in teams:
-                problems.append(f"rules[{i}].then.team: no team named {rule.then.team!r}")
+                problems.append(
+                    f"rules[{i}].then.team (rule {rule.name!r}): no team named "
+                    f"{rule.then.team!r}; known teams: {known_teams}"
+                )
             if rule.then.assign and rule.then.assign not in reps:
-                problems.append(f"rules[{i}].then.assign: no rep named {rule.then.assign!r}")
+                problems.append(
+                    f"rules[{i}].then.assign (rule {rule.name!r}): no rep named "
+                    f"{rule.then.assign!r}; known reps: {', '.join(sorted(reps)) or 'none'}"
+                )
         for i, rep in enumerate(self.reps):
             if rep.backup and rep.backup not in reps:
                 problems.append(f"reps[{i}].backup: no rep named {rep.backup!r}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line each (config/loading.py)
         return self
 
     # Lookups used everywhere; tuples are small, so linear scans are fine.
