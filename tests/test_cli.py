@@ -180,6 +180,23 @@ def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
             assert response.status == 202
             assert json.loads(response.read())["inquiry"] == 1001
         assert (tmp_path / ".claimdesk" / "claimdesk.db").exists()
+
+        # a second `serve` on the same port says claimdesk already runs there
+        second = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: the port is in use; claimdesk is already" in (
+            second.stderr
+        )
+        assert f"claimdesk serve --port {port + 1}" in second.stderr
+        assert "Traceback" not in second.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
