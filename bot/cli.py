@@ -109,8 +109,10 @@ def _program_on_port(port: int) -> str:
             for fd in (proc / "fd").iterdir():
                 target = os.readlink(fd)
                 if target.startswith("socket:[") and target[8:-1] in inodes:
-                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-                    return f"pid {proc.name}: {cmd[:120]}"
+                    # The first words only: later arguments may carry someone's secrets.
+                    argv = (proc / "cmdline").read_bytes().split(b"\0")[:3]
+                    words = " ".join(a.decode(errors="replace") for a in argv if a)
+                    return f"pid {proc.name}: {' '.join(words.split())[:100]}"
     return ""
 
 
