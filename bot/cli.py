@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.logging_setup import LOG_FORMATS, configure_logging
+from bot.logging_setup import LOG_FORMATS, configure_logging, remove_logging
 from config.loading import (
     ConfigError,
     demo_key_file,
@@ -560,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"configuration error:\n{exc}\n")
         return 2
+    finally:
+        remove_logging()
     return code
 
 

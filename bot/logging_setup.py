@@ -169,3 +169,11 @@ def configure_logging(
     for noisy in ("aiohttp.access", "sqlalchemy.engine", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
+
+
+def remove_logging() -> None:
+    """Take out what ``configure_logging`` installed (the end of an in-process ``main``)."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_claimdesk", False):
+            root.removeHandler(old)
