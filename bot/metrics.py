@@ -4,7 +4,9 @@ What an alert can watch: ``claimdesk_webhook_refused_total{webhook,status}`` gro
 form posts with a wrong token (401), too big a body (413), unreadable fields (400/422) or
 a conflicting idempotency key (409); ``claimdesk_outbox_deliveries_total{channel,kind,
 outcome}`` counts failed deliveries with ``outcome="retry"`` (will be tried again) and
-``outcome="dead"`` (permanent, or out of attempts), next to ``outcome="ok"``.
+``outcome="dead"`` (permanent, or out of attempts), next to ``outcome="ok"``;
+``claimdesk_outbox_delivery_failures_total{channel,kind,failure}`` tells the kinds of
+failure apart: ``retry``, ``permanent`` or ``exhausted``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class Metrics:
             ["channel", "kind", "outcome"],
             registry=r,
         )
+        self.delivery_failures = Counter(
+            "claimdesk_outbox_delivery_failures_total",
+            "Failed delivery attempts: failure=retry (tried again), permanent (the platform "
+            "refused for good) or exhausted (out of attempts)",
+            ["channel", "kind", "failure"],
+            registry=r,
+        )
         self.delivery_seconds = Histogram(
             "claimdesk_outbox_delivery_seconds",
             "Time from enqueue to delivery",
@@ -74,6 +83,11 @@ class Metrics:
         self.live_clients = Gauge(
             "claimdesk_web_live_clients", "Open live connections of the web inbox", registry=r
         )
+
+
+def failure_label(*, permanent: bool, dead: bool) -> str:
+    """The ``failure`` label of a failed delivery attempt."""
+    return "permanent" if permanent else "exhausted" if dead else "retry"
 
 
 def webhook_refusals(metrics: Metrics) -> Middleware:

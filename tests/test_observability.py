@@ -3,6 +3,7 @@ refused webhooks and failed deliveries are counted on ``GET /metrics``."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -135,6 +136,48 @@ async def test_failed_delivery_is_logged_with_error_and_counted(
             http, "claimdesk_outbox_deliveries_total", channel="memory", outcome="dead"
         )
         == 1
+    )
+    assert (
+        await metric_value(
+            http,
+            "claimdesk_outbox_delivery_failures_total",
+            channel="memory",
+            kind="card.post",
+            failure="permanent",
+        )
+        == 1
+    )
+    assert (
+        await metric_value(http, "claimdesk_outbox_delivery_failures_total", failure="retry") == 0
+    )
+
+
+async def test_retried_delivery_is_counted_as_retry(
+    sqlite_url: str, make_settings: Any, service_factory: Any, client_factory: Any
+) -> None:
+    chat = RecordingChannel(
+        team_destinations={"sales": ["C-SALES"]}, fail_next=[DeliveryError("timeout")]
+    )
+    service = await service_factory(make_settings(sqlite_url), channels={"memory": chat})
+    http = await client_factory(service, background=False)
+    assert (await post(http, FORM)).status == 202
+    for _ in range(100):  # the retry waits out its backoff: drain until it went through
+        await service.worker.drain()
+        if chat.posted():
+            break
+        await asyncio.sleep(0.05)
+    assert chat.posted()
+    assert (
+        await metric_value(
+            http, "claimdesk_outbox_delivery_failures_total", channel="memory", failure="retry"
+        )
+        == 1
+    )
+    assert (
+        await metric_value(
+            http, "claimdesk_outbox_deliveries_total", channel="memory", outcome="ok"
+        )
+        >= 1
     )
 
 
