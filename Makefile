@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: create .venv, install claimdesk and serve the embedded demo on http://127.0.0.1:8080
+##      (another port: make run PORT=8081)
 run: $(STAMP)
-	$(BIN)/claimdesk serve
+	$(BIN)/claimdesk serve $(if $(PORT),--port $(PORT))
 
 system-deps:
 	./scripts/system-deps.sh

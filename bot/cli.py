@@ -17,17 +17,26 @@ import logging
 import os
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from config.loading import ConfigError, embedded_settings, example_config_text, load_settings
+from bot.logging_setup import LOG_FORMATS, configure_logging, remove_logging
+from config.loading import (
+    ConfigError,
+    demo_key_file,
+    embedded_settings,
+    example_config_text,
+    find_demo_dir,
+    load_settings,
+)
 from config.schema import Settings
 
 log = logging.getLogger("claimdesk")
 
-DATA_DIR = Path(".claimdesk")
+SERVING_FILE = "serving.json"  # in the demo folder: where the demo server listens now
 
 
 def _out(line: str = "") -> None:
@@ -35,15 +44,20 @@ def _out(line: str = "") -> None:
     sys.stdout.flush()
 
 
-def _settings(args: argparse.Namespace, *, allow_embedded: bool) -> tuple[Settings, bool]:
+def _settings(
+    args: argparse.Namespace, *, allow_embedded: bool, create_key: bool = True
+) -> tuple[Settings, bool]:
     path = args.config or os.environ.get("CLAIMDESK_CONFIG", "")
     if path:
-        return load_settings(Path(path)), False
+        settings = load_settings(Path(path))
+        if getattr(args, "log_format", None) is None and settings.server.log_format != "text":
+            configure_logging(style=settings.server.log_format, verbose=args.verbose)
+        return settings, False
     if not allow_embedded:
         raise ConfigError(
             "no config given: pass --config PATH or set CLAIMDESK_CONFIG (or run `claimdesk init`)"
         )
-    return embedded_settings(DATA_DIR), True
+    return embedded_settings(find_demo_dir(), create_key=create_key), True
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -56,21 +70,94 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(settings: Settings, embedded: bool) -> None:
-    from bot.http_app import Service
+class PortBusy(Exception):
+    """The configured host:port is taken; the message says by what and what to do."""
+
+
+def _who_listens(host: str, port: int) -> str:
+    """A few words on what holds ``host:port``: claimdesk (asked on /healthz) or a program."""
+    import urllib.error
+    import urllib.request
+
+    probe_host = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104 - we only read it
+    try:
+        with urllib.request.urlopen(f"http://{probe_host}:{port}/healthz", timeout=2) as answer:
+            data = json.loads(answer.read(4096) or b"{}")
+        if isinstance(data, dict) and "outbox_pending" in data:
+            return f"claimdesk is already running there (http://{probe_host}:{port}/web/)"
+    except (OSError, ValueError, urllib.error.URLError):
+        pass
+    program = _program_on_port(port)
+    return f"another program holds it ({program})" if program else "another program holds it"
+
+
+def _program_on_port(port: int) -> str:
+    """Best effort, Linux only: the command line of the process listening on ``port``."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                cols = row.split()
+                if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    if not inodes:
+        return ""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    # The first words only: later arguments may carry someone's secrets.
+                    argv = (proc / "cmdline").read_bytes().split(b"\0")[:3]
+                    words = " ".join(a.decode(errors="replace") for a in argv if a)
+                    return f"pid {proc.name}: {' '.join(words.split())[:100]}"
+    return ""
+
+
+def _demo_links(settings: Settings, signer: Any, base: str) -> list[str]:
     from connectors.web.auth import login_link
+
+    team = settings.teams[0]
+    out = []
+    for rep_id in team.rep_ids():
+        role = "lead" if rep_id in team.leads else "manager" if rep_id in team.managers else "rep"
+        out.append(f"  sign in as {rep_id} ({role}): {login_link(signer, base, rep_id)}")
+    return out
+
+
+async def _serve(settings: Settings, embedded: bool) -> None:
+    import errno
+
+    from bot.http_app import Service
 
     service = await Service.create(settings)
     runner = web.AppRunner(service.web_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await service.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        host, port = settings.server.host, settings.server.port
+        raise PortBusy(
+            f"cannot listen on {host}:{port}: the port is in use; "
+            f"{_who_listens(host, port)}.\n"
+            f"Pick another port: claimdesk serve --port {port + 1} "
+            "(or set [server] port in the config)"
+        ) from None
     base = settings.server.base_url
+    serving = find_demo_dir() / SERVING_FILE if embedded else None
+    if serving is not None:
+        serving.write_text(json.dumps({"base_url": base, "pid": os.getpid()}), encoding="utf-8")
     _out(f"claimdesk is running: {base}/web/")
     if embedded:
-        team = settings.teams[0]
-        for rep_id in team.members:
-            _out(f"  sign in as {rep_id}: {login_link(service.signer, base, rep_id)}")
+        for line in _demo_links(settings, service.signer, base):
+            _out(line)
         hook = settings.webhooks[0]
         _out("  try a contact-form inquiry:")
         _out(
@@ -86,22 +173,34 @@ async def _serve(settings: Settings, embedded: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if serving is not None:
+        serving.unlink(missing_ok=True)
     await runner.cleanup()
     await service.close()
 
 
+def _with_server_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``--host``/``--port`` (and ``--base-url``) replace the config's ``[server]`` values."""
+    update: dict[str, Any] = {}
+    if getattr(args, "port", None) is not None:
+        update["port"] = args.port
+    if getattr(args, "host", ""):
+        update["host"] = args.host
+    if getattr(args, "base_url", ""):
+        update["public_url"] = args.base_url
+    if not update:
+        return settings
+    return settings.model_copy(update={"server": settings.server.model_copy(update=update)})
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings, embedded = _settings(args, allow_embedded=True)
-    if args.port is not None or args.host:
-        server = settings.server.model_copy(
-            update={
-                k: v
-                for k, v in (("port", args.port), ("host", args.host))
-                if v is not None and v != ""
-            }
-        )
-        settings = settings.model_copy(update={"server": server})
-    asyncio.run(_serve(settings, embedded))
+    settings = _with_server_overrides(settings, args)
+    try:
+        asyncio.run(_serve(settings, embedded))
+    except PortBusy as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
     return 0
 
 
@@ -205,21 +304,38 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _running_demo_base() -> str:
+    """The base URL of the demo server running from this folder now, if any."""
+    serving = find_demo_dir() / SERVING_FILE
+    try:
+        data = json.loads(serving.read_text(encoding="utf-8"))
+        os.kill(int(data["pid"]), 0)  # still alive?
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return str(data.get("base_url", ""))
+
+
 def cmd_web_link(args: argparse.Namespace) -> int:
     from config.schema import parse_duration_minutes
     from connectors.web.auth import Signer, login_link
 
-    settings, _ = _settings(args, allow_embedded=True)
+    settings, embedded = _settings(args, allow_embedded=True, create_key=False)
     if settings.rep(args.rep) is None:
         _out(f"no rep with id {args.rep!r}; known: {', '.join(r.id for r in settings.reps)}")
         return 1
+    settings = _with_server_overrides(settings, args)
+    base = settings.server.base_url
+    if embedded:
+        if not (args.base_url or args.port is not None or args.host):
+            base = _running_demo_base() or base
+        sys.stderr.write(f"signed with the demo key {demo_key_file(find_demo_dir())}\n")
     sec = settings.security
     signer = Signer(
         sec.secret_key,
         login_max_age=parse_duration_minutes(sec.login_link_max_age) * 60,
         session_max_age=parse_duration_minutes(sec.session_max_age) * 60,
     )
-    _out(login_link(signer, settings.server.base_url, args.rep))
+    _out(login_link(signer, base, args.rep))
     return 0
 
 
@@ -324,16 +440,24 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_digest(args: argparse.Namespace) -> int:
-    from datetime import date
+def _iso_date(value: str) -> date:
+    """``--date``: a calendar day, or a usage error that says how to write one."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-23"
+        ) from None
 
+
+def cmd_digest(args: argparse.Namespace) -> int:
     from bot.digest import digest_for_cli
 
     settings, _ = _settings(args, allow_embedded=True)
     if args.team not in {t.name for t in settings.teams}:
         _out(f"no team named {args.team!r}; known: {', '.join(t.name for t in settings.teams)}")
         return 1
-    day = date.fromisoformat(args.date) if args.date else None
+    day = args.date or None
     sys.stdout.write(asyncio.run(digest_for_cli(settings, args.team, day=day, send=args.send)))
     return 0
 
@@ -347,6 +471,24 @@ def _common_options(
         help="path to claimdesk.toml (default: $CLAIMDESK_CONFIG, else the embedded demo)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", default=default_verbose)
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None if default_verbose is False else argparse.SUPPRESS,
+        help="log lines as key=value text (default) or JSON lines; else [server] log_format",
+    )
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="", help="address to listen on (default: [server] host)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default: [server] port, 8080)"
+    )
+    parser.add_argument(
+        "--base-url",
+        default="",
+        help="how the server is reached from outside, for links (default: [server] public_url)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,8 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_init)
     p = command("serve", help="run the server (embedded demo when no config)")
-    p.add_argument("--host", default="")
-    p.add_argument("--port", type=int, default=None)
+    _server_options(p)
     p.set_defaults(func=cmd_serve)
     p = command(
         "check", help="validate the config, log in to each server, warn about shadowed rules"
@@ -378,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", help="bring the database schema up to date").set_defaults(func=cmd_migrate)
     p = command("web-link", help="print a sign-in link of the web inbox for a rep")
     p.add_argument("rep")
+    _server_options(p)
     p.set_defaults(func=cmd_web_link)
     p = command("export", help="all inquiries with messages and timeline as JSON lines")
     p.add_argument("--out", default="", help="file to write (default: stdout)")
@@ -391,8 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", required=True)
     p.add_argument(
         "--date",
-        default="",
-        help="the digest day YYYY-MM-DD (default: today in the team's time zone)",
+        type=_iso_date,
+        default=None,
+        help="one day to report on, YYYY-MM-DD (default: what today's digest covers: "
+        "yesterday, or Friday to Sunday on a Monday, in the team's time zone)",
     )
     p.add_argument("--send", action="store_true", help="post it to the team's channels too")
     p.set_defaults(func=cmd_digest)
@@ -407,15 +551,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(style=args.log_format or "text", verbose=args.verbose)
+    if args.command not in ("serve", "migrate") and not args.verbose:
+        # A one-shot command migrates a fresh database quietly; it is not what was asked.
+        logging.getLogger("store.migrate").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
         sys.stderr.write(f"configuration error:\n{exc}\n")
         return 2
+    finally:
+        remove_logging()
     return code
 
 

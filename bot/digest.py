@@ -13,11 +13,20 @@ since the team's last digest (at most ``CATCH_UP`` of them) is posted once and
 says it is late. On the very first start, a slot more than ``FIRST_RUN_GRACE``
 old is recorded as skipped instead of posting news nobody asked for.
 
+Late: only a digest posted by the scheduler more than ``LATE_AFTER`` after its slot (a
+catch-up after a stop) says "Sent late"; a digest printed or sent by hand never does.
+
+The CLI (``claimdesk digest``): with no date it shows what today's digest covers (yesterday;
+on a Monday, Friday to Sunday); ``--date X`` shows the day X itself. It reads the store
+directly and boots no ``Service`` unless ``--send`` asks for delivery.
+
 Numbers: time to claim and to first reply are measured from receipt in SLA
 time (business time when the team counts only that); the median and the p90
 use the nearest-rank method. SLA breaches are claims and first replies in the
 period that came later than the team's SLA, plus items still waiting now whose
-deadline has passed.
+deadline passed during the period. An item that stays overdue is so counted once, on
+the day its deadline passed (and again on the day it is finally claimed or answered
+late), not on every later day.
 """
 
 from __future__ import annotations
@@ -104,16 +113,22 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 async def compute_digest(
-    ctx: AppContext, team: TeamSettings, day: date, *, now: datetime | None = None
+    ctx: AppContext,
+    team: TeamSettings,
+    day: date,
+    *,
+    now: datetime | None = None,
+    period: tuple[date, date] | None = None,
 ) -> DigestReport:
-    """The digest of ``team`` for ``day`` (covering the days before it), read from the store."""
+    """The digest of ``team`` for ``day`` (covering the days before it, or ``period``), read
+    from the store. Never marked late: that is for the scheduler's catch-up posts."""
     now = now or ctx.clock()
     zone = ZoneInfo(team.timezone)
-    first, last = period_of(team, day)
+    first, last = period or period_of(team, day)
     start = datetime.combine(first, time(0), tzinfo=zone)
     end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
     async with ctx.sessions() as session:
-        return await _compute(ctx, session, team, day, first, last, start, end, now)
+        return await _compute(ctx, session, team, day, first, last, start, end, now, late=False)
 
 
 async def _compute(
@@ -126,6 +141,8 @@ async def _compute(
     start: datetime,
     end: datetime,
     now: datetime,
+    *,
+    late: bool,
 ) -> DigestReport:
     mine = col(Inquiry.team) == team.name
     received = (
@@ -197,17 +214,25 @@ async def _compute(
         late_reply = sla_elapsed(team, since, row.first_reply_at, priority=row.priority)
         breaches += late_reply > duration(sla_for(team, row.priority).first_reply_within)
 
+    # Still waiting, and the deadline passed in this period (not just "by now": an
+    # item overdue for a week must not add one breach to every digest of that week).
+    passed = min(end, now)
     overdue = (
         await session.exec(
             select(func.count())
             .select_from(Inquiry)
             .where(
                 mine,
-                ((col(Inquiry.status) == Status.NEW.value) & (col(Inquiry.claim_due_at) < now))
+                (
+                    (col(Inquiry.status) == Status.NEW.value)
+                    & (col(Inquiry.claim_due_at) >= start)
+                    & (col(Inquiry.claim_due_at) < passed)
+                )
                 | (
                     (col(Inquiry.status) == Status.CLAIMED.value)
                     & col(Inquiry.first_reply_at).is_(None)
-                    & (col(Inquiry.reply_due_at) < now)
+                    & (col(Inquiry.reply_due_at) >= start)
+                    & (col(Inquiry.reply_due_at) < passed)
                 ),
             )
         )
@@ -278,7 +303,6 @@ async def _compute(
             reps.append(line)
 
     slot = slot_instant(team, day)
-    late = now - slot > LATE_AFTER
     return DigestReport(
         team=team.name,
         team_title=team.title,
@@ -349,7 +373,8 @@ async def run_digest(
         zone = ZoneInfo(team.timezone)
         start = datetime.combine(first, time(0), tzinfo=zone)
         end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
-        report = await _compute(ctx, session, team, day, first, last, start, end, now)
+        late = now - slot_instant(team, day) > LATE_AFTER
+        report = await _compute(ctx, session, team, day, first, last, start, end, now, late=late)
         posts = await queue_digest(session, ctx, team, report)
         await session.exec(
             update(JobRun)
@@ -433,28 +458,58 @@ async def deliver_group_post(ctx: AppContext, row: Outbox) -> None:
 async def digest_for_cli(
     settings: Settings, team_name: str, *, day: date | None = None, send: bool = False
 ) -> str:
-    """``claimdesk digest --team T [--send]``: the text of the team's latest digest; ``--send``
-    also posts it to the team's channels now (a manual post, whatever the scheduler did)."""
+    """``claimdesk digest --team T [--date X] [--send]``: the digest text.
+
+    No ``day``: what today's digest covers (the days since the previous working day, up to
+    yesterday). ``day``: that day alone. Printing reads the store directly; ``--send`` also
+    posts it to the team's channels now (a manual post, whatever the scheduler did), which
+    needs the channels and the outbox worker, so only then is a ``Service`` booted.
+    """
+    team = settings.team(team_name)
+    if send:
+        return await _send_digest(settings, team, day)
+    from store.engine import create_engine, create_session_factory
+    from store.migrate import migrate
+
+    engine = create_engine(settings.store.url)
+    try:
+        await migrate(engine)
+        ctx = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine))
+        when, now, period = _cli_period(team, day, ctx.clock())
+        report = await compute_digest(ctx, team, when, now=now, period=period)
+    finally:
+        await engine.dispose()
+    return render_digest_text(report)
+
+
+def _cli_period(
+    team: TeamSettings, day: date | None, now: datetime
+) -> tuple[date, datetime, tuple[date, date]]:
+    today = now.astimezone(ZoneInfo(team.timezone)).date()
+    if day is None:
+        return today, now, period_of(team, today)
+    return day, now, (day, day)
+
+
+async def _send_digest(settings: Settings, team: TeamSettings, day: date | None) -> str:
     from bot.http_app import Service
 
-    team = settings.team(team_name)
     service = await Service.create(settings)
     try:
         ctx = service.ctx
-        now = ctx.clock()
-        when = day or now.astimezone(ZoneInfo(team.timezone)).date()
-        report = await compute_digest(ctx, team, when, now=now)
-        if send:
-            async with transaction(ctx.sessions) as session:
-                posts = await queue_digest(
-                    session, ctx, team, report, key_suffix=f":manual:{now.isoformat()}"
-                )
-            if posts:
-                await service.worker.drain(max_seconds=60)
-            else:
-                log.warning(
-                    "team %s has no chat destination; the digest was only printed", team.name
-                )
+        when, now, period = _cli_period(team, day, ctx.clock())
+        report = await compute_digest(ctx, team, when, now=now, period=period)
+        async with transaction(ctx.sessions) as session:
+            posts = await queue_digest(
+                session, ctx, team, report, key_suffix=f":manual:{now.isoformat()}"
+            )
+        if posts:
+            await service.worker.drain(max_seconds=60)
+        else:
+            log.warning(
+                "team has no chat destination; the digest was only printed",
+                extra={"team": team.name},
+            )
         return render_digest_text(report)
     finally:
         await service.close()

@@ -29,6 +29,7 @@ from bot.inbox_backend import WebInboxBackend
 from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
 from bot.mail_intake import MailboxIntake
+from bot.metrics import webhook_refusals
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
 from bot.webhook_intake import intake_webhook
@@ -186,7 +187,7 @@ class Service:
         settings = self.ctx.settings
         app = web.Application(
             client_max_size=settings.server.max_body_bytes,
-            middlewares=[refuse_or_contain_errors],
+            middlewares=[webhook_refusals(self.ctx.metrics), refuse_or_contain_errors],
         )
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake))

@@ -44,6 +44,7 @@ from sqlmodel import col, update
 
 from bot.context import AppContext
 from bot.deliveries import RetrySoon, deliver, mark_email_failed
+from bot.metrics import failure_label
 from connectors.channels import DeliveryError
 from store import outbox
 from store.engine import transaction
@@ -333,6 +334,7 @@ class OutboxWorker:
                 .values(attempts=row.attempts, last_error=str(exc)[:2000])
             )
         self.ctx.metrics.deliveries.labels(row.channel, row.kind, "retry").inc()
+        self.ctx.metrics.delivery_failures.labels(row.channel, row.kind, "retry").inc()
         log.warning(
             "outbox delivery failed; retrying in place",
             extra={
@@ -373,6 +375,8 @@ class OutboxWorker:
                 dead=dead,
             )
         self.ctx.metrics.deliveries.labels(row.channel, row.kind, "dead" if dead else "retry").inc()
+        failure = failure_label(permanent=permanent, dead=dead)
+        self.ctx.metrics.delivery_failures.labels(row.channel, row.kind, failure).inc()
         log.warning(
             "outbox delivery failed",
             extra={

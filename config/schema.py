@@ -75,6 +75,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""  # empty: http://{host}:{port}
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    log_format: Literal["text", "json"] = "text"  # log lines: key=value text or JSON lines
 
     @property
     def base_url(self) -> str:
@@ -423,6 +424,7 @@ class Settings(_Section):
         teams = {t.name for t in self.teams}
         reps = {r.id for r in self.reps}
         mailboxes = {m.name for m in self.mailboxes}
+        known_teams = ", ".join(t.name for t in self.teams) or "none"
         if not self.teams:
             problems.append("teams: at least one [[teams]] entry is needed")
         for kind, names in (
@@ -435,7 +437,9 @@ class Settings(_Section):
             if dupes:
                 problems.append(f"{kind}: duplicate name(s) {', '.join(dupes)}")
         if self.default_team and self.default_team not in teams:
-            problems.append(f"default_team: no team named {self.default_team!r}")
+            problems.append(
+                f"default_team: no team named {self.default_team!r}; known teams: {known_teams}"
+            )
         for i, team in enumerate(self.teams):
             for role in ("members", "leads", "managers"):
                 for rep in getattr(team, role):
@@ -447,26 +451,34 @@ class Settings(_Section):
                 problems.append(f"teams[{i}].mailbox: no mailbox named {team.mailbox!r}")
         for i, box in enumerate(self.mailboxes):
             if box.team and box.team not in teams:
-                problems.append(f"mailboxes[{i}].team: no team named {box.team!r}")
+                problems.append(
+                    f"mailboxes[{i}].team: no team named {box.team!r}; known teams: {known_teams}"
+                )
         for i, hook in enumerate(self.webhooks):
             if hook.team and hook.team not in teams:
-                problems.append(f"webhooks[{i}].team: no team named {hook.team!r}")
+                problems.append(
+                    f"webhooks[{i}].team: no team named {hook.team!r}; known teams: {known_teams}"
+                )
             if hook.mailbox and hook.mailbox not in mailboxes:
                 problems.append(f"webhooks[{i}].mailbox: no mailbox named {hook.mailbox!r}")
         for i, rule in enumerate(self.rules):
             if rule.then.team and rule.then.team not in teams:
-                problems.append(f"rules[{i}].then.team: no team named {rule.then.team!r}")
+                problems.append(
+                    f"rules[{i}].then.team (rule {rule.name!r}): no team named "
+                    f"{rule.then.team!r}; known teams: {known_teams}"
+                )
             strategies = ("pool", "round_robin", "least_open")
             if rule.then.assign and rule.then.assign not in reps | set(strategies):
                 problems.append(
-                    f"rules[{i}] {rule.name!r}: then.assign {rule.then.assign!r} is neither a rep "
-                    f"nor a strategy; use a rep id or one of {', '.join(strategies)}"
+                    f"rules[{i}].then.assign (rule {rule.name!r}): {rule.then.assign!r} is neither "
+                    f"a rep nor a strategy; use one of {', '.join(sorted(reps))}"
+                    f" or {', '.join(strategies)}"
                 )
         for i, rep in enumerate(self.reps):
             if rep.backup and rep.backup not in reps:
                 problems.append(f"reps[{i}].backup: no rep named {rep.backup!r}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line each (config/loading.py)
         return self
 
     # Lookups used everywhere; tuples are small, so linear scans are fine.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from config.loading import embedded_settings, find_demo_dir
+from connectors.web.auth import Signer
 from tests.support.postgres import free_port
 from tests.test_config import EXAMPLE_ENV
 
@@ -85,14 +88,58 @@ def test_route_explain(
     assert "=> team 'bulk', priority high" in out
 
 
-def test_web_link_is_accepted_by_the_server(
+def test_web_link_uses_the_servers_demo_key_from_any_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("CLAIMDESK_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
+    # no demo server ever ran here: no link signed with a key nobody checks
+    assert main(["web-link", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert "no demo signing key at" in err and "claimdesk serve" in err
+    assert not (tmp_path / ".claimdesk").exists()
+
+    server = embedded_settings(find_demo_dir())  # what `claimdesk serve` does here
+    signer = Signer(server.security.secret_key, login_max_age=600, session_max_age=600)
+    elsewhere = tmp_path / "reports" / "2026"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
     assert main(["web-link", "demo"]) == 0
-    link = capsys.readouterr().out.strip()
+    captured = capsys.readouterr()
+    link = captured.out.strip()
     assert link.startswith("http://127.0.0.1:8080/web/login?token=")
+    assert signer.check_login_token(link.split("token=")[1]) == "demo"
+    assert f"signed with the demo key {tmp_path / '.claimdesk' / 'secret_key'}" in captured.err
     assert main(["web-link", "nobody"]) == 1
+    capsys.readouterr()
+
+    # serving on another port: the link follows it (or --port / --base-url)
+    (tmp_path / ".claimdesk" / "serving.json").write_text(
+        json.dumps({"base_url": "http://127.0.0.1:9191", "pid": os.getpid()})
+    )
+    assert main(["web-link", "lead"]) == 0
+    assert capsys.readouterr().out.startswith("http://127.0.0.1:9191/web/login?token=")
+    assert main(["web-link", "demo", "--port", "8123"]) == 0
+    assert capsys.readouterr().out.startswith("http://127.0.0.1:8123/web/login?token=")
+    assert main(["web-link", "demo", "--base-url", "https://desk.example/"]) == 0
+    assert capsys.readouterr().out.startswith("https://desk.example/web/login?token=")
+
+
+def test_serve_on_a_busy_port_says_what_holds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLAIMDESK_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in err
+    assert "another program holds it" in err
+    assert f"claimdesk serve --port {port + 1}" in err
+    assert "Traceback" not in err
 
 
 def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
@@ -118,8 +165,11 @@ def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
                 break
         output = "".join(lines)
         assert f"claimdesk is running: http://127.0.0.1:{port}/web/" in output
-        assert "sign in as demo: http://127.0.0.1:" in output
+        assert "sign in as demo (rep): http://127.0.0.1:" in output
+        assert "sign in as lead (lead): http://127.0.0.1:" in output
         token = output.split("X-Claimdesk-Token: ")[1].split("'")[0]
+        key = (tmp_path / ".claimdesk" / "secret_key").read_text()
+        assert token not in key and key[:8] not in token  # derived, not a slice of the key
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/webhooks/website",
             method="POST",
@@ -130,6 +180,23 @@ def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
             assert response.status == 202
             assert json.loads(response.read())["inquiry"] == 1001
         assert (tmp_path / ".claimdesk" / "claimdesk.db").exists()
+
+        # a second `serve` on the same port says claimdesk already runs there
+        second = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: the port is in use; claimdesk is already" in (
+            second.stderr
+        )
+        assert f"claimdesk serve --port {port + 1}" in second.stderr
+        assert "Traceback" not in second.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
@@ -300,3 +367,64 @@ def test_alembic_lines_are_debug_only(command: list[str], tmp_path: Path) -> Non
         verbose = run("-v")
         assert "DEBUG alembic.runtime.migration: Running upgrade" in verbose
         assert "INFO alembic" not in verbose
+
+
+def _claimdesk(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLAIMDESK_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_commands_on_a_fresh_database_print_only_their_own_lines(tmp_path: Path) -> None:
+    check = _claimdesk(tmp_path, "check", "--no-connect")
+    assert check.returncode == 0, check.stderr
+    assert check.stderr == ""
+    assert check.stdout.splitlines() == [
+        "config OK (embedded default): 1 team(s), 3 rep(s), 1 mailbox(es), 1 webhook(s), 0 rule(s)"
+    ]
+    digest = _claimdesk(tmp_path, "digest", "--team", "sales")  # migrates the new database
+    assert digest.returncode == 0, digest.stderr
+    assert digest.stderr == ""
+    assert digest.stdout.startswith("Daily digest · Sales · ")
+    for noise in ("alembic", "Running upgrade", "Context impl", "migrated"):
+        assert noise not in digest.stdout
+    verbose = _claimdesk(tmp_path, "-v", "export")
+    assert "DEBUG alembic.runtime.migration" in verbose.stderr  # still there when asked for
+
+
+def test_digest_refuses_a_bad_date_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLAIMDESK_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        main(["digest", "--team", "sales", "--date", "2026-02-30"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "'2026-02-30' is not a date; write it as YYYY-MM-DD" in err
+    assert "Traceback" not in err
+    assert main(["digest", "--team", "sales", "--date", "2026-11-20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Daily digest · Sales · 2026-11-20\n") and "Sent late" not in out
+
+
+def test_log_format_json_from_the_flag_or_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[server]\nlog_format = "json"\n[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "x.db"}"\n'
+        '[security]\nsecret_key = "0123456789abcdef0123"\n[[teams]]\nname = "s"\n'
+    )
+    done = _claimdesk(tmp_path, "--config", str(config), "migrate")
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(x) for x in done.stderr.splitlines()]
+    assert line["msg"] == "database schema migrated" and line["logger"] == "store.migrate"
+    assert line["from_revision"] is None and line["to_revision"]
+    done = _claimdesk(tmp_path, "migrate", "--config", str(config), "--log-format", "text")
+    assert done.returncode == 0 and done.stderr == ""  # up to date: nothing to say

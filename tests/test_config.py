@@ -123,7 +123,8 @@ def test_file_secret(tmp_path: Path) -> None:
         ),
         (
             lambda d: d["rules"][0]["then"].update(team="nowhere"),
-            "rules[0].then.team: no team named 'nowhere'",
+            "test.toml: rules[0].then.team (rule 'chinese'): no team named 'nowhere'; "
+            "known teams: sales, asia",
         ),
     ],
 )
@@ -133,6 +134,84 @@ def test_mistakes_are_explained(mutate: object, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         settings_from_mapping(data, source="test.toml", env={})
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d.update(server={"port": "eighty"}),
+            "test.toml: server.port: must be a whole number, e.g. 8080 (without quotes); "
+            "'eighty' is not",
+        ),
+        (
+            lambda d: d.update(server={"port": 70000}),
+            "test.toml: server.port: must be at most 65535; 70000 is too big",
+        ),
+        (
+            lambda d: d.update(server={"log_format": "xml"}),
+            "test.toml: server.log_format: must be one of 'text' or 'json'; 'xml' is not",
+        ),
+        (
+            lambda d: d["teams"][0].update(members="alice"),
+            'test.toml: teams[0].members: must be a list in brackets, e.g. ["a", "b"]',
+        ),
+        (
+            lambda d: d["rules"][0].update(when={"country": "CN"}),
+            "test.toml: rules[0].when.country (rule 'chinese'): must be a list in brackets",
+        ),
+    ],
+)
+def test_validation_wording_is_plain(mutate: object, expected: str) -> None:
+    data = base_config()
+    mutate(data)  # type: ignore[operator]
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping(data, source="test.toml", env={})
+    assert expected in str(err.value)
+    assert "Input should be" not in str(err.value)
+
+
+def test_every_missing_variable_and_wrong_case_reference_in_one_run() -> None:
+    data = base_config()
+    data["security"]["secret_key"] = "env:CD_SECRET"
+    data["webhooks"][0]["secret"] = "env:CD_HOOK"
+    data["security"]["api_tokens"] = ["ENV:CD_API"]
+    data["mailboxes"][0]["smtp_password"] = "File:/run/secrets/smtp"
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping(data, source="test.toml", env={})
+    lines = str(err.value).splitlines()
+    assert "test.toml: security.secret_key: environment variable CD_SECRET is not set" in lines[0]
+    assert any("webhooks[0].secret: environment variable CD_HOOK is not set" in x for x in lines)
+    assert any(
+        "security.api_tokens[0]: 'ENV:' is not a secret reference (they are lower case); "
+        "write env:CD_API" in x
+        for x in lines
+    )
+    assert any("mailboxes[0].smtp_password: 'File:'" in x for x in lines)
+    assert len(lines) == 4
+
+
+def test_several_reference_problems_are_listed_line_by_line() -> None:
+    data = base_config()
+    data["default_team"] = "nobody"
+    data["rules"][0]["then"]["team"] = "nowhere"
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping(data, source="test.toml", env={})
+    lines = str(err.value).splitlines()
+    assert "test.toml: default_team: no team named 'nobody'; known teams: sales, asia" in lines
+    assert any(x.startswith("test.toml: rules[0].then.team (rule 'chinese')") for x in lines)
+
+
+def test_missing_template_directory_names_key_and_path(tmp_path: Path) -> None:
+    data = base_config()
+    data["templates"] = {"directory": str(tmp_path / "replies")}
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping(data, source="test.toml", env={})
+    assert f"test.toml: templates.directory: no such directory {tmp_path / 'replies'}" in str(
+        err.value
+    )
+    (tmp_path / "replies").mkdir()
+    assert settings_from_mapping(data, source="test.toml", env={}).templates.directory
 
 
 def test_bad_toml_syntax_names_the_file(tmp_path: Path) -> None:

@@ -103,9 +103,16 @@ async def test_daily_digest(sqlite_url: str, make_settings: Any, service_factory
     assert late[0][1].title.endswith("2026-11-23")
     assert all(call.destination == CHANNEL for _, call in walk.log if call.method == "post_card")
 
-    # the CLI prints the same numbers for Monday
-    text = await digest_for_cli(settings, "sales", day=date(2026, 11, 23))
-    assert text.startswith("Daily digest · Sales EU · 2026-11-20 – 2026-11-22\n")
+    # a day without activity does not repeat Friday's breaches: b and c were overdue on
+    # Friday and are counted there, not again in Tuesday's digest (covering Monday)
+    tuesday = {f.label: f.value for f in late[0][1].fields}
+    assert tuesday["SLA breaches"] == "0" and tuesday["New"] == "0"
+    assert tuesday["Open now / unclaimed"] == "2 / 1"
+
+    # the CLI: --date X is the day X itself, with the same numbers; never "Sent late"
+    text = await digest_for_cli(settings, "sales", day=date(2026, 11, 20))
+    assert text.startswith("Daily digest · Sales EU · 2026-11-20\n")
+    assert "Sent late" not in text and "SLA breaches: 3\n" in text
     assert "New: 3\n" in text and "Won: 1\n" in text
     assert "Oldest unclaimed:\n" in text and f"#{c} Solar lamps" in text
 
