@@ -19,6 +19,10 @@ working after ``security.login_link_max_age``, counted from when the notice was
 queued (by the application's clock). Tokens are made when the mail is built,
 never stored in the outbox.
 
+Assignment notices (:func:`tell_assignee`, used by the clock's hand-over of an away
+rep's inquiries and meant for every assignment) DM the new owner on chat where
+they have an id there, and mail them otherwise.
+
 The web inbox shows the same notices on ``/web/for-you`` (:class:`RepNotices`):
 the clock's recent Events that named the rep.
 """
@@ -32,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import AppContext
 from cards.strings import text
@@ -46,9 +51,10 @@ from connectors.mail.smtp import (
 )
 from connectors.web.auth import Signer
 from connectors.web.one_click import NoticeEntry, one_click_url
+from store import outbox
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES
-from store.models import Event, Inquiry, Outbox
+from store.models import Event, Inquiry, Lane, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +222,61 @@ def compose(ctx: AppContext, signer: Signer, key: str, payload: dict[str, Any]) 
     )
 
 
+async def tell_assignee(
+    session: AsyncSession,
+    ctx: AppContext,
+    inquiry: Inquiry,
+    rep_id: str,
+    message: str,
+    *,
+    key: str,
+) -> list[str]:
+    """Tell ``rep_id`` that ``inquiry`` is now theirs: a DM on each of the team's platforms
+    where they have an id, else an email (``what`` "assigned"). ``key`` names the assignment
+    (e.g. ``handed_over:{id}:v{version}``), so it is told once. Returns the outbox keys."""
+    rep = ctx.settings.rep(rep_id)
+    if rep is None or inquiry.id is None:
+        return []
+    try:
+        team = ctx.settings.team(inquiry.team)
+    except KeyError:
+        return []
+    now = ctx.clock()
+    keys: list[str] = []
+    for platform in chat_platforms(ctx, team):
+        user = chat_user(platform, rep)
+        if not user:
+            continue
+        keys.append(f"dm:{platform}:{user}:{key}")
+        await outbox.enqueue(
+            session,
+            key=keys[-1],
+            channel=platform,
+            kind="dm",
+            destination=user,
+            inquiry_id=inquiry.id,
+            now=now,
+            lane=Lane.BULK,
+            payload={"text": message, "locale": team.locale, "rep": rep.id, "card": "reminder"},
+        )
+    if keys:
+        return keys
+    row = notice_row(
+        ctx,
+        team,
+        rep,
+        key=f"notify:{rep.id}:{key}",
+        what="assigned",
+        message=message,
+        now=now,
+        inquiry=inquiry,
+    )
+    if row is None:
+        return []
+    await outbox.enqueue(session, lane=Lane.BULK, **row)
+    return [row["key"]]
+
+
 async def deliver_notice(ctx: AppContext, row: Outbox) -> None:
     """Send one ``email.notify`` row (``DeliveryError`` says whether a retry can help)."""
     mailbox = ctx.settings.mailbox(row.destination)
@@ -244,7 +305,7 @@ async def deliver_notice(ctx: AppContext, row: Outbox) -> None:
     await send_email(mailbox, email)
 
 
-_NOTICE_EVENTS = ("nudged", "escalated", "reminded", "snooze_ended", "follow_up_due")
+_NOTICE_EVENTS = ("nudged", "escalated", "reminded", "snooze_ended", "follow_up_due", "handed_over")
 
 
 class RepNotices:
@@ -254,6 +315,13 @@ class RepNotices:
         self.ctx = ctx
         self.days = days
         self.limit = limit
+
+    def _local(self, team: str, at: datetime) -> str:
+        try:
+            zone = ZoneInfo(self.ctx.settings.team(team).timezone)
+        except KeyError:
+            zone = ZoneInfo("UTC")
+        return at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
     async def notices_for(self, rep_id: str) -> list[NoticeEntry]:
         teams = [t.name for t in self.ctx.settings.teams if rep_id in t.rep_ids()]
@@ -278,7 +346,7 @@ class RepNotices:
         out: list[NoticeEntry] = []
         seen: set[int] = set()
         for event, inquiry in rows:
-            named = [*event.data.get("mentions", ()), *event.data.get("to", ())]
+            named = [*event.data.get("mentions", ()), *event.data.get("to", ()), event.after]
             if rep_id not in named or inquiry.id is None or inquiry.id in seen:
                 continue
             seen.add(inquiry.id)
@@ -289,6 +357,7 @@ class RepNotices:
                     kind=event.kind,
                     subject=inquiry.subject,
                     team=inquiry.team,
+                    local=self._local(inquiry.team, event.at),
                 )
             )
             if len(out) >= self.limit:

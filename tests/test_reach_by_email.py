@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 
+from bot.card_actions import perform
 from bot.http_app import Service
+from bot.presence import set_away
+from cards.actions import Action, Verb
 from store import inquiries as repo
 from store.models import Event
 from tests.conftest import MovableClock
@@ -230,3 +233,32 @@ async def test_one_click_claim_works_once_without_login_and_expires(
     assert (await fresh.get(claim, allow_redirects=False)).status == 403
     assert (await fresh.post(claim, allow_redirects=False)).status == 403
     assert (await fresh.get(opened, allow_redirects=False)).status == 403
+
+
+async def test_hand_over_to_a_backup_is_mailed_once(
+    sqlite_url: str, make_settings: Any, service_factory: Any, smtp: SmtpSink
+) -> None:
+    config = reach_config(leads=["lena"])
+    config["reps"][0]["backup"] = "bob"  # alice's stand-in
+    clock = MovableClock(berlin(2026, 11, 24, 10, 0))
+    service = await service_factory(make_settings(sqlite_url, **config), clock=clock)
+    assert service.scheduler is not None
+    service.scheduler.settings.digests = False
+    number = await new_inquiry(service, "hand-over")
+    outcome = await perform(service.ctx, Action(number, Verb.CLAIM, "web", "alice"))
+    assert outcome.ok
+    await set_away(service.ctx, "alice", True)
+    clock.advance(minutes=1)
+    await tick_both([service])
+    await service.worker.drain()
+    clock.advance(minutes=1)
+    await tick_both([service])
+    await service.worker.drain()
+    async with service.ctx.sessions() as session:
+        assert (await repo.get_inquiry(session, number)).assignee == "bob"
+    assert mailed(smtp) == {("bob@seller.test", "Assigned to you"): 1}
+    message = smtp.messages[0].message
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert "handed over from Alice (away) to Bob" in body
+    assert "Claim #" not in body  # already bob's: only the Open link
+    assert message["Auto-Submitted"] == "auto-generated"

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -40,6 +39,7 @@ KIND_LABELS = {
     "reminded": "notify.what.reminder",
     "snooze_ended": "notify.what.woke",
     "follow_up_due": "notify.what.follow_up",
+    "handed_over": "notify.what.assigned",
 }
 
 
@@ -49,9 +49,10 @@ class NoticeEntry:
 
     at: datetime
     inquiry_id: int
-    kind: str  # the clock Event's kind: nudged, escalated, reminded, snooze_ended, follow_up_due
+    kind: str  # the Event's kind: nudged, escalated, reminded, snooze_ended, follow_up_due, handed_over
     subject: str
     team: str
+    local: str = ""  # ``at`` in the team's time zone, as the page shows it
 
 
 class NoticeSource(Protocol):
@@ -205,7 +206,6 @@ class OneClickLinks:
                 content_type="text/plain",
             )
         team = teams[0]
-        zone = ZoneInfo("UTC")
         notices = await self.notices.notices_for(rep)
 
         def t(key: str, **params: object) -> str:
@@ -216,7 +216,7 @@ class OneClickLinks:
                 "inquiry_id": n.inquiry_id,
                 "kind": n.kind,
                 "subject": n.subject,
-                "local": n.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+                "local": n.local,
             }
             for n in notices
         ]
