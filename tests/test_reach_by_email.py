@@ -107,6 +107,8 @@ async def test_web_only_mails_nudge_escalation_digest_once(
 
     async with one.ctx.sessions() as session:
         escalated = (await session.exec(select(Event).where(col(Event.kind) == "escalated"))).all()
+        nudged = (await session.exec(select(Event).where(col(Event.kind) == "nudged"))).all()
+    assert [e.data["mailed"] for e in nudged] == [["alice", "bob"]] * 3
     assert sorted((e.data["level"], tuple(e.data["reached"])) for e in escalated) == [
         (1, ("lena",)),
         (2, ("max",)),

@@ -108,8 +108,9 @@ class StepContext:
     def ladder(self, level: int) -> list[str]:
         return ladder(self.ctx, self.team, level, self.away)
 
-    def post_group(self, message: str, reps: list[RepSettings]) -> None:
-        """A message in the card's thread on every platform, ``{mentions}`` filled in per platform."""
+    def post_group(self, message: str, reps: list[RepSettings]) -> list[str]:
+        """A message in the card's thread on every platform, ``{mentions}`` filled in per platform;
+        by email to those of ``reps`` not reachable there. Returns who is mailed."""
         for channel, dest in targets(self.ctx, self.team):
             mentions = " ".join(mention(channel, r) for r in reps)
             self.out.enqueue(
@@ -124,7 +125,7 @@ class StepContext:
                     "mentions": [platform_user(channel, r) for r in reps],
                 },
             )
-        self.mail([r.id for r in reps], message)
+        return self.mail([r.id for r in reps], message)
 
     def mail(self, rep_ids: list[str], message: str) -> list[str]:
         """An email to each rep not reachable on the team's chat (``bot.notices``); returns
