@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -150,7 +151,7 @@ def notice_row(
     }
 
 
-def compose(ctx: AppContext, signer: Signer, key: str, payload: dict[str, Any]) -> Notification:
+def compose(ctx: AppContext, signer: Signer, payload: dict[str, Any]) -> Notification:
     """The email of one ``email.notify`` row (links signed now, from the row's expiry)."""
     locale = str(payload.get("locale", "en"))
 
@@ -288,15 +289,9 @@ async def deliver_notice(ctx: AppContext, row: Outbox) -> None:
         login_max_age=parse_duration_minutes(security.login_link_max_age) * 60,
         session_max_age=parse_duration_minutes(security.session_max_age) * 60,
     )
-    note = compose(ctx, signer, row.key, dict(row.payload))
-    note = Notification(
+    note = replace(
+        compose(ctx, signer, dict(row.payload)),
         message_id=notification_message_id(mailbox, row.key),
-        to_address=note.to_address,
-        to_name=note.to_name,
-        subject=note.subject,
-        text=note.text,
-        html=note.html,
-        date=note.date,
     )
     try:
         email = build_notification(mailbox, note)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,8 +16,10 @@ from sqlmodel import col, select
 
 from bot.card_actions import perform
 from bot.http_app import Service
+from bot.notices import compose
 from bot.presence import set_away
 from cards.actions import Action, Verb
+from connectors.mail.smtp import build_notification, notification_message_id
 from store import inquiries as repo
 from store.models import Event
 from tests.conftest import MovableClock
@@ -264,3 +267,40 @@ async def test_hand_over_to_a_backup_is_mailed_once(
     assert "handed over from Alice (away) to Bob" in body
     assert "Claim #" not in body  # already bob's: only the Open link
     assert message["Auto-Submitted"] == "auto-generated"
+
+
+async def test_notice_in_chinese_escapes_customer_text(
+    sqlite_url: str, make_settings: Any, service_factory: Any
+) -> None:
+    service = await service_factory(make_settings(sqlite_url, **reach_config(leads=[])))
+    mailbox = service.ctx.settings.mailbox("sales")
+    assert mailbox is not None
+    payload = {
+        "to": "chen@seller.test",
+        "to_name": "陈",
+        "rep": "chen",
+        "team": "asia",
+        "locale": "zh-CN",
+        "what": "nudge",
+        "text": "#7「<script>x</script>」还没有人认领",
+        "expires": 2_000_000_000,
+        "number": 7,
+        "inquiry_subject": "<script>x</script>\r\nBcc: evil@example.com",
+        "snippet": "<img src=x onerror=alert(1)>",
+        "claim": True,
+    }
+    note = compose(service.ctx, service.signer, payload)
+    assert note.subject.startswith("[#7] 等待认领：")
+    assert "陈，您好" in note.text and "认领 #7：http://claimdesk.test/web/o/" in note.text
+    assert "<script>" not in note.html and "<img" not in note.html
+    assert "&lt;script&gt;" in note.html
+    email = build_notification(
+        mailbox, replace(note, message_id=notification_message_id(mailbox, "k"))
+    )
+    assert "\n" not in str(email["Subject"]) and email["Bcc"] is None
+    assert email["Auto-Submitted"] == "auto-generated"
+    assert email["Message-ID"] == notification_message_id(mailbox, "k")  # fixed by the key
+    rep, number, action = service.signer.check_one_click(
+        re.findall(r"/web/o/(\S+)", note.text)[-1], 1_999_999_999
+    ) or ("", 0, "")
+    assert (rep, number, action) == ("chen", 7, "claim")
