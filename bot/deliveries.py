@@ -25,6 +25,7 @@ from bot.clock import direct_card, platform_user
 from bot.context import AppContext
 from bot.digest import deliver_group_post
 from bot.mail_intake import open_mailbox
+from bot.notices import deliver_notice
 from bot.replies import outgoing_email
 from bot.views import card_for
 from cards.model import Card
@@ -52,6 +53,8 @@ async def deliver(ctx: AppContext, row: Outbox) -> None:
     """Deliver ``row`` or raise ``DeliveryError`` / ``RetrySoon``."""
     if row.kind == "email.send":
         await _send_email(ctx, row)
+    elif row.kind == "email.notify":
+        await deliver_notice(ctx, row)  # a nudge/escalation/digest by email (bot.notices)
     elif row.kind == "email.file_sent":
         await _file_sent_copy(ctx, row)
     elif row.kind in ("card.post", "card.update", "thread.post"):

@@ -6,6 +6,9 @@ covers the local days since the previous working day, so Tuesday's covers
 Monday and Monday's covers Friday to Sunday: every day is covered exactly once
 and nobody gets a digest on a Sunday.
 
+Who: each of the team's chat destinations, and by email each lead and manager
+who cannot be reached on the team's chat (everyone, in a web-only setup).
+
 Once: each digest inserts ``JobRun(key="digest:{team}:{date}")`` in the same
 transaction as its outbox rows, so with several processes it is posted once.
 A process that was stopped catches up when it comes back: every missed slot
@@ -44,6 +47,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import AppContext
+from bot.notices import notice_row, reachable_on_chat
 from bot.sla import calendar_for, duration, sla_elapsed, sla_for
 from cards.digest_card import (
     DigestItem,
@@ -355,6 +359,41 @@ async def queue_digest(
                 lane=Lane.BULK,
                 payload={"digest": report.to_dict()},
             )
+            count += 1
+    count += await _mail_digest(session, ctx, team, report, key_suffix=key_suffix)
+    return count
+
+
+async def _mail_digest(
+    session: AsyncSession,
+    ctx: AppContext,
+    team: TeamSettings,
+    report: DigestReport,
+    *,
+    key_suffix: str,
+) -> int:
+    """The digest by email to the team's leads and managers not reachable on its chat
+    (all of them when the team has no chat destination; see ``bot.notices``)."""
+    now = ctx.clock()
+    body = render_digest_text(report)
+    title = body.splitlines()[0] if body else ""
+    count = 0
+    for rep_id in dict.fromkeys([*team.leads, *team.managers]):
+        rep = ctx.settings.rep(rep_id)
+        if rep is None or reachable_on_chat(ctx, team, rep):
+            continue
+        row = notice_row(
+            ctx,
+            team,
+            rep,
+            key=f"notify:{rep.id}:digest:{team.name}:{report.day}{key_suffix}",
+            what="digest",
+            message=body,
+            now=now,
+            subject=title,
+        )
+        if row is not None:
+            await outbox.enqueue(session, lane=Lane.BULK, **row)
             count += 1
     return count
 

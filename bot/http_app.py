@@ -30,6 +30,7 @@ from bot.interactions import AppInteractions
 from bot.live_feed import LiveFeed
 from bot.mail_intake import MailboxIntake
 from bot.metrics import webhook_refusals
+from bot.notices import RepNotices
 from bot.outbox_worker import OutboxWorker, WorkerSettings
 from bot.replies import ReplyTemplates
 from bot.webhook_intake import intake_webhook
@@ -41,6 +42,7 @@ from connectors.registry import build_platforms
 from connectors.safe_decode import BadInput
 from connectors.web.auth import Signer
 from connectors.web.inbox import WebInbox
+from connectors.web.one_click import OneClickLinks
 from connectors.webhooks import InboundForm, IntakeReceipt, webhook_routes
 from store import outbox
 from store.engine import create_engine, create_session_factory, transaction
@@ -197,6 +199,15 @@ class Service:
             secure_cookies=settings.server.base_url.startswith("https://"),
         )
         app.add_routes(inbox.routes())
+        app.add_routes(  # one-click links from notification emails, the "for you" page
+            OneClickLinks(
+                inbox.backend,
+                RepNotices(self.ctx),
+                self.signer,
+                clock=self.ctx.clock,
+                secure_cookies=settings.server.base_url.startswith("https://"),
+            ).routes()
+        )
         app.on_shutdown.append(inbox.close_streams)
         app.add_routes(api_routes(self.ctx))
         app.add_routes(

@@ -4,6 +4,10 @@ Each step handler (``bot.clock.steps``, ``bot.clock.follow_ups``) takes one
 :class:`StepContext` and posts, DMs and records Events through it; it sets the
 inquiry's new column values in ``values`` and the card's note in ``notes``,
 which the scheduler stores with one compare-and-set after the inquiry's steps.
+
+Whoever a group post or a DM cannot reach on the team's chat gets the same
+message by email (:meth:`StepContext.mail`), keyed by rep and step like the
+chat rows, so it is sent once.
 """
 
 from __future__ import annotations
@@ -13,9 +17,18 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.clock.people import ladder, mention, on_duty, platform_user, stand_in, targets
+from bot.clock.people import (
+    ladder,
+    mention,
+    on_duty,
+    platform_user,
+    rungs,
+    stand_in,
+    targets,
+)
 from bot.clock.writes import Writes
 from bot.context import AppContext
+from bot.notices import NOTICE_OF_STEP, notice_row, reachable_on_chat
 from bot.sla import ClockState, Plan, Step, plan
 from cards.strings import text
 from config.schema import RepSettings, TeamSettings
@@ -48,13 +61,8 @@ def plan_for(
     ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime, away: frozenset[str]
 ) -> Plan:
     """Which steps of ``inquiry`` are due at ``now`` and when the next one is."""
-    return plan(
-        clock_state(inquiry),
-        team,
-        now,
-        has_leads=bool(ladder(ctx, team, 1, away)),
-        has_managers=bool(ladder(ctx, team, 2, away)),
-    )
+    levels = len(rungs(ctx, team, away))  # an empty rung falls through (bot.clock.people)
+    return plan(clock_state(inquiry), team, now, has_leads=levels >= 1, has_managers=levels >= 2)
 
 
 @dataclass
@@ -100,8 +108,9 @@ class StepContext:
     def ladder(self, level: int) -> list[str]:
         return ladder(self.ctx, self.team, level, self.away)
 
-    def post_group(self, message: str, reps: list[RepSettings]) -> None:
-        """A message in the card's thread on every platform, ``{mentions}`` filled in per platform."""
+    def post_group(self, message: str, reps: list[RepSettings]) -> list[str]:
+        """A message in the card's thread on every platform, ``{mentions}`` filled in per platform;
+        by email to those of ``reps`` not reachable there. Returns who is mailed."""
         for channel, dest in targets(self.ctx, self.team):
             mentions = " ".join(mention(channel, r) for r in reps)
             self.out.enqueue(
@@ -116,6 +125,30 @@ class StepContext:
                     "mentions": [platform_user(channel, r) for r in reps],
                 },
             )
+        return self.mail([r.id for r in reps], message)
+
+    def mail(self, rep_ids: list[str], message: str) -> list[str]:
+        """An email to each rep not reachable on the team's chat (``bot.notices``); returns
+        who it goes to (reps with an address and a team mailbox to send through)."""
+        mailed: list[str] = []
+        for rep_id in rep_ids:
+            rep = self.ctx.settings.rep(rep_id)
+            if rep is None or reachable_on_chat(self.ctx, self.team, rep):
+                continue
+            row = notice_row(
+                self.ctx,
+                self.team,
+                rep,
+                key=f"notify:{rep.id}:{self.step.key}",
+                what=NOTICE_OF_STEP.get(self.step.kind, "nudge"),
+                message=message.replace("{mentions}", "").strip(),
+                inquiry=self.inquiry,
+                now=self.now,
+            )
+            if row is not None:
+                self.out.enqueue(**row)
+                mailed.append(rep.id)
+        return mailed
 
     def direct(self, message: str, rep_ids: list[str], *, card: str = "") -> list[str]:
         """A DM to each rep on each platform the team uses; returns who was reachable somewhere."""
@@ -146,6 +179,7 @@ class StepContext:
                 )
                 if rep_id not in reached:
                     reached.append(rep_id)
+        reached.extend(r for r in self.mail(rep_ids, message) if r not in reached)
         return reached
 
     def event(self, kind: str, **data: Any) -> None:

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.card_sync import queue_card_updates
 from bot.clock.people import stand_in
 from bot.context import AppContext
+from bot.notices import tell_assignee
 from bot.presence import away_reps
 from bot.sla import due_after, sla_for
 from cards.strings import text
@@ -112,4 +113,13 @@ async def _hand_over(
             data={"reason": "away", "status_before": inquiry.status},
         )
         await queue_card_updates(session, ctx, updated, lane=Lane.BULK, note=note)
+        if backup:
+            await tell_assignee(
+                session,
+                ctx,
+                updated,
+                backup,
+                note,
+                key=f"handed_over:{inquiry_id}:v{updated.version}",
+            )
     return 1

@@ -1,8 +1,19 @@
-"""Who the clock addresses: mentions per platform, reps on duty, stand-ins while away, the ladder."""
+"""Who the clock addresses: mentions per platform, reps on duty, stand-ins while away, the ladder.
+
+The ladder has two rungs (1: the leads, 2: the managers). A rung with nobody in
+it (no rep configured, or only unknown ids) falls through: its step goes to
+the next rung that has someone, at that step's time. So a team without leads
+escalates to its managers at the first escalation step, and the second step
+is not planned (nobody is left above).
+
+Reachable on chat means: the team has a destination on a platform where the
+rep has an id (``bot.notices.reachable_on_chat``). Anyone else is told by email.
+"""
 
 from __future__ import annotations
 
 from bot.context import AppContext
+from bot.notices import chat_user
 from config.schema import RepSettings, TeamSettings
 
 
@@ -12,10 +23,7 @@ def platform_user(platform: str, rep: RepSettings) -> str:
     Platforms without an id column in the config (the recording channel, the
     web inbox) address reps by their claimdesk id.
     """
-    attr = f"{platform}_id"
-    if attr in type(rep).model_fields:
-        return str(getattr(rep, attr) or "")
-    return rep.id
+    return chat_user(platform, rep)
 
 
 def mention(platform: str, rep: RepSettings) -> str:
@@ -49,10 +57,22 @@ def on_duty(ctx: AppContext, team: TeamSettings, away: frozenset[str]) -> list[R
     return [r for r in reps if r is not None and r.id not in away]
 
 
+def rungs(ctx: AppContext, team: TeamSettings, away: frozenset[str]) -> list[list[str]]:
+    """The ladder's rungs that have someone in them, lowest first, stand-ins applied."""
+    out: list[list[str]] = []
+    for people in (team.leads, team.managers):
+        known = [r for r in people if ctx.settings.rep(r) is not None]
+        rung = list(dict.fromkeys(stand_in(ctx, r, away) for r in known))
+        if rung:
+            out.append(rung)
+    return out
+
+
 def ladder(ctx: AppContext, team: TeamSettings, level: int, away: frozenset[str]) -> list[str]:
-    """Who an escalation of ``level`` goes to (1: the leads, 2: the managers), stand-ins applied."""
-    people = team.leads if level == 1 else team.managers
-    return list(dict.fromkeys(stand_in(ctx, r, away) for r in people))
+    """Who the escalation step ``level`` goes to: the ``level``-th rung with someone in it
+    (1: the leads, or the managers when there are no leads), ``[]`` past the top."""
+    found = rungs(ctx, team, away)
+    return found[level - 1] if 1 <= level <= len(found) else []
 
 
 def targets(ctx: AppContext, team: TeamSettings) -> list[tuple[str, str]]:

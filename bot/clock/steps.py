@@ -32,8 +32,8 @@ def nudge(s: StepContext) -> None:
         overdue=overdue,
         mentions="{mentions}",
     )
-    s.post_group(message + s.late_suffix, reps)
-    s.event("nudged", number=s.step.number, mentions=[r.id for r in reps])
+    mailed = s.post_group(message + s.late_suffix, reps)
+    s.event("nudged", number=s.step.number, mentions=[r.id for r in reps], mailed=mailed)
 
 
 def escalate(s: StepContext) -> None:

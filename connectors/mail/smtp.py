@@ -11,11 +11,18 @@ Login is by password (AUTH PLAIN/LOGIN, chosen by aiosmtplib) or, when the mailb
 STARTTLS), ``AUTH XOAUTH2 base64("user=U\\x01auth=Bearer T\\x01\\x01")``; a refused token
 comes back as a 334 challenge carrying the error, answered with an empty line to get the
 final status. The token is never logged.
+
+``build_notification`` makes the emails that stand in for a chat message when a
+rep cannot be reached on the team's chat (nudges, escalations, reminders, the
+digest): ``Auto-Submitted: auto-generated`` (RFC 3834) so vacation responders
+stay quiet, a fixed Message-ID (derived from the outbox key by the caller), a
+plain-text body and, when given, an HTML alternative the caller has escaped.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import secrets
 import ssl
@@ -53,6 +60,26 @@ class OutgoingEmail:
 def new_message_id(mailbox: MailboxSettings, inquiry_id: int) -> str:
     domain = mailbox.from_address.rpartition("@")[2] or "claimdesk.local"
     return f"<claimdesk.{inquiry_id}.{secrets.token_hex(8)}@{domain}>"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An automatic notice to a rep (plain text; ``html`` optional and already escaped)."""
+
+    message_id: str
+    to_address: str
+    to_name: str
+    subject: str
+    text: str
+    html: str = ""
+    date: datetime | None = None
+
+
+def notification_message_id(mailbox: MailboxSettings, key: str) -> str:
+    """A Message-ID fixed by ``key`` (the outbox key): every retry of one notice carries it."""
+    domain = mailbox.from_address.rpartition("@")[2] or "claimdesk.local"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<claimdesk.notice.{digest}@{domain}>"
 
 
 class UnbuildableEmail(ValueError):
@@ -96,6 +123,34 @@ def _build(mailbox: MailboxSettings, mail: OutgoingEmail) -> EmailMessage:
     msg["Auto-Submitted"] = "auto-replied" if mail.auto_submitted else "no"
     msg["X-Mailer"] = "claimdesk"
     msg.set_content(mail.text)
+    return msg
+
+
+def build_notification(mailbox: MailboxSettings, note: Notification) -> EmailMessage:
+    """The notice as a message (``UnbuildableEmail`` when the rep's address is unusable)."""
+    problem = address_problem(note.to_address)
+    if problem:
+        raise UnbuildableEmail(f"the rep's address {note.to_address!r}: {problem}")
+    try:
+        msg = EmailMessage()
+        user, _, domain = mailbox.from_address.partition("@")
+        msg["From"] = Address(display_name=mailbox.from_name, username=user, domain=domain)
+        to_user, _, to_domain = note.to_address.partition("@")
+        msg["To"] = Address(
+            display_name=clean_line(note.to_name, limit=200), username=to_user, domain=to_domain
+        )
+        msg["Subject"] = clean_line(note.subject, limit=300)
+        msg["Message-ID"] = note.message_id
+        if note.date is not None:
+            msg["Date"] = format_datetime(note.date)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"  # Exchange's own "no auto-replies, please"
+        msg["X-Mailer"] = "claimdesk"
+        msg.set_content(note.text)
+        if note.html:
+            msg.add_alternative(note.html, subtype="html")
+    except (ValueError, TypeError, IndexError) as exc:
+        raise UnbuildableEmail(f"the notice cannot be built: {exc}") from exc
     return msg
 
 

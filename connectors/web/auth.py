@@ -5,6 +5,12 @@
 session cookie (signed, salted for sessions). Every state-changing request
 must also carry the session's CSRF token (``X-CSRF-Token`` header or
 ``csrf`` form field), derived from the session by HMAC.
+
+One-click links (in notification emails, see ``connectors.web.one_click``) carry
+a token salted for themselves: the rep, the inquiry, the action and an expiry
+instant taken from the application's clock (not itsdangerous' wall-clock
+``max_age``), so the expiry follows the same clock as the SLA and tests can
+move it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 COOKIE = "claimdesk_session"
 
@@ -26,6 +32,7 @@ class Signer:
         self._secret = secret_key.encode()
         self._login = URLSafeTimedSerializer(secret_key, salt="claimdesk.login")
         self._session = URLSafeTimedSerializer(secret_key, salt="claimdesk.session")
+        self._one_click = URLSafeSerializer(secret_key, salt="claimdesk.one_click")
         self.login_max_age = login_max_age
         self.session_max_age = session_max_age
 
@@ -54,6 +61,31 @@ class Signer:
             return None
         rep = data.get("rep") if isinstance(data, dict) else None
         return rep if isinstance(rep, str) else None
+
+    def one_click_token(self, rep_id: str, inquiry_id: int, action: str, expires: int) -> str:
+        """A link token: ``rep_id`` may ``action`` ("open" | "claim") ``inquiry_id`` until the
+        Unix time ``expires``. Deterministic, so a retried email carries the same link."""
+        return self._one_click.dumps({"r": rep_id, "i": inquiry_id, "a": action, "e": expires})
+
+    def check_one_click(self, token: str, now: int) -> tuple[str, int, str] | None:
+        """``(rep, inquiry, action)`` of a valid, unexpired token; None otherwise."""
+        if not token.isascii():
+            return None
+        try:
+            data = self._one_click.loads(token)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        rep, inquiry, action, expires = data.get("r"), data.get("i"), data.get("a"), data.get("e")
+        if not (
+            isinstance(rep, str)
+            and isinstance(inquiry, int)
+            and isinstance(action, str)
+            and isinstance(expires, int)
+        ):
+            return None
+        return (rep, inquiry, action) if now < expires else None
 
     def csrf_token(self, cookie: str) -> str:
         return hmac.new(self._secret, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
