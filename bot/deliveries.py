@@ -317,7 +317,7 @@ async def _tell_author(
     now = ctx.clock()
     text = f"Your reply to #{inquiry.id} was not sent: {error[:300]}"
     for channel in [name for name, chan in ctx.channels.items() if chan.destinations(team)]:
-        user = platform_user(channel, rep)
+        user = platform_user(ctx, channel, rep)
         if not user:
             continue
         await outbox.enqueue(

@@ -72,12 +72,15 @@ NOTICE_OF_STEP = {
 SNIPPET = 200
 
 
-def chat_user(platform: str, rep: RepSettings) -> str:
-    """The rep's user id on ``platform`` ("" when unknown there); platforms without an id
-    column in the config (the recording channel, the web inbox) use the claimdesk id."""
-    attr = f"{platform}_id"
-    if attr in type(rep).model_fields:
-        return str(getattr(rep, attr) or "")
+def chat_user(ctx: AppContext, platform: str, rep: RepSettings) -> str:
+    """The rep's user id on ``platform`` ("" when unknown there), as the platform reads it
+    from the config (``ChatPlatform.user_id``); channels that are no registered platform (the
+    recording channel of tests, the web inbox) address reps by their claimdesk id."""
+    chat = ctx.platforms.get(platform)
+    if chat is not None:
+        return chat.user_id(rep)
+    if platform in ("web", "slack", "dingtalk", "wecom"):  # a channel standing in for one
+        return rep.platform_id(platform)
     return rep.id
 
 
@@ -88,7 +91,7 @@ def chat_platforms(ctx: AppContext, team: TeamSettings) -> list[str]:
 
 def reachable_on_chat(ctx: AppContext, team: TeamSettings, rep: RepSettings) -> bool:
     """True when some platform of the team has both a destination and an id of ``rep``."""
-    return any(chat_user(name, rep) for name in chat_platforms(ctx, team))
+    return any(chat_user(ctx, name, rep) for name in chat_platforms(ctx, team))
 
 
 def notice_mailbox(ctx: AppContext, team: TeamSettings) -> MailboxSettings | None:
@@ -245,7 +248,7 @@ async def tell_assignee(
     now = ctx.clock()
     keys: list[str] = []
     for platform in chat_platforms(ctx, team):
-        user = chat_user(platform, rep)
+        user = chat_user(ctx, platform, rep)
         if not user:
             continue
         keys.append(f"dm:{platform}:{user}:{key}")

@@ -112,7 +112,7 @@ class StepContext:
         """A message in the card's thread on every platform, ``{mentions}`` filled in per platform;
         by email to those of ``reps`` not reachable there. Returns who is mailed."""
         for channel, dest in targets(self.ctx, self.team):
-            mentions = " ".join(mention(channel, r) for r in reps)
+            mentions = " ".join(mention(self.ctx, channel, r) for r in reps)
             self.out.enqueue(
                 key=f"thread.post:{channel}:{dest}:{self.step.key}",
                 channel=channel,
@@ -122,7 +122,7 @@ class StepContext:
                 now=self.now,
                 payload={
                     "text": message.replace("{mentions}", mentions).strip(),
-                    "mentions": [platform_user(channel, r) for r in reps],
+                    "mentions": [platform_user(self.ctx, channel, r) for r in reps],
                 },
             )
         return self.mail([r.id for r in reps], message)
@@ -159,7 +159,7 @@ class StepContext:
             if rep is None:
                 continue
             for channel in platforms:
-                user = platform_user(channel, rep)
+                user = platform_user(self.ctx, channel, rep)
                 if not user:
                     continue
                 self.out.enqueue(

@@ -17,24 +17,19 @@ from bot.notices import chat_user
 from config.schema import RepSettings, TeamSettings
 
 
-def platform_user(platform: str, rep: RepSettings) -> str:
-    """The rep's user id on ``platform`` ("" when unknown there).
-
-    Platforms without an id column in the config (the recording channel, the
-    web inbox) address reps by their claimdesk id.
-    """
-    return chat_user(platform, rep)
+def platform_user(ctx: AppContext, platform: str, rep: RepSettings) -> str:
+    """The rep's user id on ``platform`` ("" when unknown there); see ``bot.notices.chat_user``."""
+    return chat_user(ctx, platform, rep)
 
 
-def mention(platform: str, rep: RepSettings) -> str:
-    """A real mention on ``platform`` where the rep's id is known, else ``@Name``."""
-    user = platform_user(platform, rep)
-    if user and platform in ("slack", "wecom"):
-        return f"<@{user}>"
-    if user and platform == "dingtalk":
-        return f"@{user}"
-    if user and platform not in ("slack", "wecom", "dingtalk") and user != rep.id:
-        return f"@{user}"
+def mention(ctx: AppContext, platform: str, rep: RepSettings) -> str:
+    """A live mention the platform itself writes (``ChatPlatform.mention``) where the rep's id
+    is known there, else ``@Name``."""
+    if platform in ctx.platforms:
+        return ctx.mention(platform, rep.id)
+    user = platform_user(ctx, platform, rep)
+    if user and user != rep.id:  # a channel standing in for a platform: its plain form
+        return f"<@{user}>" if platform in ("slack", "wecom") else f"@{user}"
     return f"@{rep.name}"
 
 
