@@ -152,6 +152,17 @@ class FieldMapping(_Section):
     country: str = "country"
     phone: str = "phone"
     language: str = "language"
+    category: str = "category"
+
+
+class CategorySettings(_Section):
+    """A category (``quotation``, ``sample``, ``complaint`` ...) recognised by keywords when the
+    form does not say; keywords match like rule keywords (word boundaries, CJK substrings)."""
+
+    name: str
+    keywords: tuple[str, ...] = ()
+
+    _name = field_validator("name")(_check_name)
 
 
 class WebhookSettings(_Section):
@@ -224,6 +235,10 @@ class TeamSettings(_Section):
         default_factory=dict
     )  # e.g. a tighter [teams.sla_by_priority.vip]
     out_of_hours_ack: str = ""  # reply template (e.g. "out_of_hours") mailed once to a customer who writes out of hours; "" = off
+    # Who gets a new inquiry: "pool" (claimed from the card), "round_robin" or "least_open"
+    # among the members on duty (not away, under max_open, speaking the language if any does).
+    assignment: Literal["pool", "round_robin", "least_open"] = "pool"
+    sticky: bool = False  # a returning customer goes to the rep who had them last, if on duty
 
     _name = field_validator("name")(_check_name)
 
@@ -286,6 +301,9 @@ class RepSettings(_Section):
     wecom_id: str = ""
     languages: tuple[str, ...] = ()
     away: bool = False
+    max_open: int = Field(
+        default=0, ge=0
+    )  # open inquiries before assignment skips the rep; 0: no limit
     backup: str = ""
 
     _id = field_validator("id")(_check_name)
@@ -322,13 +340,17 @@ class RuleCondition(_Section):
 
 
 class RuleAction(_Section):
-    """What a matching rule decides."""
+    """What a matching rule decides. ``continue = true``: apply this, then keep looking
+    (a later match overrides team, priority and assignment; tags add up)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     team: str = ""
     priority: Priority | None = None
     assign: str = ""
     tags: tuple[str, ...] = ()
     spam: bool = False
+    continue_: bool = Field(default=False, alias="continue")
 
 
 class RuleSettings(_Section):
@@ -336,6 +358,7 @@ class RuleSettings(_Section):
 
     name: str
     when: RuleCondition = RuleCondition()
+    unless: RuleCondition = RuleCondition()  # the rule does not match if any of these holds
     then: RuleAction = RuleAction()
 
 
@@ -387,6 +410,7 @@ class Settings(_Section):
     teams: tuple[TeamSettings, ...] = ()
     reps: tuple[RepSettings, ...] = ()
     rules: tuple[RuleSettings, ...] = ()
+    categories: tuple[CategorySettings, ...] = ()
     templates: TemplatesSettings = TemplatesSettings()
     slack: SlackSettings = SlackSettings()
     dingtalk: DingTalkSettings = DingTalkSettings()
@@ -432,8 +456,12 @@ class Settings(_Section):
         for i, rule in enumerate(self.rules):
             if rule.then.team and rule.then.team not in teams:
                 problems.append(f"rules[{i}].then.team: no team named {rule.then.team!r}")
-            if rule.then.assign and rule.then.assign not in reps:
-                problems.append(f"rules[{i}].then.assign: no rep named {rule.then.assign!r}")
+            strategies = ("pool", "round_robin", "least_open")
+            if rule.then.assign and rule.then.assign not in reps | set(strategies):
+                problems.append(
+                    f"rules[{i}] {rule.name!r}: then.assign {rule.then.assign!r} is neither a rep "
+                    f"nor a strategy; use a rep id or one of {', '.join(strategies)}"
+                )
         for i, rep in enumerate(self.reps):
             if rep.backup and rep.backup not in reps:
                 problems.append(f"reps[{i}].backup: no rep named {rep.backup!r}")

@@ -1,17 +1,24 @@
-"""Rule routing: the first ``[[rules]]`` entry whose conditions all hold decides.
+"""Rule routing: ``[[rules]]`` in file order; the first match decides, unless it says ``continue``.
 
 Within one condition a list means "any of"; across conditions all must hold.
-Keywords match case-insensitively as substrings of subject + text (CJK text
-has no word boundaries, so substring is the only rule that works for 集装箱
-and "container" alike). ``explain`` says for each rule why it did or did not
-match, for ``claimdesk route --explain``.
+``unless`` lists conditions that keep a rule from matching (any one of them).
+Keywords match on word boundaries, case- and accent-insensitively, and as
+substrings in scripts written without spaces (``routing.keywords``).
+``hours = "in" | "out"`` is judged on the *target* team's calendar at arrival
+(the caller passes ``open_at``: team name -> open now?). A matching rule with
+``continue = true`` applies its ``then`` and evaluation goes on: a later match
+overrides team, priority and assignment, tags add up.
+``explain`` gives each condition's result, for ``claimdesk route --explain``
+and the inquiry page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from config.schema import RuleSettings, Settings
+from config.schema import RuleCondition, RuleSettings, Settings
+from routing.keywords import find_keywords
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,19 @@ class RoutingInput:
     country: str = ""
     language: str = ""
     category: str = ""
-    in_business_hours: bool | None = None
+    in_business_hours: bool | None = None  # given: overrides the team calendar (tests, explain)
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    """One condition of one rule, evaluated: ``when.keywords: yes (found 'led')``."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'yes' if self.ok else 'no'} ({self.detail})"
 
 
 @dataclass(frozen=True)
@@ -37,63 +56,127 @@ class RoutingDecision:
     assign: str = ""
     tags: tuple[str, ...] = ()
     spam: bool = False
-    rule: str = ""  # "" when no rule matched (default team)
+    rule: str = ""  # the deciding rule ("" when none matched: default team)
+    rules: tuple[str, ...] = ()  # every rule that matched and applied, in order
     explanation: tuple[str, ...] = field(default=())
 
 
-def _check(rule: RuleSettings, msg: RoutingInput) -> list[str]:
-    """The conditions of ``rule`` that fail for ``msg`` (empty: it matches)."""
-    when = rule.when
-    failed: list[str] = []
-    if when.source and msg.source not in when.source:
-        failed.append(f"source {msg.source!r} not in {list(when.source)}")
+OpenAt = Callable[[str], bool | None]
+
+
+def _evaluate(
+    when: RuleCondition, msg: RoutingInput, team: str, open_at: OpenAt | None, prefix: str
+) -> list[ConditionResult]:
+    """The result of each condition given in ``when`` (none given: empty list)."""
+    results: list[ConditionResult] = []
+
+    def add(name: str, ok: bool, detail: str) -> None:
+        results.append(ConditionResult(f"{prefix}.{name}", ok, detail))
+
+    if when.source:
+        add("source", msg.source in when.source, f"source {msg.source!r}")
     if when.keywords:
-        haystack = f"{msg.subject}\n{msg.text}".casefold()
-        if not any(k.casefold() in haystack for k in when.keywords):
-            failed.append(f"none of the keywords {list(when.keywords)} occurs")
-    if when.country and msg.country.upper() not in {c.upper() for c in when.country}:
-        failed.append(f"country {msg.country or '(unknown)'!r} not in {list(when.country)}")
-    if when.language and msg.language.split("-")[0] not in {
-        lang.split("-")[0] for lang in when.language
-    }:
-        failed.append(f"language {msg.language or '(unknown)'!r} not in {list(when.language)}")
-    if when.category and msg.category not in when.category:
-        failed.append(f"category {msg.category or '(none)'!r} not in {list(when.category)}")
+        found = find_keywords(when.keywords, f"{msg.subject}\n{msg.text}")
+        add("keywords", bool(found), f"found {found}" if found else "none occurs")
+    if when.country:
+        wanted = {c.upper() for c in when.country}
+        add("country", msg.country.upper() in wanted, f"country {msg.country or '(unknown)'!r}")
+    if when.language:
+        base = msg.language.split("-")[0]
+        wanted = {lang.split("-")[0] for lang in when.language}
+        add("language", base in wanted, f"language {msg.language or '(unknown)'!r}")
+    if when.category:
+        add("category", msg.category in when.category, f"category {msg.category or '(none)'!r}")
     if when.sender_domain:
         domain = msg.sender.rpartition("@")[2].lower()
-        if not any(
+        ok = any(
             domain == d.lower() or domain.endswith("." + d.lower()) for d in when.sender_domain
-        ):
-            failed.append(f"sender domain {domain!r} not in {list(when.sender_domain)}")
-    if when.hours and msg.in_business_hours is not None:
+        )
+        add("sender_domain", ok, f"sender domain {domain!r}")
+    if when.hours:
         inside = msg.in_business_hours
-        if (when.hours == "in") != inside:
-            failed.append(f"received {'inside' if inside else 'outside'} business hours")
-    return failed
+        if inside is None and open_at is not None:
+            inside = open_at(team)
+        if inside is None:
+            add("hours", False, f"business hours of team {team!r} unknown")
+        else:
+            where = "inside" if inside else "outside"
+            add("hours", (when.hours == "in") == inside, f"arrived {where} {team!r}'s hours")
+    return results
 
 
-def route(settings: Settings, msg: RoutingInput, *, default_team: str = "") -> RoutingDecision:
+def evaluate_rule(
+    rule: RuleSettings, msg: RoutingInput, team: str, open_at: OpenAt | None = None
+) -> tuple[bool, list[ConditionResult]]:
+    """(matches, each condition's result) for ``rule`` with ``team`` as its target."""
+    results = _evaluate(rule.when, msg, team, open_at, "when")
+    blockers = [
+        ConditionResult(r.name.replace("when.", "unless.", 1), not r.ok, r.detail)
+        for r in _evaluate(rule.unless, msg, team, open_at, "when")
+    ]
+    results.extend(blockers)
+    return all(r.ok for r in results), results
+
+
+def route(
+    settings: Settings,
+    msg: RoutingInput,
+    *,
+    default_team: str = "",
+    open_at: OpenAt | None = None,
+) -> RoutingDecision:
     """Apply the rules in order; the default team when none matches."""
     notes: list[str] = []
+    team = default_team or settings.fallback_team
+    priority, assign, spam = "normal", "", False
+    tags: list[str] = []
+    applied: list[str] = []
     for index, rule in enumerate(settings.rules):
-        failed = _check(rule, msg)
-        if failed:
-            notes.append(f"rules[{index}] {rule.name!r}: no ({'; '.join(failed)})")
+        target = rule.then.team or team
+        matched, results = evaluate_rule(rule, msg, target, open_at)
+        detail = "; ".join(str(r) for r in results) or "no conditions"
+        if not matched:
+            notes.append(f"rules[{index}] {rule.name!r}: no ({detail})")
             continue
         then = rule.then
-        notes.append(f"rules[{index}] {rule.name!r}: MATCH")
-        return RoutingDecision(
-            team=then.team or default_team or settings.fallback_team,
-            priority=then.priority or "normal",
-            assign=then.assign,
-            tags=then.tags,
-            spam=then.spam,
-            rule=rule.name,
-            explanation=tuple(notes),
-        )
-    team = default_team or settings.fallback_team
-    notes.append(f"no rule matched: default team {team!r}")
-    return RoutingDecision(team=team, explanation=tuple(notes))
+        team = target
+        priority = then.priority or priority
+        assign = then.assign or assign
+        spam = spam or then.spam
+        tags.extend(t for t in then.tags if t not in tags)
+        applied.append(rule.name)
+        if then.continue_:
+            notes.append(f"rules[{index}] {rule.name!r}: MATCH, continue ({detail})")
+            continue
+        notes.append(f"rules[{index}] {rule.name!r}: MATCH ({detail})")
+        break
+    else:
+        if not applied:
+            notes.append(f"no rule matched: default team {team!r}")
+    return RoutingDecision(
+        team=team,
+        priority=priority,
+        assign=assign,
+        tags=tuple(tags),
+        spam=spam,
+        rule=applied[-1] if applied else "",
+        rules=tuple(applied),
+        explanation=tuple(notes),
+    )
+
+
+def classify_category(settings: Settings, given: str, subject: str, text: str) -> str:
+    """The form's category when it names one; else the first ``[[categories]]`` whose
+    keywords occur in the message; else empty."""
+    names = {c.name for c in settings.categories}
+    value = given.strip().lower()
+    if value and (value in names or not names):
+        return value
+    haystack = f"{subject}\n{text}"
+    for category in settings.categories:
+        if category.keywords and find_keywords(category.keywords, haystack):
+            return category.name
+    return ""
 
 
 def shadowed_rules(settings: Settings) -> list[str]:
@@ -103,6 +186,8 @@ def shadowed_rules(settings: Settings) -> list[str]:
     for i, later in enumerate(settings.rules):
         for j in range(i):
             earlier = settings.rules[j]
+            if earlier.then.continue_ or any(getattr(earlier.unless, name) for name in fields):
+                continue  # an earlier rule that continues or has exceptions lets others through
             broader = True
             for name in fields:
                 e_val, l_val = getattr(earlier.when, name), getattr(later.when, name)

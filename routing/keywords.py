@@ -1,0 +1,57 @@
+"""Keyword matching the way a sales director means it.
+
+Latin, Cyrillic, Greek ... words match on word boundaries, case- and
+accent-insensitively: a rule on ``led`` matches "LED lights" and "Led-Leuchten"
+but not "called"; ``precio`` matches "Precío". Scripts written without spaces
+(Chinese, Japanese, Thai ...) have no word boundaries, so a keyword containing
+such characters matches as a substring (``集装箱`` in ``20尺集装箱报价``).
+A keyword may be a phrase ("stainless steel"): its words must follow each other,
+separated by any run of spaces or punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# Scripts without spaces between words: substring match.
+_NO_SPACES = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f\u0e80-\u0eff"
+    "\u1000-\u109f\u1780-\u17ff\uac00-\ud7af\U00020000-\U0002fa1f]"
+)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded.
+
+    Full-width letters become ASCII (NFKD), ``ß`` becomes ``ss`` (casefold).
+    Hangul is recomposed so that Korean keywords still match as written.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", stripped).casefold()
+
+
+@lru_cache(maxsize=4096)
+def _pattern(keyword: str) -> re.Pattern[str] | None:
+    folded = fold(keyword).strip()
+    if not folded:
+        return None
+    if _NO_SPACES.search(folded):
+        return re.compile(re.escape(folded))
+    words = [re.escape(w) for w in re.split(r"[\W_]+", folded) if w]
+    if not words:  # punctuation only (e.g. "+"): as written
+        return re.compile(re.escape(folded))
+    return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(words) + r"(?![^\W_])")
+
+
+def find_keywords(keywords: tuple[str, ...] | list[str], text: str) -> list[str]:
+    """The keywords (as configured) that occur in ``text``."""
+    haystack = fold(text)
+    found: list[str] = []
+    for keyword in keywords:
+        pattern = _pattern(keyword)
+        if pattern is not None and pattern.search(haystack):
+            found.append(keyword)
+    return found
