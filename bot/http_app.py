@@ -136,6 +136,7 @@ class Service:
                 country=form.country,
                 phone=form.phone,
                 language=form.language,
+                category=form.category,
                 subject=form.subject,
                 text=form.message,
                 team=hook.team if hook else "",

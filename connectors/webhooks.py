@@ -44,6 +44,7 @@ class InboundForm:
     language: str = ""
     dedupe_key: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
+    category: str = ""  # ``[webhooks.fields] category``: routes ``when.category`` rules
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def map_fields(hook: WebhookSettings, data: Mapping[str, Any], dedupe_key: str) 
         country=values["country"][:2].upper() if len(values["country"]) == 2 else values["country"],
         phone=values["phone"],
         language=values["language"],
+        category=values["category"],
         dedupe_key=dedupe_key,
         fields={k: v for k, v in data.items() if isinstance(v, str | int | float | bool)},
     )
