@@ -28,7 +28,7 @@ from connectors.web.inbox import (
 from store import inquiries as repo
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES
-from store.models import AttachmentBlob, Inquiry, Message
+from store.models import AttachmentBlob, Inquiry, Message, Status
 
 
 class WebInboxBackend:
@@ -61,7 +61,11 @@ class WebInboxBackend:
             rows = await repo.list_inquiries(
                 session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )
-            return [await card_for(self.ctx, session, row) for row in rows]
+            # Held spam stays reviewable (its card offers "New": not spam), after the open ones.
+            spam = await repo.list_inquiries(
+                session, team=team, statuses=[Status.SPAM.value], limit=50
+            )
+            return [await card_for(self.ctx, session, row) for row in (*rows, *spam)]
 
     async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None:
         async with transaction(self.ctx.readers) as session:

@@ -18,15 +18,13 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.assignment import assign, choose_assignee
 from bot.auto_ack import acknowledge_if_closed
 from bot.card_sync import queue_card_updates, queue_new_cards
-from bot.clock import platform_user
 from bot.context import AppContext
-from bot.presence import away_reps
 from bot.sla import calendar_for, due_after, duration, sla_for
 from config.schema import TeamSettings
 from routing.addresses import address_problem, normalize_address
-from routing.assignment import AssignmentChoice, AssignmentRequest, choose, pick_turn, strategy_for
 from routing.country import CountryGuess
 from routing.intake import Classification, IntakeFacts, classify
 from routing.language import detect_language
@@ -35,7 +33,6 @@ from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
 from store import assignment as store_assignment
 from store import inquiries as repo
-from store import outbox
 from store.engine import transaction
 from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
 
@@ -437,114 +434,6 @@ def _classify(
             spam=SpamVerdict(0, False, ()),
         )
         return found, team, claim_due, [flag]
-
-
-async def choose_assignee(
-    ctx: AppContext,
-    session: Any,
-    team: TeamSettings,
-    language: str,
-    rule_assign: str,
-    contact_id: int,
-) -> AssignmentChoice:
-    """The team's strategy (or the rule's) over the reps on duty, with its reason.
-
-    Anything but the pool first advances the team's turn counter: on PostgreSQL that row
-    lock makes concurrent assignments for the team take turns, so open counts and
-    ``max_open`` are read after the previous assignment committed."""
-    request = AssignmentRequest(team=team, language=language, rule_assign=rule_assign)
-    if strategy_for(request) == "pool" and not rule_assign:
-        return choose(ctx.settings, request)
-    turn = await store_assignment.next_turn(session, team.name)
-    request = dataclasses.replace(
-        request,
-        away=await away_reps(ctx, session),
-        open_counts=await store_assignment.open_counts(session, team.members),
-        previous_owner=await store_assignment.previous_owner(session, contact_id)
-        if team.sticky
-        else "",
-    )
-    return pick_turn(choose(ctx.settings, request), turn)
-
-
-async def assign(
-    ctx: AppContext,
-    session: Any,
-    inquiry: Inquiry,
-    team: TeamSettings,
-    choice: AssignmentChoice,
-    now: datetime,
-) -> Inquiry:
-    """``inquiry`` claimed by ``choice.rep``: an ``assigned`` event and a DM to the rep."""
-    assert inquiry.id is not None
-    reply_due = due_after(
-        team, now, sla_for(team, inquiry.priority).first_reply_within, priority=inquiry.priority
-    )
-    before = inquiry.status
-    inquiry = await repo.change(
-        session,
-        inquiry,
-        now,
-        status=Status.CLAIMED.value,
-        assignee=choice.rep,
-        claimed_at=now,
-        claim_due_at=None,
-        reply_due_at=reply_due,
-        next_due_at=reply_due,
-    )
-    repo.add_event(
-        session,
-        inquiry,
-        at=now,
-        actor="system",
-        kind="assigned",
-        before=before,
-        after=choice.rep,
-        data={"strategy": choice.strategy, "reason": choice.reason},
-    )
-    await _tell_assignee(ctx, session, inquiry, team, choice, now)
-    log.info(
-        "inquiry assigned",
-        extra={"inquiry": inquiry.id, "rep": choice.rep, "strategy": choice.strategy},
-    )
-    return inquiry
-
-
-async def _tell_assignee(
-    ctx: AppContext,
-    session: Any,
-    inquiry: Inquiry,
-    team: TeamSettings,
-    choice: AssignmentChoice,
-    now: datetime,
-) -> None:
-    """A direct message on each of the team's platforms where the rep has an id."""
-    assert inquiry.id is not None
-    rep = ctx.settings.rep(choice.rep)
-    if rep is None:
-        return
-    text = f"#{inquiry.id} is yours: {inquiry.subject[:120]} ({choice.reason})"
-    platforms = [name for name, chan in ctx.channels.items() if chan.destinations(team)]
-    for channel in platforms:
-        user = platform_user(channel, rep)
-        if not user:
-            continue
-        await outbox.enqueue(
-            session,
-            key=f"dm:{channel}:{user}:assigned:{inquiry.id}:v{inquiry.version}",
-            channel=channel,
-            kind="dm",
-            destination=user,
-            inquiry_id=inquiry.id,
-            now=now,
-            lane=Lane.INTERACTIVE,
-            payload={
-                "text": text,
-                "locale": team.locale,
-                "rep": rep.id,
-                "card": "assigned",
-            },
-        )
 
 
 async def _add_to_thread(
