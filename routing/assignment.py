@@ -116,3 +116,40 @@ def pick_turn(choice: AssignmentChoice, turn: int) -> AssignmentChoice:
     return AssignmentChoice(
         rep, f"{choice.reason} (turn {turn})", choice.strategy, candidates=choice.candidates
     )
+
+
+def duty_warnings(settings: Settings) -> list[str]:
+    """What ``claimdesk check`` warns about assignment: teams with nobody on duty at any
+    hour (every member away), strategies that can never pick anyone, and rules whose
+    ``then.assign`` names a rep who is not a member of the rule's team (never chosen)."""
+    warnings: list[str] = []
+    for team in settings.teams:
+        members = [settings.rep(r) for r in team.members]
+        present = [r for r in members if r is not None and not r.away]
+        if team.members and not present:
+            warnings.append(
+                f"team {team.name!r}: every member is away; nobody is on duty at any hour "
+                "(its inquiries wait in the pool, nudges and escalations go to leads only)"
+            )
+        elif not team.members and team.assignment != "pool":
+            warnings.append(
+                f"team {team.name!r}: assignment {team.assignment!r} but no members; "
+                "nobody is ever assigned"
+            )
+    for index, rule in enumerate(settings.rules):
+        named = rule.then.assign
+        if not named or named in STRATEGIES or settings.rep(named) is None:
+            continue  # unknown reps and teams are config errors (schema)
+        team_name = rule.then.team
+        if not team_name:
+            continue  # the target depends on the message: checked when it arrives
+        try:
+            team = settings.team(team_name)
+        except KeyError:
+            continue
+        if named not in team.members:
+            warnings.append(
+                f"rules[{index}] {rule.name!r}: then.assign {named!r} is not a member of team "
+                f"{team_name!r}; the inquiry goes to the team's {team.assignment} instead"
+            )
+    return warnings

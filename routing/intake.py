@@ -152,11 +152,14 @@ def classify(
     )
 
 
-def explain_lines(data: Mapping[str, Any]) -> list[str]:
-    """The stored explanation as lines for people (CLI, inquiry page)."""
+def explain_lines(data: Mapping[str, Any], *, only_matches: bool = False) -> list[str]:
+    """The stored explanation as lines for people (CLI: every rule; the inquiry page:
+    ``only_matches``, the rules that matched with each condition's result)."""
     lines: list[str] = []
-    rules = data.get("rules") or []
-    lines.extend(str(r) for r in rules)
+    rules = [str(r) for r in data.get("rules") or []]
+    if only_matches:
+        rules = [r for r in rules if ": MATCH" in r or r.startswith("no rule matched")]
+    lines.extend(rules)
     lines.append(
         f"=> team {data.get('team', '?')!r}, priority {data.get('priority', 'normal')}"
         + (f", rule {data['rule']!r}" if data.get("rule") else "")
