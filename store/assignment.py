@@ -42,7 +42,7 @@ async def next_turn(session: AsyncSession, team: str) -> int:
         .on_conflict_do_update(index_elements=[table.c.team], set_={"n": table.c.n + 1})
         .returning(table.c.n)
     )
-    result = await session.execute(stmt)
+    result = await session.exec(stmt)
     return int(result.scalar_one())
 
 
@@ -124,5 +124,5 @@ async def set_sender_verdict(
         .values(pattern=pattern, **values)
         .on_conflict_do_update(index_elements=[table.c.pattern], set_=values)
     )
-    await session.execute(stmt)
+    await session.exec(stmt)
     return pattern
