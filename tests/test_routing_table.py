@@ -972,3 +972,71 @@ async def test_full_and_away_reps_are_skipped(
     assert got.count("diego") == 2  # full at max_open = 2
     assert got.count("paula") == 6
     assert "omar" not in got and "rosa" not in got
+
+
+async def test_sticky_team_gives_a_returning_customer_their_last_rep(
+    sqlite_url: str, service_factory: Any, client_factory: Any
+) -> None:
+    data = config(sqlite_url)
+    data["teams"][2] = {**data["teams"][2], "sticky": True}
+    data["reps"] = [
+        *(r for r in data["reps"] if r["id"] not in ("diego", "paula")),
+        {"id": "diego", "name": "Diego", "languages": ["es"]},
+        {"id": "paula", "name": "Paula", "languages": ["es"]},
+    ]
+    settings = settings_from_mapping(data, source="routing.toml", env={})
+    service = await service_factory(settings, channels={"memory": chat()}, clock=MovableClock(OPEN))
+    http = await client_factory(service, background=False)
+    owners: list[str | None] = []
+    for n, email in enumerate(["a@x.com.mx", "b@x.com.mx", "a@x.com.mx", "a@x.com.mx"]):
+        case = Case("form", email, f"Cotización {n}", ES_Q, "latam", None, "normal", "es", "MX")
+        number = await post_form(http, case, n)
+        (inquiry,) = await rows(service, Inquiry, col(Inquiry.id) == number)
+        owners.append(inquiry.assignee)
+    assert owners[0] != owners[1]  # round robin between two customers
+    assert owners[2] == owners[3] == owners[0]  # a comes back to the same rep
+    events = await rows(service, Event, col(Event.kind) == "assigned")
+    assert "returning customer" in events[-1].data["reason"]
+
+
+def test_inquiry_page_line_shows_why() -> None:
+    from bot.timeline import describe_event
+
+    explain = {
+        "rule": "latam",
+        "rules": ["rules[0] 'x': no (when.country: no (country 'MX'))", "rules[1] 'latam': MATCH (when.country: yes (country 'MX'))"],
+        "team": "latam",
+        "priority": "normal",
+        "language": {"code": "es", "source": "detected"},
+        "country": {"code": "MX", "source": "domain", "detail": "empresa.com.mx"},
+        "category": {"name": "", "source": ""},
+        "spam": {"score": 1, "spam": False, "reasons": ["+1 Reply-To on a.example, From on b.example"]},
+        "assignment": {"rep": "diego", "strategy": "round_robin", "reason": "round robin (turn 3)"},
+    }  # fmt: skip
+    event = Event(
+        inquiry_id=1, team="latam", at=OPEN, actor="customer", kind="received",
+        data={"source": "website", "team": "latam", "rule": "latam", "explain": explain},
+    )  # fmt: skip
+    line = describe_event(event, "en", lambda r: r.title())
+    assert "rules[1] 'latam': MATCH (when.country: yes (country 'MX'))" in line
+    assert "rules[0]" not in line  # the page shows the rule that matched, not all of them
+    assert "language: es (detected)" in line
+    assert "country: MX (domain: empresa.com.mx)" in line
+    assert "spam: no, score 1 (+1 Reply-To on a.example, From on b.example)" in line
+    assert "assignment: diego by round_robin: round robin (turn 3)" in line
+
+
+def test_check_warns_about_teams_nobody_covers_and_rule_reps_outside_the_team() -> None:
+    from routing.assignment import duty_warnings
+
+    data = config("sqlite+aiosqlite:///unused.db")
+    data["teams"][3] = {**data["teams"][3], "members": ["omar"]}  # omar is away
+    data["rules"].append(
+        {"name": "to-chen", "when": {"keywords": ["x"]}, "then": {"team": "eu", "assign": "chen"}}
+    )
+    warnings = duty_warnings(settings_from_mapping(data, source="t.toml", env={}))
+    assert any("team 'mena': every member is away" in w for w in warnings), warnings
+    assert any("'to-chen': then.assign 'chen' is not a member of team 'eu'" in w for w in warnings)
+    assert not duty_warnings(
+        settings_from_mapping(config("sqlite+aiosqlite:///u.db"), source="t", env={})
+    )
