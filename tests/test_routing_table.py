@@ -20,6 +20,7 @@ from cards.actions import Action, Verb
 from config.loading import settings_from_mapping
 from connectors.mail.imap import FetchedMail
 from connectors.memory import RecordingChannel
+from connectors.web.auth import login_link
 from connectors.webhooks import sign_body
 from store.engine import transaction
 from store.models import Event, Inquiry, Message, Outbox
@@ -922,6 +923,13 @@ async def test_spam_is_held_blocked_by_the_card_and_restored_by_not_spam(
     assert not await rows(
         service, Outbox, col(Outbox.inquiry_id) == second, col(Outbox.kind) == "card.post"
     )
+    # held spam stays reviewable in the web inbox, with the score's reasons on its page
+    response = await http.get(login_link(service.signer, "", "diego"), allow_redirects=False)
+    assert response.status == 302
+    team_page = await (await http.get("/web/teams/latam")).text()
+    assert f"#{second}" in team_page
+    page = await (await http.get(f"/web/inquiries/{second}")).text()
+    assert "spam: YES, score 10 (+10 sender or domain blocked by the team)" in page
     # "New" on held spam: not spam: restored, routed (round robin -> diego), card posted
     outcome = await perform(service.ctx, Action(second, Verb.STATUS, "web", "paula", value="new"))
     assert outcome.ok, outcome.message
