@@ -324,16 +324,14 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
             "explain": found.explanation(choice),
         },
     )
-    if choice is not None and choice.rep:
-        inquiry = await assign(ctx, session, inquiry, team, choice, now)
     if inquiry.tags and any(tag.startswith(FLAG) for tag in inquiry.tags):
         log.warning(
             "inquiry flagged at intake",
             extra={"inquiry": inquiry.id, "flags": [t for t in inquiry.tags if t.startswith(FLAG)]},
         )
     if status == Status.NEW:
-        await queue_new_cards(session, ctx, inquiry)
         if not flags:  # a failed classification may be the calendar itself: no auto-reply then
+            # before the assignment: the acknowledgement is for a just-created (new) inquiry
             await acknowledge_if_closed(
                 ctx,
                 session,
@@ -342,6 +340,9 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
                 references=msg.references,
                 now=now,
             )
+        if choice is not None and choice.rep:
+            inquiry = await assign(ctx, session, inquiry, team, choice, now)
+        await queue_new_cards(session, ctx, inquiry)
     else:
         log.info(
             "inquiry held as spam",
