@@ -318,7 +318,7 @@ def cmd_route(args: argparse.Namespace) -> int:
                 ),
             )
     _out(f"message: from {facts.email or '?'} · subject {facts.subject!r}")
-    for line in explain_lines(found.explanation(choice)):
+    for line in explain_lines(found.explanation(choice, all_rules=True)):
         _out(f"  {line}")
     return 0
 

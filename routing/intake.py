@@ -60,11 +60,19 @@ class Classification:
         """The score says so, or a rule does (unless the team allowed the sender)."""
         return self.spam.spam or (self.decision.spam and not self.allowed)
 
-    def explanation(self, assignment: AssignmentChoice | None = None) -> dict[str, Any]:
-        """The JSON kept on the inquiry (the ``received`` event's ``explain``)."""
+    def explanation(
+        self, assignment: AssignmentChoice | None = None, *, all_rules: bool = False
+    ) -> dict[str, Any]:
+        """The JSON kept on the inquiry (the ``received`` event's ``explain``): the rules
+        that matched with each condition's result (``all_rules``: every rule's, for the
+        CLI; stored on every inquiry, 200 rules' notes would be most of its size)."""
+        notes = list(self.decision.explanation)
+        if not all_rules:
+            notes = [n for n in notes if ": MATCH" in n or n.startswith("no rule matched")]
         data: dict[str, Any] = {
             "rule": self.decision.rule,
-            "rules": list(self.decision.explanation),
+            "rules": notes,
+            "rules_checked": sum(n.startswith("rules[") for n in self.decision.explanation),
             "team": self.decision.team,
             "priority": self.decision.priority,
             "language": {"code": self.language, "source": self.language_source},

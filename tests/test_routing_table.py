@@ -858,6 +858,13 @@ async def test_sixty_inquiries_reach_the_right_team_and_rep(
         explain = received.data["explain"]
         assert explain["spam"]["spam"] is case.spam
         assert explain["country"]["source"] == case.country_source
+        # stored: the matched rules with each condition's result, not all of them
+        assert explain["rules"] and all(
+            ": MATCH (" in r or r.startswith("no rule matched") for r in explain["rules"]
+        )
+        assert explain["rules_checked"] >= len(explain["rules"]) - 1
+        if inquiry.rule:
+            assert any(f"{inquiry.rule!r}: MATCH" in r for r in explain["rules"])
         if case.spam:
             assert explain["spam"]["reasons"], case
         if case.assignee:
