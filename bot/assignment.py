@@ -36,15 +36,16 @@ async def choose_assignee(
     rule_assign: str,
     contact_id: int,
 ) -> AssignmentChoice:
-    """The team's strategy (or the rule's) over the reps on duty, with its reason.
+    """The team's strategy (or the rule's, or ``sticky``) over the reps on duty, and why.
 
-    Anything but the pool first advances the team's turn counter: on PostgreSQL that row
-    lock makes concurrent assignments for the team take turns, so open counts and
-    ``max_open`` are read after the previous assignment committed."""
+    Any assignment first takes the team's turn row: on PostgreSQL that row lock makes
+    concurrent assignments for the team happen one after another, so open counts and
+    ``max_open`` are read after the previous assignment committed. Only a round-robin
+    draw advances the counter (a rule naming a rep does not cost anyone their turn)."""
     request = AssignmentRequest(team=team, language=language, rule_assign=rule_assign)
-    if strategy_for(request) == "pool" and not rule_assign:
+    if strategy_for(request) == "pool" and not rule_assign and not team.sticky:
         return choose(ctx.settings, request)
-    turn = await store_assignment.next_turn(session, team.name)
+    await store_assignment.lock_turn(session, team.name)
     request = dataclasses.replace(
         request,
         away=await away_reps(ctx, session),
@@ -53,7 +54,10 @@ async def choose_assignee(
         if team.sticky
         else "",
     )
-    return pick_turn(choose(ctx.settings, request), turn)
+    choice = choose(ctx.settings, request)
+    if choice.needs_turn:
+        choice = pick_turn(choice, await store_assignment.next_turn(session, team.name))
+    return choice
 
 
 async def assign(

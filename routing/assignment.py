@@ -47,8 +47,8 @@ def strategy_for(request: AssignmentRequest) -> str:
     return request.team.assignment
 
 
-def candidates(settings: Settings, request: AssignmentRequest) -> tuple[tuple[str, ...], str]:
-    """(reps who may get it, a note on who was skipped and why)."""
+def on_duty(settings: Settings, request: AssignmentRequest) -> tuple[list[str], list[str]]:
+    """(members not away and with room, notes on who was skipped and why)."""
     counts = request.open_counts or {}
     skipped: list[str] = []
     ready: list[str] = []
@@ -62,6 +62,12 @@ def candidates(settings: Settings, request: AssignmentRequest) -> tuple[tuple[st
             skipped.append(f"{rep_id} full ({counts.get(rep_id, 0)}/{rep.max_open})")
         else:
             ready.append(rep_id)
+    return ready, skipped
+
+
+def candidates(settings: Settings, request: AssignmentRequest) -> tuple[tuple[str, ...], str]:
+    """(reps who may get it, a note on who was skipped and why)."""
+    ready, skipped = on_duty(settings, request)
     base = request.language.split("-")[0].lower()
     if base:
         speakers = [
@@ -86,7 +92,8 @@ def choose(settings: Settings, request: AssignmentRequest) -> AssignmentChoice:
             return AssignmentChoice(named, f"rule names {named}{suffix}", "rule", candidates=ready)
         note = f"{named} named by the rule is not available{suffix}"
         suffix = f"; {note}"
-    if request.team.sticky and request.previous_owner in ready:
+    # The customer's own rep beats the language preference: they have spoken before.
+    if request.team.sticky and request.previous_owner in on_duty(settings, request)[0]:
         owner = request.previous_owner
         return AssignmentChoice(
             owner, f"returning customer of {owner}{suffix}", "sticky", candidates=ready

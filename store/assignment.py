@@ -1,6 +1,7 @@
 """What routing and assignment read and write in the store, inside the ingest transaction.
 
-- the round-robin turn: one row per team, advanced by a single upsert
+- the round-robin turn: one row per team, taken (``lock_turn``) by every assignment
+  and advanced (``next_turn``) only by a round-robin draw, each a single upsert
   ``INSERT ... ON CONFLICT (team) DO UPDATE SET n = n + 1 RETURNING n``. On
   PostgreSQL the row stays locked until the caller's transaction ends, so
   concurrent assignments for one team (any number of processes) take turns one
@@ -31,19 +32,31 @@ BLOCKED = "blocked"
 ALLOWED = "allowed"
 
 
-async def next_turn(session: AsyncSession, team: str) -> int:
-    """Advance ``team``'s round-robin counter and return its new value (1, 2, 3 ...)."""
+async def _upsert_turn(session: AsyncSession, team: str, step: int) -> int:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = AssignmentTurn.__table__  # type: ignore[attr-defined]
     stmt = (
         insert(table)
-        .values(team=team, n=1)
-        .on_conflict_do_update(index_elements=[table.c.team], set_={"n": table.c.n + 1})
+        .values(team=team, n=step)
+        .on_conflict_do_update(index_elements=[table.c.team], set_={"n": table.c.n + step})
         .returning(table.c.n)
     )
     result = await session.exec(stmt)
     return int(result.scalar_one())
+
+
+async def lock_turn(session: AsyncSession, team: str) -> int:
+    """Take ``team``'s turn row (created at 0) until the transaction ends; its value.
+
+    Every assignment for the team takes it first, so they happen one after another
+    even when only some of them draw a round-robin turn."""
+    return await _upsert_turn(session, team, 0)
+
+
+async def next_turn(session: AsyncSession, team: str) -> int:
+    """Advance ``team``'s round-robin counter and return its new value (1, 2, 3 ...)."""
+    return await _upsert_turn(session, team, 1)
 
 
 async def open_counts(session: AsyncSession, reps: Sequence[str]) -> dict[str, int]:

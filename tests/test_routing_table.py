@@ -1055,3 +1055,44 @@ def test_check_warns_about_teams_nobody_covers_and_rule_reps_outside_the_team() 
     assert not duty_warnings(
         settings_from_mapping(config("sqlite+aiosqlite:///u.db"), source="t", env={})
     )
+
+
+async def test_named_assignments_cost_nobody_their_round_robin_turn_and_pool_teams_stick(
+    sqlite_url: str, service_factory: Any, client_factory: Any
+) -> None:
+    data = config(sqlite_url)
+    data["teams"][0] = {**data["teams"][0], "sticky": True}  # eu: pool, sticky
+    data["reps"] = [
+        *(r for r in data["reps"] if r["id"] not in ("diego", "paula")),
+        {"id": "diego", "name": "Diego", "languages": ["es"]},
+        {"id": "paula", "name": "Paula", "languages": ["es"]},
+    ]
+    data["rules"].insert(
+        0,
+        {
+            "name": "diego's",
+            "when": {"sender_domain": ["friends.example"]},
+            "then": {"team": "latam", "assign": "diego"},
+        },
+    )
+    settings = settings_from_mapping(data, source="routing.toml", env={})
+    service = await service_factory(settings, channels={"memory": chat()}, clock=MovableClock(OPEN))
+    http = await client_factory(service, background=False)
+
+    async def send(n: int, email: str, text: str = ES_Q) -> str | None:
+        case = Case("form", email, f"Consulta {n}", text, "latam", None, "normal", "es", "MX")
+        number = await post_form(http, case, n)
+        (inquiry,) = await rows(service, Inquiry, col(Inquiry.id) == number)
+        return inquiry.assignee
+
+    drawn: list[str | None] = []
+    for n in range(6):
+        assert await send(100 + n, f"f{n}@friends.example") == "diego"
+        drawn.append(await send(n, f"c{n}@empresa.com.mx"))
+    assert drawn.count("diego") == drawn.count("paula") == 3, drawn
+    # a pool team with sticky: the returning customer's last owner gets it (ben claims first)
+    first = await send(200, "k@firma.de", DE_Q)
+    assert first is None
+    (inquiry,) = await rows(service, Inquiry, col(Inquiry.contact_email) == "k@firma.de")
+    assert (await perform(service.ctx, Action(inquiry.id or 0, Verb.CLAIM, "web", "ben"))).ok
+    assert await send(201, "k@firma.de", DE_Q) == "ben"
