@@ -39,6 +39,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/bench_wecom.py --out bench/wecom.json
 	$(BIN)/python bench/bench_imap.py --out bench/results.json
 	$(BIN)/python bench/bench_dingtalk.py --out bench/results.json
+	$(BIN)/python bench/bench_routing.py --out bench/results.json
 	$(MAKE) soak
 
 ## soak: kill -9 during a 1,000-webhook burst and a 30 %-failing Slack, SQLite and PostgreSQL

@@ -17,13 +17,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.card_sync import queue_card_updates
+from bot.assignment import assign, choose_assignee
+from bot.card_sync import queue_card_updates, queue_new_cards
 from bot.clock import apply_follow_up
 from bot.context import AppContext
 from bot.sla import due_after, sla_for, when_open
 from cards.actions import Action, ActionOutcome, Verb
 from cards.strings import duration_words, text
 from store import inquiries as repo
+from store.assignment import ALLOWED, BLOCKED, set_sender_verdict
 from store.engine import transaction
 from store.lifecycle import NEEDS_REASON, allowed_moves, is_open
 from store.models import Inquiry, JobRun, Lane, Status
@@ -379,6 +381,8 @@ async def _set_status(turn: _Turn) -> ActionOutcome:
     label = turn.t(f"status.{target.value}")
     if target not in allowed_moves(inquiry.status):
         raise turn.bad_move(label)
+    if inquiry.status == Status.SPAM.value and target == Status.NEW:
+        return await _not_spam(turn)
     reason = action.reason.strip()[:500]
     if target in NEEDS_REASON and not reason:
         raise Refusal("invalid", turn.t("refuse.needs_reason", status=label))
@@ -389,15 +393,114 @@ async def _set_status(turn: _Turn) -> ActionOutcome:
         values.update(closed_at=None, **({} if inquiry.assignee else {"assignee": turn.rep_id}))
     elif target == Status.NEW:
         values.update(assignee=None, closed_at=None)
+    data: dict[str, Any] = {"reason": reason} if reason else {}
+    if target == Status.SPAM and inquiry.contact_email:
+        # "Spam" teaches the intake: this sender (value "domain": the whole domain,
+        # except free-mail domains, shared by everyone) is held as spam from now on.
+        whole = action.value == "domain" and not _shared_domain(inquiry.contact_email)
+        data["blocked"] = await set_sender_verdict(
+            turn.session,
+            inquiry.contact_email,
+            BLOCKED,
+            whole_domain=whole,
+            by=turn.rep_id,
+            inquiry_id=turn.number,
+            now=now,
+        )
     await turn.commit(
         values,
         kind="status",
         before=inquiry.status,
         after=target.value,
-        data={"reason": reason} if reason else {},
+        data=data,
         note=f"{turn.actor_name}: {label}" + (f" ({reason})" if reason else ""),
     )
     return turn.done("outcome.status", status=label)
+
+
+# Domains shared by unrelated people: "Spam" on one of their senders blocks the address only.
+_FREE_MAIL = frozenset(
+    [
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.ru",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "sina.com",
+        "foxmail.com",
+        "naver.com",
+        "protonmail.com",
+        "proton.me",
+    ]
+)
+
+
+def _shared_domain(address: str) -> bool:
+    return address.rpartition("@")[2].lower() in _FREE_MAIL
+
+
+async def _not_spam(turn: _Turn) -> ActionOutcome:
+    """Held spam restored: new again, its sender allowed from now on, routed to a rep by
+    the team's strategy when it assigns, and its card posted (or updated) everywhere."""
+    ctx, inquiry, now = turn.ctx, turn.inquiry, turn.now
+    team = ctx.settings.team(inquiry.team)
+    due = due_after(
+        team, now, sla_for(team, inquiry.priority).claim_within, priority=inquiry.priority
+    )
+    allowed = ""
+    if inquiry.contact_email:
+        allowed = await set_sender_verdict(
+            turn.session,
+            inquiry.contact_email,
+            ALLOWED,
+            by=turn.rep_id,
+            inquiry_id=turn.number,
+            now=now,
+        )
+    updated = await repo.change(
+        turn.session,
+        inquiry,
+        now,
+        status=Status.NEW.value,
+        assignee=None,
+        closed_at=None,
+        outcome_reason="",
+        claim_due_at=due,
+        next_due_at=due,
+    )
+    repo.add_event(
+        turn.session,
+        updated,
+        at=now,
+        actor=turn.rep_id,
+        kind="not_spam",
+        before=Status.SPAM.value,
+        after=Status.NEW.value,
+        data={"allowed": allowed},
+    )
+    choice = await choose_assignee(
+        ctx, turn.session, team, updated.language, updated.suggested_owner, updated.contact_id
+    )
+    if choice.rep:
+        updated = await assign(ctx, turn.session, updated, team, choice, now)
+    await queue_new_cards(turn.session, ctx, updated)  # a card never posted while it was spam
+    await queue_card_updates(
+        turn.session, ctx, updated, lane=Lane.INTERACTIVE, note=f"{turn.actor_name}: not spam"
+    )
+    return turn.done("outcome.status", status=turn.t(f"status.{updated.status}"))
 
 
 async def _snooze(turn: _Turn) -> ActionOutcome:

@@ -225,6 +225,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for team in settings.teams:
         if not team.rep_ids():
             _out(f"warning: team {team.name!r} has no members; nobody can claim its inquiries")
+    from routing.assignment import duty_warnings
+
+    for warning in duty_warnings(settings):
+        _out(f"warning: {warning}")
     if args.connect:
         for problem in asyncio.run(_connector_problems(settings)):
             _out(f"problem: {problem}")
@@ -340,43 +344,99 @@ def cmd_web_link(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    """Explain where a message would go: each rule's conditions, language and country with
+    their source, the category, the spam score with reasons, and the assignment choice
+    (as of now; store inputs like open counts and the sender's rate are taken as zero)."""
+    from datetime import UTC, datetime
+
+    from bot.sla import calendar_for
+    from routing.assignment import AssignmentRequest, choose
+    from routing.intake import IntakeFacts, classify, explain_lines
     from routing.language import detect_language
-    from routing.rules import RoutingInput, route
 
     settings, _ = _settings(args, allow_embedded=True)
-    raw = Path(args.explain).read_bytes()
-    if args.explain.endswith(".json"):
-        data = json.loads(raw)
-        msg = RoutingInput(
-            source=str(data.get("source", "")),
-            subject=str(data.get("subject", "")),
-            text=str(data.get("message", "")),
-            sender=str(data.get("email", "")),
-            country=str(data.get("country", "")),
-            language=str(data.get("language", "")),
+    given = str(args.explain)
+    if given.lstrip().startswith("{"):
+        raw = given.encode()
+    else:
+        try:
+            raw = Path(given).read_bytes()
+        except OSError as exc:
+            _out(f"error: cannot read {given}: {exc.strerror or exc}")
+            return 2
+    if given.lstrip().startswith("{") or given.endswith(".json"):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            _out(f"error: not JSON: {exc}")
+            return 2
+        if not isinstance(data, dict):
+            _out("error: the JSON must be an object (a webhook body)")
+            return 2
+        hook = settings.webhook(str(data.get("source", args.source or "")))
+        mapping = hook.fields if hook is not None else None
+
+        def pick(name: str) -> str:
+            key = getattr(mapping, name) if mapping is not None else name
+            value = data.get(key, data.get(name, ""))
+            return str(value) if value is not None else ""
+
+        headers = data.get("headers") if isinstance(data.get("headers"), dict) else {}
+        facts = IntakeFacts(
+            source=str(data.get("source", args.source or "")),
+            subject=pick("subject"),
+            text=pick("message"),
+            email=pick("email").strip().lower(),
+            from_address=str(data.get("from", "")).strip().lower(),
+            phone=pick("phone"),
+            country=pick("country"),
+            language=pick("language"),
+            category=pick("category"),
+            headers={str(k).lower(): str(v) for k, v in (headers or {}).items()},
+            default_team=hook.team if hook is not None else "",
         )
     else:
+        from bot.mail_intake import customer_fields
         from connectors.mail.parse import parse_email
 
         parsed = parse_email(raw)
-        msg = RoutingInput(
-            source=args.source, subject=parsed.subject, text=parsed.text, sender=parsed.from_address
+        who = customer_fields(parsed)
+        box = next((m for m in settings.mailboxes if m.name == args.source), None)
+        facts = IntakeFacts(
+            source=args.source,
+            subject=parsed.subject,
+            text=parsed.text,
+            email=str(who["email"]),
+            from_address=parsed.from_address,
+            reply_to=str(who["email"]) if who["email"] != parsed.from_address else "",
+            headers=dict(parsed.signal_headers),
+            default_team=box.team if box is not None else "",
         )
-    if not msg.language:
-        msg = RoutingInput(
-            **{**msg.__dict__, "language": detect_language(f"{msg.subject}\n{msg.text}")}
-        )
-    decision = route(settings, msg)
-    _out(
-        f"message: from {msg.sender or '?'} · subject {msg.subject!r} · language {msg.language or '?'} · country {msg.country or '?'}"
-    )
-    for line in decision.explanation:
+    now = datetime.now(UTC)
+
+    def open_at(name: str) -> bool | None:
+        try:
+            return calendar_for(settings.team(name)).is_open(now)
+        except KeyError:
+            return None
+
+    found = classify(settings, facts, open_at=open_at, detect=detect_language)
+    choice = None
+    if not found.is_spam:
+        try:
+            team = settings.team(found.decision.team)
+        except KeyError:
+            team = None
+        if team is not None:
+            choice = choose(
+                settings,
+                AssignmentRequest(
+                    team=team, language=found.language, rule_assign=found.decision.assign
+                ),
+            )
+    _out(f"message: from {facts.email or '?'} · subject {facts.subject!r}")
+    for line in explain_lines(found.explanation(choice, all_rules=True)):
         _out(f"  {line}")
-    _out(
-        f"=> team {decision.team!r}, priority {decision.priority}"
-        + (f", assign {decision.assign}" if decision.assign else "")
-        + (", SPAM" if decision.spam else "")
-    )
     return 0
 
 
@@ -542,7 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_digest)
     p = command("route", help="show which rule routes a message and why")
     p.add_argument(
-        "--explain", required=True, metavar="FILE", help=".eml file or .json webhook body"
+        "--explain",
+        required=True,
+        metavar="FILE|JSON",
+        help=".eml file, .json webhook body, or the JSON itself",
     )
     p.add_argument("--source", default="", help="mailbox/webhook name to assume for an .eml")
     p.set_defaults(func=cmd_route)

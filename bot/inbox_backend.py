@@ -31,7 +31,7 @@ from store import inquiries as repo
 from store import search
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES
-from store.models import AttachmentBlob, Inquiry, Message
+from store.models import AttachmentBlob, Inquiry, Message, Status
 
 
 class WebInboxBackend:
@@ -64,7 +64,11 @@ class WebInboxBackend:
             rows = await repo.list_inquiries(
                 session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )
-            return [await card_for(self.ctx, session, row) for row in rows]
+            # Held spam stays reviewable (its card offers "New": not spam), after the open ones.
+            spam = await repo.list_inquiries(
+                session, team=team, statuses=[Status.SPAM.value], limit=50
+            )
+            return [await card_for(self.ctx, session, row) for row in (*rows, *spam)]
 
     def now(self) -> datetime:
         return self.ctx.clock()

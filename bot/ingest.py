@@ -18,15 +18,20 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.assignment import assign, choose_assignee
 from bot.auto_ack import acknowledge_if_closed
 from bot.card_sync import queue_card_updates, queue_new_cards
 from bot.context import AppContext
-from bot.sla import due_after, duration, sla_for
+from bot.sla import calendar_for, due_after, duration, sla_for
 from config.schema import TeamSettings
 from routing.addresses import address_problem, normalize_address
+from routing.country import CountryGuess
+from routing.intake import Classification, IntakeFacts, classify
 from routing.language import detect_language
-from routing.rules import RoutingDecision, RoutingInput, route
+from routing.rules import OpenAt, RoutingDecision
+from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
+from store import assignment as store_assignment
 from store import inquiries as repo
 from store.engine import transaction
 from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
@@ -68,6 +73,15 @@ class InboundMessage:
     mailbox: str = ""  # the mailbox replies go out through
     fields: dict[str, Any] = field(default_factory=dict)
     flags: tuple[str, ...] = ()  # problems found at intake (set by ``normalize_inbound``)
+    category: str = ""  # the form's category field
+    # Mail: the From header as written (``email``/``name`` are the customer's: Reply-To's
+    # when it differs from From), the Sender and Reply-To headers ("Name <addr>"), and the
+    # headers the spam score reads.
+    from_address: str = ""
+    from_name: str = ""
+    sender: str = ""
+    reply_to: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def normalize_inbound(msg: InboundMessage) -> InboundMessage:
@@ -97,6 +111,12 @@ def normalize_inbound(msg: InboundMessage) -> InboundMessage:
         text=clean_text(msg.text),
         snippet=clean_line(msg.snippet),
         flags=tuple(flags),
+        category=clean_line(msg.category, limit=60),
+        from_address=clean_line(msg.from_address, limit=320).lower(),
+        from_name=clean_line(msg.from_name, limit=200),
+        sender=clean_line(msg.sender, limit=400),
+        reply_to=clean_line(msg.reply_to, limit=400),
+        headers={k: clean_line(v, limit=1000) for k, v in msg.headers.items()},
     )
 
 
@@ -188,8 +208,11 @@ def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
         message_id=msg.message_id,
         in_reply_to=msg.in_reply_to,
         references=" ".join(msg.references),
-        from_address=msg.email.lower(),
-        from_name=msg.name,
+        from_address=msg.from_address or msg.email.lower(),
+        from_name=msg.from_name if msg.from_address else msg.name,
+        sender=msg.sender,
+        reply_to=msg.reply_to,
+        headers=dict(msg.headers),
         subject=msg.subject,
         text=msg.text,
         html=msg.html,
@@ -228,24 +251,25 @@ async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now
 
 async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
     now = ctx.clock()
-    language = msg.language
-    try:
-        language = msg.language or detect_language(f"{msg.subject}\n{msg.text}")
-    except Exception:  # our bug must not lose the inquiry: store it undetected
-        log.exception("language detection failed", extra={"source": msg.source})
+    known = await repo.find_contact(session, msg.email) if msg.email else None
+    verdict = await store_assignment.sender_verdict(session, msg.email)
+    if not verdict and msg.from_address and msg.from_address != msg.email:
+        verdict = await store_assignment.sender_verdict(session, msg.from_address)
+    recent = await store_assignment.recent_from_sender(session, msg.email, now - timedelta(hours=1))
+    facts = _facts(msg, known.country if known else "")
+    found, team, claim_due, flags = _classify(ctx, facts, now, recent, verdict)
+    language, country = found.language, found.country
     contact = await repo.resolve_contact(
         session,
         email=msg.email,
         name=msg.name,
         company=msg.company,
-        country=msg.country,
+        country=country.code,
         language=language,
         phone=msg.phone,
         now=now,
     )
-    contact_country = contact.country
-    decision, team, claim_due, flags = _classify(ctx, msg, language, contact_country, now)
-    status = Status.SPAM if decision.spam else Status.NEW
+    status = Status.SPAM if found.is_spam else Status.NEW
     assert contact.id is not None
     inquiry = Inquiry(
         team=team.name,
@@ -258,11 +282,13 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         subject=msg.subject or _snippet(msg.text)[:80],
         snippet=_snippet(msg.snippet or msg.text),
         language=language,
-        country=msg.country or contact_country,
-        priority=decision.priority,
-        tags=[*decision.tags, *(FLAG + f for f in (*msg.flags, *flags))],
-        rule=decision.rule,
-        suggested_owner=decision.assign,
+        country=country.code,
+        country_source=country.source,
+        category=found.category,
+        priority=found.decision.priority,
+        tags=[*found.decision.tags, *(FLAG + f for f in (*msg.flags, *flags))],
+        rule=found.decision.rule,
+        suggested_owner=found.decision.assign,
         mailbox=msg.mailbox
         or team.mailbox
         or (ctx.settings.mailboxes[0].name if ctx.settings.mailboxes else ""),
@@ -270,13 +296,20 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         last_customer_message_at=now,
         claim_due_at=claim_due if status == Status.NEW else None,
         next_due_at=claim_due if status == Status.NEW else None,
+        closed_at=now if status == Status.SPAM else None,
         updated_at=now,
     )
     session.add(inquiry)
     await session.flush()
     assert inquiry.id is not None
-    await _store_message(session, inquiry.id, msg, now)
-    repo.add_event(
+    number = inquiry.id
+    await _store_message(session, number, msg, now)
+    choice = None
+    if status == Status.NEW and not flags:
+        choice = await choose_assignee(
+            ctx, session, team, language, found.decision.assign, contact.id
+        )
+    received = repo.add_event(
         session,
         inquiry,
         at=now,
@@ -285,9 +318,10 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         after=inquiry.status,
         data={
             "source": msg.source,
-            "rule": decision.rule,
+            "rule": found.decision.rule,
             "team": team.name,
-            "priority": decision.priority,
+            "priority": found.decision.priority,
+            "explain": found.explanation(choice),
         },
     )
     if inquiry.tags and any(tag.startswith(FLAG) for tag in inquiry.tags):
@@ -296,8 +330,8 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
             extra={"inquiry": inquiry.id, "flags": [t for t in inquiry.tags if t.startswith(FLAG)]},
         )
     if status == Status.NEW:
-        await queue_new_cards(session, ctx, inquiry)
         if not flags:  # a failed classification may be the calendar itself: no auto-reply then
+            # before the assignment: the acknowledgement is for a just-created (new) inquiry
             await acknowledge_if_closed(
                 ctx,
                 session,
@@ -306,49 +340,101 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
                 references=msg.references,
                 now=now,
             )
+        if choice is not None and choice.rep:
+            inquiry = await assign(ctx, session, inquiry, team, choice, now)
+        await queue_new_cards(session, ctx, inquiry)
+    else:
+        log.info(
+            "inquiry held as spam",
+            extra={"inquiry": inquiry.id, "score": found.spam.score, "event": received.kind},
+        )
     ctx.metrics.inquiries.labels(msg.source_kind, team.name).inc()
-    log.info(
-        "inquiry created", extra={"inquiry": inquiry.id, "team": team.name, "source": msg.source}
+    log.info("inquiry created", extra={"inquiry": number, "team": team.name, "source": msg.source})
+    return IngestResult(number, created=True)
+
+
+def _facts(msg: InboundMessage, contact_country: str) -> IntakeFacts:
+    return IntakeFacts(
+        source=msg.source,
+        subject=msg.subject,
+        text=msg.text,
+        email=msg.email,
+        from_address=msg.from_address,
+        reply_to=msg.email if msg.from_address and msg.from_address != msg.email else "",
+        phone=msg.phone,
+        country=msg.country,
+        language=msg.language,
+        category=msg.category,
+        headers=msg.headers,
+        default_team=msg.team,
+        contact_country=contact_country,
     )
-    return IngestResult(inquiry.id, created=True)
+
+
+def team_open_at(ctx: AppContext, now: datetime) -> OpenAt:
+    """``open_at`` for the rules: is the named team's calendar open at ``now``?"""
+
+    def open_at(name: str) -> bool | None:
+        try:
+            return calendar_for(ctx.settings.team(name)).is_open(now)
+        except KeyError:
+            return None
+
+    return open_at
+
+
+def _detect(text: str) -> str:
+    try:
+        return detect_language(text)
+    except Exception:  # our bug must not lose the inquiry: store it undetected
+        log.exception("language detection failed")
+        return ""
 
 
 def _classify(
-    ctx: AppContext, msg: InboundMessage, language: str, contact_country: str, now: datetime
-) -> tuple[RoutingDecision, TeamSettings, datetime, list[str]]:
-    """Route and compute the claim SLA; on any failure (our bug or a config the schema
-    let through), the source's team or the default team, plain-time SLA, and a flag."""
+    ctx: AppContext, facts: IntakeFacts, now: datetime, recent: int, verdict: str
+) -> tuple[Classification, TeamSettings, datetime, list[str]]:
+    """Classify, route and compute the claim SLA; on any failure (our bug or a config the
+    schema let through), the source's team or the default team, plain-time SLA, and a flag."""
     try:
-        decision = route(
+        found = classify(
             ctx.settings,
-            RoutingInput(
-                source=msg.source,
-                subject=msg.subject,
-                text=msg.text,
-                sender=msg.email,
-                country=msg.country or contact_country,
-                language=language,
-            ),
-            default_team=msg.team,
+            facts,
+            open_at=team_open_at(ctx, now),
+            detect=_detect,
+            recent_from_sender=recent,
+            verdict=verdict,
         )
+        decision = found.decision
         team = ctx.settings.team(decision.team)
         claim_due = due_after(
             team, now, sla_for(team, decision.priority).claim_within, priority=decision.priority
         )
-        return decision, team, claim_due, []
+        return found, team, claim_due, []
     except Exception as exc:  # an inquiry is never lost to our own bug: store it, flagged
         log.exception(
-            "routing failed; inquiry stored for the default team", extra={"source": msg.source}
+            "routing failed; inquiry stored for the default team", extra={"source": facts.source}
         )
         names = {t.name for t in ctx.settings.teams}
-        name = msg.team if msg.team in names else ctx.settings.fallback_team
+        name = facts.default_team if facts.default_team in names else ctx.settings.fallback_team
         team = ctx.settings.team(name)
         try:
             claim_due = now + duration(team.sla.claim_within)
         except Exception:
             claim_due = now + timedelta(minutes=15)
         flag = f"routing failed ({type(exc).__name__}: {str(exc)[:160]}); sent to team {name}"
-        return RoutingDecision(team=name), team, claim_due, [flag]
+        found = Classification(
+            decision=RoutingDecision(team=name),
+            language=facts.language,
+            language_source="form" if facts.language else "",
+            country=CountryGuess(facts.country.upper(), "form", facts.country)
+            if len(facts.country) == 2
+            else CountryGuess(),
+            category="",
+            category_source="",
+            spam=SpamVerdict(0, False, ()),
+        )
+        return found, team, claim_due, [flag]
 
 
 async def _add_to_thread(

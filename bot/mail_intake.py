@@ -30,6 +30,7 @@ import logging
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import formataddr
 from typing import Any
 
 from sqlalchemy import text as sql_text
@@ -83,6 +84,30 @@ def _dedupe_key(box: MailboxSettings, parsed: ParsedEmail, mail: FetchedMail) ->
             else "mail:sha256:" + hashlib.sha256(parsed.message_id.encode()).hexdigest()
         )
     return f"mail:{box.name}:sha256:{hashlib.sha256(mail.raw).hexdigest()}"
+
+
+def _mailbox(name: str, address: str) -> str:
+    return formataddr((name, address)) if address else ""
+
+
+def customer_fields(parsed: ParsedEmail) -> dict[str, Any]:
+    """Who the customer is, and the headers kept with the message.
+
+    When Reply-To names another address than From (a website form relayed by
+    ``forms@``, a colleague's assistant), the customer is Reply-To's mailbox, with
+    Reply-To's own display name (never the relay's). From, Sender and Reply-To are
+    kept on the stored message as written."""
+    reply_to = parsed.reply_to[0] if parsed.reply_to else ""
+    differs = bool(reply_to) and reply_to != parsed.from_address
+    return {
+        "email": reply_to if differs else parsed.from_address,
+        "name": parsed.reply_to_name if differs else parsed.from_name,
+        "from_address": parsed.from_address,
+        "from_name": parsed.from_name,
+        "sender": _mailbox(parsed.sender_name, parsed.sender_address),
+        "reply_to": _mailbox(parsed.reply_to_name, reply_to),
+        "headers": dict(parsed.signal_headers),
+    }
 
 
 class MailboxIntake:
@@ -261,19 +286,11 @@ class MailboxIntake:
         own = {m.from_address.lower() for m in self.ctx.settings.mailboxes}
         if parsed.from_address in own:
             return MailOutcome(mail.uid, "skipped:own_message")
-        sender = (
-            parsed.reply_to[0]
-            if parsed.reply_to and parsed.reply_to[0] != parsed.from_address
-            else parsed.from_address
-        )
-        if not sender:
-            sender = ""
         inbound = InboundMessage(
             source=self.box.name,
             source_kind="mail",
             dedupe_key=_dedupe_key(self.box, parsed, mail),
-            email=sender,
-            name=parsed.from_name,
+            **customer_fields(parsed),
             subject=parsed.subject,
             text=parsed.text,
             snippet=parsed.snippet,

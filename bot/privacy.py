@@ -61,14 +61,17 @@ async def erase_person(ctx: AppContext, email: str) -> ErasureReport:
                     message.from_address, message.from_name = ERASED, ""
                 if message.to_address in addresses:
                     message.to_address = ERASED
+                if message.reply_to or message.sender:  # headers naming the customer
+                    message.reply_to, message.sender = "", ""
+                message.headers = {}
                 session.add(message)
                 message_count += 1
             for event in await repo.timeline(session, inquiry.id):
-                if any(k in event.data for k in ("snippet", "quote", "subject", "to")):
+                if any(k in event.data for k in ("snippet", "quote", "subject", "to", "explain")):
                     event.data = {
                         k: v
                         for k, v in event.data.items()
-                        if k not in ("snippet", "quote", "subject", "to")
+                        if k not in ("snippet", "quote", "subject", "to", "explain")
                     }
                     session.add(event)
             updated = await repo.change(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cards.strings import text
+from routing.intake import explain_lines
 from store.models import Event
 
 
@@ -19,8 +20,17 @@ def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) ->
 
     data = event.data
     if event.kind == "received":
-        return f"received via {data.get('source', '?')} → team {data.get('team', '?')}" + (
-            f" (rule {data['rule']})" if data.get("rule") else ""
+        why = explain_lines(data["explain"], only_matches=True) if data.get("explain") else []
+        return (
+            f"received via {data.get('source', '?')} → team {data.get('team', '?')}"
+            + (f" (rule {data['rule']})" if data.get("rule") else "")
+            + (" — " + " · ".join(why) if why else "")
+        )
+    if event.kind == "assigned":
+        return f"assigned to {rep_name(event.after)}: {data.get('reason', '')}"
+    if event.kind == "not_spam":
+        return "not spam: restored" + (
+            f"; {data['allowed']} allowed" if data.get("allowed") else ""
         )
     if event.kind == "claimed":
         return "claimed"

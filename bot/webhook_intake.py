@@ -104,6 +104,7 @@ async def intake_webhook(ctx: AppContext, form: InboundForm) -> IntakeReceipt:
             country=form.country,
             phone=form.phone,
             language=form.language,
+            category=form.category,
             subject=form.subject,
             text=form.message,
             team=hook.team if hook else "",

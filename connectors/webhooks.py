@@ -64,6 +64,7 @@ class InboundForm:
     idempotency_key: str = ""  # the sender's ``Idempotency-Key``
     body_sha256: str = ""  # hex SHA-256 of the raw body, for key and body dedupe
     fields: dict[str, Any] = field(default_factory=dict)
+    category: str = ""  # ``[webhooks.fields] category``: routes ``when.category`` rules
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def map_fields(
         country=values["country"][:2].upper() if len(values["country"]) == 2 else values["country"],
         phone=values["phone"],
         language=values["language"],
+        category=values["category"],
         idempotency_key=idempotency_key,
         body_sha256=body_sha256,
         fields={k: v for k, v in data.items() if isinstance(v, str | int | float | bool)},

@@ -47,8 +47,8 @@ def strategy_for(request: AssignmentRequest) -> str:
     return request.team.assignment
 
 
-def candidates(settings: Settings, request: AssignmentRequest) -> tuple[tuple[str, ...], str]:
-    """(reps who may get it, a note on who was skipped and why)."""
+def on_duty(settings: Settings, request: AssignmentRequest) -> tuple[list[str], list[str]]:
+    """(members not away and with room, notes on who was skipped and why)."""
     counts = request.open_counts or {}
     skipped: list[str] = []
     ready: list[str] = []
@@ -62,6 +62,12 @@ def candidates(settings: Settings, request: AssignmentRequest) -> tuple[tuple[st
             skipped.append(f"{rep_id} full ({counts.get(rep_id, 0)}/{rep.max_open})")
         else:
             ready.append(rep_id)
+    return ready, skipped
+
+
+def candidates(settings: Settings, request: AssignmentRequest) -> tuple[tuple[str, ...], str]:
+    """(reps who may get it, a note on who was skipped and why)."""
+    ready, skipped = on_duty(settings, request)
     base = request.language.split("-")[0].lower()
     if base:
         speakers = [
@@ -86,7 +92,8 @@ def choose(settings: Settings, request: AssignmentRequest) -> AssignmentChoice:
             return AssignmentChoice(named, f"rule names {named}{suffix}", "rule", candidates=ready)
         note = f"{named} named by the rule is not available{suffix}"
         suffix = f"; {note}"
-    if request.team.sticky and request.previous_owner in ready:
+    # The customer's own rep beats the language preference: they have spoken before.
+    if request.team.sticky and request.previous_owner in on_duty(settings, request)[0]:
         owner = request.previous_owner
         return AssignmentChoice(
             owner, f"returning customer of {owner}{suffix}", "sticky", candidates=ready
@@ -116,3 +123,40 @@ def pick_turn(choice: AssignmentChoice, turn: int) -> AssignmentChoice:
     return AssignmentChoice(
         rep, f"{choice.reason} (turn {turn})", choice.strategy, candidates=choice.candidates
     )
+
+
+def duty_warnings(settings: Settings) -> list[str]:
+    """What ``claimdesk check`` warns about assignment: teams with nobody on duty at any
+    hour (every member away), strategies that can never pick anyone, and rules whose
+    ``then.assign`` names a rep who is not a member of the rule's team (never chosen)."""
+    warnings: list[str] = []
+    for team in settings.teams:
+        members = [settings.rep(r) for r in team.members]
+        present = [r for r in members if r is not None and not r.away]
+        if team.members and not present:
+            warnings.append(
+                f"team {team.name!r}: every member is away; nobody is on duty at any hour "
+                "(its inquiries wait in the pool, nudges and escalations go to leads only)"
+            )
+        elif not team.members and team.assignment != "pool":
+            warnings.append(
+                f"team {team.name!r}: assignment {team.assignment!r} but no members; "
+                "nobody is ever assigned"
+            )
+    for index, rule in enumerate(settings.rules):
+        named = rule.then.assign
+        if not named or named in STRATEGIES or settings.rep(named) is None:
+            continue  # unknown reps and teams are config errors (schema)
+        team_name = rule.then.team
+        if not team_name:
+            continue  # the target depends on the message: checked when it arrives
+        try:
+            team = settings.team(team_name)
+        except KeyError:
+            continue
+        if named not in team.members:
+            warnings.append(
+                f"rules[{index}] {rule.name!r}: then.assign {named!r} is not a member of team "
+                f"{team_name!r}; the inquiry goes to the team's {team.assignment} instead"
+            )
+    return warnings

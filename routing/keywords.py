@@ -48,9 +48,15 @@ def _pattern(keyword: str) -> re.Pattern[str] | None:
     return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(words) + r"(?:e?s)?(?![^\W_])")
 
 
+@lru_cache(maxsize=16)
+def _folded(text: str) -> str:
+    # One message is matched against every rule's keywords: fold it once, not per rule.
+    return fold(text)
+
+
 def find_keywords(keywords: tuple[str, ...] | list[str], text: str) -> list[str]:
     """The keywords (as configured) that occur in ``text``."""
-    haystack = fold(text)
+    haystack = _folded(text)
     found: list[str] = []
     for keyword in keywords:
         pattern = _pattern(keyword)

@@ -118,6 +118,17 @@ def evaluate_rule(
     return all(r.ok for r in results), results
 
 
+def _memo(open_at: OpenAt) -> OpenAt:
+    known: dict[str, bool | None] = {}
+
+    def cached(team: str) -> bool | None:
+        if team not in known:
+            known[team] = open_at(team)
+        return known[team]
+
+    return cached
+
+
 def route(
     settings: Settings,
     msg: RoutingInput,
@@ -126,6 +137,8 @@ def route(
     open_at: OpenAt | None = None,
 ) -> RoutingDecision:
     """Apply the rules in order; the default team when none matches."""
+    if open_at is not None:
+        open_at = _memo(open_at)  # many rules, few teams: ask each calendar once
     notes: list[str] = []
     team = default_team or settings.fallback_team
     priority, assign, spam = "normal", "", False

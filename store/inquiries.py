@@ -57,6 +57,21 @@ async def find_by_dedupe_key(session: AsyncSession, key: str) -> Inquiry | None:
     return (await session.exec(select(Inquiry).where(col(Inquiry.dedupe_key) == key))).first()
 
 
+async def find_contact(session: AsyncSession, email: str) -> Contact | None:
+    """The contact owning ``email`` (followed through merges), or None."""
+    link = (
+        await session.exec(
+            select(ContactEmail).where(col(ContactEmail.address) == email.strip().lower())
+        )
+    ).first()
+    if link is None:
+        return None
+    contact = await session.get(Contact, link.contact_id)
+    while contact is not None and contact.merged_into is not None:
+        contact = await session.get(Contact, contact.merged_into)
+    return contact
+
+
 async def resolve_contact(
     session: AsyncSession,
     *,

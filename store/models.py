@@ -92,6 +92,9 @@ class Inquiry(SQLModel, table=True):
     __tablename__ = "inquiry"
     __table_args__ = (
         Index("ix_inquiry_team_status", "team", "status"),
+        # open counts per rep (least_open, max_open) and the sender's recent rate (spam)
+        Index("ix_inquiry_assignee_status", "assignee", "status"),
+        Index("ix_inquiry_contact_email_received", "contact_email", "received_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -109,6 +112,7 @@ class Inquiry(SQLModel, table=True):
     snippet: str = ""
     language: str = ""
     country: str = ""
+    country_source: str = ""  # "form", "phone", "domain", "signature", "contact" or ""
     category: str = ""
     priority: str = "normal"
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -147,6 +151,11 @@ class Message(SQLModel, table=True):
     from_address: str = ""
     from_name: str = ""
     to_address: str = ""
+    sender: str = ""  # inbound mail: the Sender header ("Name <addr>"), when given
+    reply_to: str = ""  # inbound mail: the Reply-To header ("Name <addr>"), when given
+    headers: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )  # inbound mail: the headers the spam score read (List-Id, Auto-Submitted, ...)
     subject: str = ""
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     html: str = Field(default="", sa_column=Column(Text, nullable=False))
@@ -312,3 +321,27 @@ class WebhookKey(SQLModel, table=True):
     body_sha256: str = Field(max_length=64)
     inquiry_id: int | None = None
     created_at: datetime = _ts(nullable=False, index=True)
+
+
+class AssignmentTurn(SQLModel, table=True):
+    """The round-robin position of a team: advanced atomically with each assignment."""
+
+    __tablename__ = "assignment_turn"
+
+    team: str = Field(primary_key=True, max_length=63)
+    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class SenderVerdict(SQLModel, table=True):
+    """The team's word on a sender: ``blocked`` ("Spam" on a card) or ``allowed`` ("not spam").
+
+    ``pattern`` is a lower-cased address (``a@b.com``) or a whole domain (``@b.com``).
+    """
+
+    __tablename__ = "sender_verdict"
+
+    pattern: str = Field(primary_key=True, max_length=320)
+    verdict: str  # "blocked" | "allowed"
+    by: str = ""  # the rep who said so
+    inquiry_id: int | None = None  # the inquiry it was said on
+    at: datetime = _ts(nullable=False)

@@ -183,3 +183,32 @@ async def test_template_error_sends_nothing_and_says_so(
     assert len(failed) == 1 and "nickname" in failed[0].data["error"]
     assert "auto_acknowledged" not in [e.kind for e in events]
     assert [e.kind for e in events][0] == "received"
+
+
+async def test_an_assigned_inquiry_out_of_hours_is_acknowledged_too(
+    sqlite_url: str, make_settings: Any, service_factory: Any, smtp: Any
+) -> None:
+    clock = MovableClock(berlin(2026, 11, 23, 22, 0))  # Monday night: closed
+    teams = _teams()
+    teams[0]["assignment"] = "round_robin"
+    service = await service_factory(
+        make_settings(sqlite_url, teams=teams), channels={}, clock=clock
+    )
+    result = await ingest(
+        service.ctx,
+        InboundMessage(
+            source="sales",
+            source_kind="mail",
+            dedupe_key="<night@buyer.example>",
+            email="night@buyer.example",
+            subject="Price list",
+            text="Please send your price list for LED panels.",
+            message_id="<night@buyer.example>",
+            team="sales",
+            mailbox="sales",
+        ),
+    )
+    kinds = [e.kind for e in await _events(service, result.inquiry_id)]
+    assert kinds[:3] == ["received", "auto_acknowledged", "assigned"], kinds
+    await service.worker.drain()
+    assert [m.rcpt_tos for m in smtp.messages] == [["night@buyer.example"]]

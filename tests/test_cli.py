@@ -69,7 +69,7 @@ def test_route_explain(
         json.dumps(
             {
                 "email": "a@b.example",
-                "subject": "Need 3 containers",
+                "subject": "Need 3 container loads",
                 "message": "Please quote 3x40HQ of LED panels",
                 "country": "US",
             }
@@ -84,8 +84,48 @@ def test_route_explain(
     assert main(["--config", str(config), "route", "--explain", str(body)]) == 0
     out = capsys.readouterr().out
     assert "rules[0] 'germany': no (when.country: no (country 'US'))" in out
-    assert "rules[1] 'containers': MATCH (when.keywords: yes (found ['container']))" in out
+    assert "rules[1] 'containers': MATCH" in out
     assert "=> team 'bulk', priority high" in out
+    assert "country: US (form: US)" in out
+    assert "language: en (detected)" in out
+    assert "spam: no, score 0" in out
+
+
+def test_route_explain_inline_json_shows_spam_reasons_and_assignment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[security]\nsecret_key = "0123456789abcdef0123"\n'
+        '[[teams]]\nname = "s"\nmembers = ["ann", "bob"]\nassignment = "least_open"\n'
+        '[[reps]]\nid = "ann"\nname = "Ann"\nlanguages = ["de"]\n'
+        '[[reps]]\nid = "bob"\nname = "Bob"\nlanguages = ["en"]\n'
+    )
+    body = json.dumps(
+        {
+            "email": "k@firma.de",
+            "subject": "Angebot",
+            "message": "Bitte um ein Angebot für 300 Stück.",
+            "phone": "+49 30 1234567",
+        }
+    )
+    assert main(["--config", str(config), "route", "--explain", body]) == 0
+    out = capsys.readouterr().out
+    assert "country: DE (phone: +49 30 1234567)" in out
+    assert "language: de (detected)" in out
+    assert "assignment: ann by least_open" in out
+    spam = json.dumps(
+        {
+            "email": "x@seo.example",
+            "subject": "Rank your website",
+            "message": "We offer SEO services and backlinks to get you on the first page of Google. Click here.",
+        }
+    )
+    assert main(["--config", str(config), "route", "--explain", spam]) == 0
+    out = capsys.readouterr().out
+    assert "spam: YES" in out and "bulk-mail phrases" in out
+    assert "assignment:" not in out
 
 
 def test_web_link_uses_the_servers_demo_key_from_any_folder(

@@ -67,6 +67,8 @@ async def test_signed_json_is_accepted_and_routed(http: Any) -> None:
     assert detail["language"] == "zh"
     assert detail["contact"]["email"] == "li@buyer.cn"
     assert detail["subject"] == "询价：集装箱"
+    assert (detail["country"], detail["country_source"]) == ("CN", "form")
+    assert detail["rule"] == "chinese"
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,14 @@ class ParsedEmail:
     """For a bounce: the failed recipient (Final-Recipient / X-Failed-Recipients)."""
     defects: tuple[str, ...]
     """Human-readable notes on what was broken in the message and how it was read."""
+    reply_to_name: str = ""
+    """Decoded display name of the first Reply-To mailbox ('' if none)."""
+    sender_name: str = ""
+    """Decoded display name of the Sender mailbox ('' if none)."""
+    sender_address: str = ""
+    """Lower-cased addr-spec of the Sender header ('' if none)."""
+    signal_headers: dict[str, str] = field(default_factory=dict)
+    """The headers a spam score reads (``SIGNAL_HEADERS``), lower-case names, decoded."""
 
     @property
     def has_attachment(self) -> bool:

@@ -68,6 +68,17 @@ def _empty(defects: list[str]) -> ParsedEmail:
     )
 
 
+#: Headers exposed in ``ParsedEmail.signal_headers`` (bulk mail, auto-replies, SPF/DKIM results).
+SIGNAL_HEADERS = (
+    "list-id",
+    "list-unsubscribe",
+    "precedence",
+    "auto-submitted",
+    "authentication-results",
+    "received-spf",
+)
+
+
 def parse_email(raw: bytes) -> ParsedEmail:
     """Read one raw RFC 5322 message. Never raises; see ``ParsedEmail.defects``."""
     defects: list[str] = []
@@ -140,6 +151,9 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedEmail:
             if match:
                 original_id = _message_id(match.group(1))
 
+    reply_boxes = _parse_addresses(headers.unicode("reply-to"), defects)
+    sender_boxes = _parse_addresses(headers.unicode("sender"), defects)
+    signals = {name: headers.text(name) for name in SIGNAL_HEADERS if headers.has(name)}
     return ParsedEmail(
         message_id=_message_id(headers.raw("message-id")),
         in_reply_to=next(iter(_canonical_ids(headers.raw("in-reply-to"))), None),
@@ -147,9 +161,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedEmail:
         from_name=from_name,
         from_address=from_address,
         from_addresses=tuple(box.address for box in from_boxes),
-        reply_to=tuple(
-            box.address for box in _parse_addresses(headers.unicode("reply-to"), defects)
-        ),
+        reply_to=tuple(box.address for box in reply_boxes),
         to=tuple(box.address for box in _parse_addresses(headers.unicode("to"), defects)),
         cc=tuple(box.address for box in _parse_addresses(headers.unicode("cc"), defects)),
         subject=subject,
@@ -162,4 +174,8 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedEmail:
         bounce_original_message_id=original_id,
         bounce_recipient=bounce_recipient,
         defects=tuple(dict.fromkeys(defects)),
+        reply_to_name=reply_boxes[0].name if reply_boxes else "",
+        sender_name=sender_boxes[0].name if sender_boxes else "",
+        sender_address=sender_boxes[0].address if sender_boxes else "",
+        signal_headers=signals,
     )
