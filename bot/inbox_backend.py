@@ -16,7 +16,6 @@ from bot.replies import ReplyTemplates, draft_reply
 from bot.timeline import describe_event
 from bot.views import card_clock, card_for
 from cards.actions import Action, ActionOutcome
-from cards.model import Card
 from cards.reply_form import ReplyDraft
 from connectors.web.channel import ChannelItem, ChannelPage, ChannelQuery
 from connectors.web.inbox import (
@@ -30,8 +29,7 @@ from connectors.web.inbox import (
 from store import inquiries as repo
 from store import search
 from store.engine import transaction
-from store.lifecycle import OPEN_STATUSES
-from store.models import AttachmentBlob, Inquiry, Message, Status
+from store.models import AttachmentBlob, Inquiry, Message
 
 
 class WebInboxBackend:
@@ -58,17 +56,6 @@ class WebInboxBackend:
             for t in self.ctx.settings.teams
             if rep_id in t.rep_ids()
         ]
-
-    async def team_cards(self, team: str) -> list[Card]:
-        async with transaction(self.ctx.readers) as session:
-            rows = await repo.list_inquiries(
-                session, team=team, statuses=[s.value for s in OPEN_STATUSES], limit=200
-            )
-            # Held spam stays reviewable (its card offers "New": not spam), after the open ones.
-            spam = await repo.list_inquiries(
-                session, team=team, statuses=[Status.SPAM.value], limit=50
-            )
-            return [await card_for(self.ctx, session, row) for row in (*rows, *spam)]
 
     def now(self) -> datetime:
         return self.ctx.clock()
