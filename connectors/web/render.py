@@ -7,11 +7,49 @@ fragments, never builds markup from strings. Buttons carry their action id in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cards.escaping import escape_html as e
 from cards.model import Button, Card, Select
 
+#: Labels of the extra form fields (the caller passes them in the team's locale).
+DEFAULT_LABELS: dict[str, str] = {
+    "reason": "Reason",
+    "lost_reason": "Lost reason",
+    "follow_up_date": "Follow-up date",
+    "apply": "OK",
+}
 
-def _control(control: Button | Select, reason_placeholder: str, apply_label: str) -> str:
+
+def _select_extras(control: Select, labels: Mapping[str, str], key: str) -> str:
+    """The fields a status change may need, each shown only when its choice is picked:
+    the reason box for won/lost, the team's lost reasons, the follow-up date."""
+    parts: list[str] = []
+    if control.reasons_for and control.reasons:
+        options = "".join(
+            f'<option value="{e(o.value)}">{e(o.label)}</option>' for o in control.reasons
+        )
+        parts.append(
+            f'<label class="extra lost-box" data-for="{e(" ".join(control.reasons_for))}" hidden>'
+            f"{e(labels['lost_reason'])} "
+            f'<select name="reason_code" id="lost-{e(key)}">{options}</select></label>'
+        )
+    if control.reason_for:
+        parts.append(
+            f'<label class="extra reason-box" data-for="{e(" ".join(control.reason_for))}" hidden>'
+            f"{e(labels['reason'])} "
+            f'<input name="reason" class="reason" maxlength="500"></label>'
+        )
+    if control.date_for:
+        parts.append(
+            f'<label class="extra date-box" data-for="{e(control.date_for)}" hidden>'
+            f"{e(labels['follow_up_date'])} "
+            f'<input type="date" name="date" class="follow-up-date"></label>'
+        )
+    return "".join(parts)
+
+
+def _control(control: Button | Select, labels: Mapping[str, str], key: str) -> str:
     if isinstance(control, Button):
         if control.url:
             return f'<a class="btn" href="{e(control.url)}">{e(control.label)}</a>'
@@ -22,26 +60,27 @@ def _control(control: Button | Select, reason_placeholder: str, apply_label: str
     options = "".join(
         f'<option value="{e(o.value)}">{e(o.label)}</option>' for o in control.options
     )
-    reason = (
-        f'<input name="reason" class="reason" placeholder="{e(reason_placeholder)}" maxlength="500">'
-        if not control.overflow
-        else ""
-    )
     return (
         f'<form class="select-form" data-action="{e(control.action_id)}">'
         f'<select name="value" aria-label="{e(control.placeholder)}">'
         f'<option value="" disabled selected>{e(control.placeholder)}</option>{options}</select>'
-        f'{reason}<button type="submit" class="btn">{e(apply_label)}</button></form>'
+        f"{_select_extras(control, labels, key)}"
+        f'<button type="submit" class="btn">{e(labels["apply"])}</button></form>'
     )
 
 
 def render_card_html(
-    card: Card, *, reason_placeholder: str = "Reason", apply_label: str = "OK"
+    card: Card,
+    *,
+    reason_placeholder: str = "Reason",
+    apply_label: str = "OK",
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """An ``<article>`` for the card; its id and version let the page replace stale copies."""
+    names = {**DEFAULT_LABELS, "reason": reason_placeholder, "apply": apply_label, **(labels or {})}
     fields = "".join(f"<dt>{e(f.label)}</dt><dd>{e(f.value)}</dd>" for f in card.fields)
     notes = "".join(f'<p class="note">{e(n)}</p>' for n in card.notes)
-    actions = "".join(_control(c, reason_placeholder, apply_label) for c in card.actions)
+    actions = "".join(_control(c, names, card.key) for c in card.actions)
     title = e(card.title)
     if card.link_url:
         title = f'<a href="{e(card.link_url)}">{title}</a>'
