@@ -511,6 +511,7 @@ async def _reassign(turn: _Turn) -> ActionOutcome:
             "status": status,
             "claimed_at": inquiry.claimed_at or turn.now,
             "claim_due_at": None,
+            "escalation_level": 0,  # a lead acted on it: off the escalated view
         },
         kind="reassigned",
         before=inquiry.assignee or "",
