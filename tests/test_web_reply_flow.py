@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.card_actions import perform
 from bot.inbox_backend import WebInboxBackend
 from bot.presence import claimed_items, handed_over, set_away, take_back
@@ -121,11 +123,9 @@ async def test_retrying_state_is_shown_while_the_server_refuses(
 
         row = (await session.exec(select(Outbox).where(col(Outbox.kind) == "email.send"))).one()
     smtp.handler.refuse_next = ["421 4.7.0 Try again later, closing connection"]
-    try:
+    with pytest.raises(DeliveryError) as refused:
         await deliver(service.ctx, row)
-        raise AssertionError("the refused attempt must raise")
-    except DeliveryError as exc:
-        assert not exc.permanent
+    assert not refused.value.permanent
     card = await _card(service, number)
     assert any(
         n.startswith("Reply delivery failed — retrying:") and "Try again later" in n
