@@ -16,6 +16,7 @@ and (where layout matters) a phone viewport, and asserts what the person sees:
 Timing: only bounded waits on conditions (Playwright's ``expect``, bounded polls).
 """
 
+# ruff: noqa: F811  (the browser and live_server fixtures are imported from test_web_browser)
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,7 @@ from store import inquiries as repo
 from store.engine import transaction
 from tests.conftest import MovableClock
 from tests.support.clock import berlin
-from tests.test_web_browser import (  # noqa: F401  (fixtures)
+from tests.test_web_browser import (  # noqa: F401  (fixtures used by name)
     FORM,
     PHONE,
     WAIT_MS,
