@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +345,23 @@ async def test_escalated_view_for_leads_has_reassign(
     assert done.ok, done.message
     assert (await _inquiry(service, number)).assignee == "alice"
     assert await backend.escalated_cards("lena") == []  # handled: off the list
+
+
+def test_slack_reply_modal_shows_the_notice_escaped() -> None:
+    from connectors.platform import ReplyDraftView
+    from connectors.slack.render import reply_modal
+
+    draft = ReplyDraftView(
+        inquiry_id=7,
+        to="m@buyer.example",
+        subject="Re: LED",
+        body="Dear Maria",
+        template="en/thank_you",
+        templates=(("en/thank_you", "Thank you (en)"),),
+        notice="<@U1> owns #7; you are replying as team lead.",
+    )
+    first = reply_modal(draft, locale="en")["blocks"][0]
+    assert first["type"] == "context"
+    shown = first["elements"][0]["text"]
+    assert "you are replying as team lead" in shown and "<@U1>" not in shown
+    assert "notice" not in json.dumps(reply_modal(replace(draft, notice=""), locale="en"))
