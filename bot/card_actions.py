@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,7 +24,8 @@ from bot.clock import apply_follow_up
 from bot.context import AppContext
 from bot.sla import due_after, sla_for, when_open
 from cards.actions import Action, ActionOutcome, Verb
-from cards.strings import duration_words, text
+from cards.inquiry_card import lost_reason_label
+from cards.strings import duration_words, text, zoned_time
 from store import inquiries as repo
 from store.assignment import ALLOWED, BLOCKED, set_sender_verdict
 from store.engine import transaction
@@ -370,13 +372,48 @@ async def _release(turn: _Turn) -> ActionOutcome:
     return turn.done("outcome.released")
 
 
+def _follow_up_at(turn: _Turn, choice: str) -> datetime:
+    """When a follow-up chosen as ``1d``/``3d``/``1w`` or a date ``YYYY-MM-DD`` falls: a date
+    means the team's first working moment that day (or after); empty means tomorrow."""
+    team = turn.ctx.settings.team(turn.inquiry.team)
+    choice = choice.strip() or "1d"
+    if choice in _FOLLOW_UP:
+        return when_open(team, turn.now + _FOLLOW_UP[choice])
+    zone = ZoneInfo(team.timezone)
+    try:
+        day = date.fromisoformat(choice)
+    except ValueError:
+        raise Refusal("invalid", turn.t("refuse.follow_up_date")) from None
+    today = turn.now.astimezone(zone).date()
+    if not today < day <= today + timedelta(days=366):
+        raise Refusal("invalid", turn.t("refuse.follow_up_date"))
+    return when_open(team, datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC))
+
+
+def _lost_reason(turn: _Turn, reason: str) -> tuple[str, str]:
+    """(the team's listed reason, the rep's words) from ``"price: too high"`` / ``"price"`` /
+    free text (which counts as "other")."""
+    listed = turn.ctx.settings.team(turn.inquiry.team).lost_reasons
+    head, sep, rest = reason.partition(":")
+    for entry in listed:
+        if entry.lower() == head.strip().lower():
+            return entry, rest.strip() if sep else ""
+        if entry.lower() == reason.strip().lower():
+            return entry, ""
+    other = next((r for r in listed if r.lower() == "other"), "other")
+    return other, reason.strip()
+
+
 async def _set_status(turn: _Turn) -> ActionOutcome:
     inquiry, action, now = turn.inquiry, turn.action, turn.now
     target_value = Status.SPAM.value if action.verb == Verb.SPAM else action.value
+    target_value, _, follow_choice = target_value.partition(":")
     try:
         target = Status(target_value)
     except ValueError:
         raise turn.bad_move(target_value, before=inquiry.status) from None
+    if target == Status.FOLLOW_UP:
+        return await _follow_up_on(turn, follow_choice or action.extra.get("date", ""))
     turn.require_owner_or_lead(unclaimed_ok=True)
     label = turn.t(f"status.{target.value}")
     if target not in allowed_moves(inquiry.status):
@@ -384,6 +421,16 @@ async def _set_status(turn: _Turn) -> ActionOutcome:
     if inquiry.status == Status.SPAM.value and target == Status.NEW:
         return await _not_spam(turn)
     reason = action.reason.strip()[:500]
+    data: dict[str, Any] = {}
+    if target == Status.LOST and reason:
+        code, words = _lost_reason(turn, reason)
+        if code.lower() == "other" and not words:
+            raise Refusal("invalid", turn.t("refuse.needs_reason", status=label))
+        data = {"reason": words or code, "lost_reason": code, "lost_words": words}
+        shown = lost_reason_label(code, turn.locale)
+        reason = f"{shown}: {words}" if words else shown
+    elif reason:
+        data = {"reason": reason}
     if target in NEEDS_REASON and not reason:
         raise Refusal("invalid", turn.t("refuse.needs_reason", status=label))
     values: dict[str, Any] = {"status": target.value, "outcome_reason": reason}
@@ -393,7 +440,6 @@ async def _set_status(turn: _Turn) -> ActionOutcome:
         values.update(closed_at=None, **({} if inquiry.assignee else {"assignee": turn.rep_id}))
     elif target == Status.NEW:
         values.update(assignee=None, closed_at=None)
-    data: dict[str, Any] = {"reason": reason} if reason else {}
     if target == Status.SPAM and inquiry.contact_email:
         # "Spam" teaches the intake: this sender (value "domain": the whole domain,
         # except free-mail domains, shared by everyone) is held as spam from now on.
@@ -512,7 +558,7 @@ async def _snooze(turn: _Turn) -> ActionOutcome:
     turn.require_owner_or_lead(unclaimed_ok=True)
     turn.require_open(turn.t("select.snooze"))
     until = turn.now + span
-    when = until.strftime("%Y-%m-%d %H:%M UTC")
+    when = zoned_time(until, turn.ctx.settings.team(turn.inquiry.team).timezone)
     await turn.commit(
         {"snoozed_until": until, "next_due_at": until},
         kind="snoozed",
@@ -523,19 +569,24 @@ async def _snooze(turn: _Turn) -> ActionOutcome:
 
 
 async def _follow_up(turn: _Turn) -> ActionOutcome:
-    inquiry = turn.inquiry
-    delay = _FOLLOW_UP.get(turn.action.value)
-    if delay is None:
+    """The follow-up menu of cards posted before it moved into the status menu."""
+    if turn.action.value not in _FOLLOW_UP:
         raise Refusal(
             "invalid",
             f"unknown follow-up {turn.action.value!r}; choose one of {', '.join(_FOLLOW_UP)}",
         )
+    return await _follow_up_on(turn, turn.action.value)
+
+
+async def _follow_up_on(turn: _Turn, choice: str) -> ActionOutcome:
+    """Status "Follow-up" with its date (``1d``/``3d``/``1w``, ``YYYY-MM-DD``, empty: tomorrow)."""
+    inquiry = turn.inquiry
     turn.require_owner_or_lead(unclaimed_ok=True)
     if inquiry.status != Status.FOLLOW_UP.value and Status.FOLLOW_UP not in allowed_moves(
         inquiry.status
     ):
         raise turn.bad_move(turn.t("status.follow_up"))
-    at = when_open(turn.ctx.settings.team(inquiry.team), turn.now + delay)
+    at = _follow_up_at(turn, choice)
     _updated, when = await apply_follow_up(
         turn.ctx, turn.session, inquiry, turn.rep_id, at, turn.now, status=Status.FOLLOW_UP.value
     )
@@ -562,6 +613,7 @@ async def _reassign(turn: _Turn) -> ActionOutcome:
             "status": status,
             "claimed_at": inquiry.claimed_at or turn.now,
             "claim_due_at": None,
+            "escalation_level": 0,  # a lead acted on it: off the escalated view
         },
         kind="reassigned",
         before=inquiry.assignee or "",

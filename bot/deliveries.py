@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -220,12 +221,18 @@ async def _send_email(ctx: AppContext, row: Outbox) -> None:
     if mailbox is None:
         raise DeliveryError(f"mailbox {row.destination!r} is no longer configured", permanent=True)
     email = _reply_email(mailbox, message, str(row.payload.get("to_name", "")))
-    await send_email(mailbox, email)
+    try:
+        await send_email(mailbox, email)
+    except DeliveryError as exc:
+        if not exc.permanent:  # a dead row is recorded by ``mark_email_failed``
+            await _mark_email_retrying(ctx, row, message_pk, str(exc))
+        raise
     async with transaction(ctx.sessions) as session:
         stored = await session.get(Message, message_pk)
         if stored is not None:
             stored.delivery = "sent"
             session.add(stored)
+            await _accepted(ctx, session, stored)
         if mailbox.imap_host and mailbox.sent_folder:
             await outbox.enqueue(
                 session,
@@ -238,6 +245,63 @@ async def _send_email(ctx: AppContext, row: Outbox) -> None:
                 lane=Lane.BULK,
                 payload=dict(row.payload),
             )
+    ctx.outbox_ready.fire()
+
+
+async def _accepted(ctx: AppContext, session: AsyncSession, message: Message) -> None:
+    """The SMTP server accepted a rep's reply: it counts as the first response now (not when
+    it was queued), and every surface drops its "sending…" note.
+
+    In the transaction that marks the message sent, so it is never lost nor sent twice:
+    hence a plain conditional update (no compare-and-set that a concurrent click could
+    make fail, which would roll back the "sent" mark and send the mail again)."""
+    if not message.author:
+        return  # automatic mail (out-of-hours acknowledgement) is no response by a rep
+    now = ctx.clock()
+    inquiry = await repo.get_inquiry(session, message.inquiry_id)
+    first = inquiry.first_reply_at is None
+    values: dict[str, object] = {"version": col(Inquiry.version) + 1, "updated_at": now}
+    if first:
+        values["first_reply_at"] = now
+    await session.exec(
+        update(Inquiry)
+        .where(col(Inquiry.id) == message.inquiry_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    inquiry = await repo.get_inquiry(session, message.inquiry_id)
+    data: dict[str, object] = {"message": message.id}
+    if first:
+        data["first_response_seconds"] = int((now - inquiry.received_at).total_seconds())
+    repo.add_event(session, inquiry, at=now, actor="system", kind="reply_delivered", data=data)
+    await queue_card_updates(session, ctx, inquiry, lane=Lane.INTERACTIVE, note="")
+    ctx.changed.fire()
+
+
+async def _mark_email_retrying(ctx: AppContext, row: Outbox, message_pk: int, error: str) -> None:
+    """A failed attempt that will be retried: the message and the card say so with the
+    server's words (the first failure is an event and a card update; later ones only
+    refresh the words on the message)."""
+    async with transaction(ctx.sessions) as session:
+        stored = await session.get(Message, message_pk)
+        if stored is None or stored.delivery == "sent" or stored.delivery.startswith("failed"):
+            return
+        first = not stored.delivery.startswith("retrying")
+        stored.delivery = f"retrying: {error[:300]}"
+        session.add(stored)
+        if first and row.inquiry_id is not None:
+            inquiry = await repo.get_inquiry(session, row.inquiry_id)
+            repo.add_event(
+                session,
+                inquiry,
+                at=ctx.clock(),
+                actor="system",
+                kind="delivery_retrying",
+                data={"error": error[:500]},
+            )
+            updated = await repo.change(session, inquiry, ctx.clock())
+            await queue_card_updates(session, ctx, updated, lane=Lane.INTERACTIVE, note="")
+    ctx.changed.fire()
     ctx.outbox_ready.fire()
 
 

@@ -6,7 +6,10 @@ chat platform's."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
+
+from sqlmodel import col, select
 
 from bot import presence
 from bot.context import AppContext
@@ -15,12 +18,15 @@ from bot.live_feed import LiveFeed
 from bot.replies import ReplyTemplates, draft_reply
 from bot.timeline import describe_event
 from bot.views import card_clock, card_for
-from cards.actions import Action, ActionOutcome
+from cards.actions import Action, ActionOutcome, Verb, encode_action
+from cards.model import Card, Option, Select
 from cards.reply_form import ReplyDraft
+from cards.strings import text, zoned_time
 from connectors.web.channel import ChannelItem, ChannelPage, ChannelQuery
 from connectors.web.inbox import (
     AttachmentFile,
     AttachmentLink,
+    HeldInquiry,
     InquiryDetail,
     MessageEntry,
     TeamInfo,
@@ -29,7 +35,24 @@ from connectors.web.inbox import (
 from store import inquiries as repo
 from store import search
 from store.engine import transaction
+from store.lifecycle import OPEN_STATUSES
 from store.models import AttachmentBlob, Inquiry, Message
+
+
+def _delivery_words(message: Message, locale: str) -> str:
+    """Where an outbound reply stands, in the rep's words (empty for inbound mail)."""
+    if message.direction != "out" or not message.delivery:
+        return ""
+    state, _, words = message.delivery.partition(":")
+    if state == "queued":
+        return text(locale, "web.delivery.sending")
+    if state == "sent":
+        return text(locale, "web.delivery.sent")
+    if state == "retrying":
+        return text(locale, "web.delivery.retrying", error=words.strip())
+    if state == "failed":
+        return text(locale, "web.delivery.failed", error=words.strip())
+    return message.delivery
 
 
 class WebInboxBackend:
@@ -116,6 +139,7 @@ class WebInboxBackend:
             events = await repo.timeline(session, inquiry_id)
             messages = await repo.messages(session, inquiry_id)
         locale = self.ctx.locale(inquiry.team)
+        zone = self._zone(inquiry.team)
         return InquiryDetail(
             team=inquiry.team,
             card=card,
@@ -123,7 +147,8 @@ class WebInboxBackend:
                 TimelineEntry(
                     e.at,
                     self.ctx.rep_name(e.actor) if self.ctx.settings.rep(e.actor) else e.actor,
-                    describe_event(e, locale, self.ctx.rep_name),
+                    describe_event(e, locale, self.ctx.rep_name, zone),
+                    when=zoned_time(e.at, zone),
                 )
                 for e in events
             ),
@@ -135,7 +160,7 @@ class WebInboxBackend:
                     or (f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address),
                     subject=m.subject,
                     text=m.text,
-                    delivery=m.delivery,
+                    delivery=_delivery_words(m, locale),
                     attachments=tuple(
                         AttachmentLink(
                             str(a.get("filename", "")), int(a.get("size", 0)), a.get("blob")
@@ -143,10 +168,78 @@ class WebInboxBackend:
                         for a in m.attachments
                         if not a.get("inline")
                     ),
+                    when=zoned_time(m.created_at, zone),
+                    delivery_state=m.delivery.partition(":")[0] if m.direction == "out" else "",
                 )
                 for m in messages
             ),
         )
+
+    def _zone(self, team: str) -> str:
+        try:
+            return self.ctx.settings.team(team).timezone
+        except KeyError:
+            return "UTC"
+
+    def leads_teams(self, rep_id: str) -> list[TeamInfo]:
+        return [
+            TeamInfo(t.name, t.title, t.locale)
+            for t in self.ctx.settings.teams
+            if rep_id in t.leads or rep_id in t.managers
+        ]
+
+    async def escalated_cards(self, rep_id: str) -> list[Card]:
+        """Open inquiries escalated in the teams ``rep_id`` leads or manages (still unclaimed
+        or unanswered), oldest first, each with a Reassign menu of the team's reps."""
+        teams = [t.name for t in self.leads_teams(rep_id)]
+        if not teams:
+            return []
+        async with transaction(self.ctx.readers) as session:
+            rows = (
+                await session.exec(
+                    select(Inquiry)
+                    .where(
+                        col(Inquiry.team).in_(teams),
+                        col(Inquiry.escalation_level) > 0,
+                        col(Inquiry.status).in_([s.value for s in OPEN_STATUSES]),
+                        col(Inquiry.first_reply_at).is_(None),
+                    )
+                    .order_by(col(Inquiry.received_at))
+                    .limit(200)
+                )
+            ).all()
+            cards = [await card_for(self.ctx, session, row) for row in rows]
+        return [self._with_reassign(card, row) for card, row in zip(cards, rows, strict=True)]
+
+    def _with_reassign(self, card: Card, inquiry: Inquiry) -> Card:
+        team = self.ctx.settings.team(inquiry.team)
+        choices = tuple(
+            Option(self.ctx.rep_name(r), r) for r in team.rep_ids() if r != inquiry.assignee
+        )
+        assert inquiry.id is not None
+        menu = Select(
+            text(team.locale, "select.reassign"),
+            encode_action(Verb.REASSIGN, inquiry.id),
+            choices,
+        )
+        return replace(card, actions=(*card.actions, menu))
+
+    async def claimed_items(self, rep_id: str) -> list[HeldInquiry]:
+        return [
+            HeldInquiry(i.number, i.subject) for i in await presence.claimed_items(self.ctx, rep_id)
+        ]
+
+    async def away_since(self, rep_id: str) -> datetime | None:
+        return await presence.away_since(self.ctx, rep_id)
+
+    async def handed_over(self, rep_id: str, since: datetime) -> list[HeldInquiry]:
+        return [
+            HeldInquiry(i.number, i.subject, self.ctx.rep_name(i.holder) if i.holder else "")
+            for i in await presence.handed_over(self.ctx, rep_id, since)
+        ]
+
+    async def take_back(self, rep_id: str, numbers: list[int], since: datetime) -> int:
+        return await presence.take_back(self.ctx, rep_id, numbers, since)
 
     async def act(self, action: Action) -> ActionOutcome:
         return await self.interactions.act(action)

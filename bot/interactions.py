@@ -171,7 +171,7 @@ class AppInteractions:
         except Refusal as refusal:
             return ActionOutcome(False, refusal.message, inquiry_id, refusal.code)
         draft = await draft_reply(self.ctx, self.templates, inquiry_id, rep_id, template)
-        return draft_view(draft, locale)
+        return draft_view(draft, locale, draft.notice)
 
     async def send_reply(
         self, inquiry_id: int, rep_id: str, *, subject: str, body: str, template: str = ""

@@ -3,15 +3,22 @@
 Templates live in ``<dir>/<lang>/<name>.j2`` (built-in ones in
 ``bot/reply_library``; ``[templates] directory`` adds or overrides). The
 first line may be a Jinja comment ``{# Title #}`` naming the template in the
-picker. Rendering uses ``StrictUndefined``: a variable that is unknown for
-this customer (e.g. no name given) is an error shown to the rep, never a
-blank in the customer's email. Values that are empty are left undefined on
-purpose, so ``{{ customer.name }}`` with no name fails loudly.
+picker. Rendering is strict: a variable that is unknown for this customer
+(e.g. no name given) is never a blank in the customer's email. Values that are
+empty are left undefined on purpose, so the built-in templates give fallbacks
+(``{{ customer.name | default("Sir or Madam") }}``); an admin's template without
+one gets an error naming the missing value in words ("the customer's name is not
+known for this inquiry"), and the editor keeps the rest of the text with a
+marker ``⟦the customer's name⟧`` where the value belongs, which send refuses
+until the rep replaced it.
 
 Sending: one transaction writes the outbound Message (with its Message-ID,
 fixed now so retries reuse it), the ``email.send`` outbox row (interactive
-lane), the status change to ``replied``, the first-response time, the event
-and the card updates.
+lane), the status change to ``replied``, the event and the card updates.
+The first-response time is recorded when the SMTP server accepted the mail
+(``bot.deliveries``), not when it was queued: until then the card and the
+inquiry page say "sending…", after a failed attempt "delivery failed — retrying"
+with the server's words.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.card_actions import Refusal, authorize, resolve_rep
@@ -48,13 +55,72 @@ _TITLE = re.compile(r"^\{#\s*(.+?)\s*#\}\s*\n?")
 AUTOMATIC = frozenset({"out_of_hours"})
 
 
+#: Template values in words, for the rep reading an error ("the customer's name").
+VARIABLE_WORDS: dict[str, str] = {
+    "customer.name": "the customer's name",
+    "customer.first_name": "the customer's first name",
+    "customer.email": "the customer's email address",
+    "customer.company": "the customer's company",
+    "customer.country": "the customer's country",
+    "rep.name": "your name",
+    "rep.email": "your email address",
+    "inquiry.number": "the inquiry number",
+    "inquiry.subject": "the inquiry's subject",
+    "inquiry.snippet": "the customer's message",
+    "company.name": "our company name",
+}
+MARK_OPEN, MARK_CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧: where a missing value belongs in a draft
+
+
+class TemplateValues(dict[str, str]):
+    """One group of template values (``customer``, ``rep``...), knowing its own name."""
+
+    def __init__(self, group: str, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.group = group
+
+
+def variable_words(name: str) -> str:
+    """``customer.name`` -> "the customer's name" (unknown names are quoted as written)."""
+    return VARIABLE_WORDS.get(name, f"the value {{{{ {name} }}}}")
+
+
+class _MissingValue(StrictUndefined):
+    """Strict, but its error names the missing value in words, not ``'dict object' has no attribute``."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        return f"{variable_words(_missing_name(self))} is not known for this inquiry"
+
+
+def _missing_name(value: Undefined) -> str:
+    owner = value._undefined_obj
+    group = getattr(owner, "group", "")
+    name = str(value._undefined_name or "?")
+    return f"{group}.{name}" if group else name
+
+
+class _MarkedValue(Undefined):
+    """A missing value rendered as a visible marker (the draft shown beside the error)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return f"{MARK_OPEN}{variable_words(_missing_name(self))}{MARK_CLOSE}"
+
+
 class ReplyTemplates:
     """The template library: built-in plus the admin's directory."""
 
     def __init__(self, directory: str = "", default_language: str = "en") -> None:
         self.default_language = default_language
         self._env = SandboxedEnvironment(
-            undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+            undefined=_MissingValue, autoescape=False, keep_trailing_newline=False
+        )
+        self._marking = SandboxedEnvironment(
+            undefined=_MarkedValue, autoescape=False, keep_trailing_newline=False
         )
         self._templates: dict[tuple[str, str], TemplateInfo] = {}
         builtin = resources.files("bot").joinpath("reply_library")
@@ -94,18 +160,26 @@ class ReplyTemplates:
         """Render; ``ValueError`` with a rep-readable message on any template problem."""
         try:
             return self._env.from_string(template.source).render(**variables).strip() + "\n"
+        except UndefinedError as exc:
+            message = str(exc.message or exc)
+            raise ValueError(
+                f"{template.title}: {message}; write it in where the text shows "
+                f"{MARK_OPEN}…{MARK_CLOSE}, or choose another template"
+            ) from None
         except TemplateError as exc:
             message = str(exc.message or exc)
-            match = re.search(r"'(\w+)' has no attribute '(\w+)'|'(\w+)' is undefined", message)
-            if match and match.group(2):
-                message = f"{{{{ {match.group(1)}.{match.group(2)} }}}} is not known for this inquiry; edit the text or choose another template"
-            elif match and match.group(3):
-                message = f"{{{{ {match.group(3)} }}}} is not a template variable"
             raise ValueError(f"{template.language}/{template.name}: {message}") from None
 
+    def render_marked(self, template: TemplateInfo, variables: dict[str, Any]) -> str:
+        """The text with ``⟦...⟧`` markers where values are missing ("" if it cannot render)."""
+        try:
+            return self._marking.from_string(template.source).render(**variables).strip() + "\n"
+        except TemplateError:
+            return ""
 
-def _defined(**values: str) -> dict[str, str]:
-    return {k: v for k, v in values.items() if v}
+
+def _defined(group: str, **values: str) -> TemplateValues:
+    return TemplateValues(group, {k: v for k, v in values.items() if v})
 
 
 def template_variables(
@@ -128,18 +202,19 @@ def template_variables(
         name = contact.name if contact else ""
     return {
         "customer": _defined(
+            "customer",
             name=name,
             first_name=name.split()[0] if name.split() else "",
             email=inquiry.contact_email,
             company=contact.company if contact else "",
             country=inquiry.country,
         ),
-        "rep": _defined(name=rep.name if rep else rep_id, email=rep.email if rep else ""),
+        "rep": _defined("rep", name=rep.name if rep else rep_id, email=rep.email if rep else ""),
         "inquiry": _defined(
-            number=str(inquiry.id), subject=inquiry.subject, snippet=inquiry.snippet
+            "inquiry", number=str(inquiry.id), subject=inquiry.subject, snippet=inquiry.snippet
         ),
         "company": _defined(
-            name=(box.from_name if box else "") or ctx.settings.team(inquiry.team).title
+            "company", name=(box.from_name if box else "") or ctx.settings.team(inquiry.team).title
         ),
     }
 
@@ -164,6 +239,10 @@ def reply_problem(subject: str, body: str) -> str | None:
         return f"the subject {problem}"
     if len(body) > _MAX_BODY:
         return f"the text is longer than {_MAX_BODY} characters"
+    if MARK_OPEN in body or MARK_CLOSE in body:
+        start = body.find(MARK_OPEN)
+        missing = body[start + 1 : body.find(MARK_CLOSE, start)] if start >= 0 else ""
+        return f"replace {MARK_OPEN}{missing}{MARK_CLOSE} in the text with the real value"
     for char in body:
         if char in "\r\n\t":
             continue
@@ -190,21 +269,36 @@ def outgoing_email(message: Message, to_name: str) -> OutgoingEmail:
 async def draft_reply(
     ctx: AppContext, templates: ReplyTemplates, inquiry_id: int, rep_id: str, template_key: str = ""
 ) -> ReplyDraft:
-    """The editor's content: chosen (or first) template rendered for this customer."""
+    """The editor's content: chosen (or first) template rendered for this customer.
+
+    The notice tells the rep, when the editor opens, what Send will do: refuse (someone
+    else owns the inquiry), claim it first (unclaimed) or act as lead on another's item.
+    A template with a missing value gives the error in words and the text with markers.
+    """
     async with transaction(ctx.readers) as session:
         inquiry = await repo.get_inquiry(session, inquiry_id)
         contact = await session.get(Contact, inquiry.contact_id)
         name = await customer_name(session, inquiry_id)
+    locale = ctx.locale(inquiry.team)
     choices = templates.for_language(inquiry.language)
     chosen = templates.get(template_key) if template_key else (choices[0] if choices else None)
     body, error = "", ""
     if chosen is not None:
+        variables = template_variables(ctx, inquiry, contact, rep_id, name=name)
         try:
-            body = templates.render(
-                chosen, template_variables(ctx, inquiry, contact, rep_id, name=name)
-            )
+            body = templates.render(chosen, variables)
         except ValueError as exc:
             error = str(exc)
+            body = templates.render_marked(chosen, variables)
+    team = ctx.settings.team(inquiry.team)
+    lead = rep_id in team.leads or rep_id in team.managers
+    notice, can_claim, may_send = "", False, True
+    owner = inquiry.assignee
+    if owner is None and inquiry.status == Status.NEW.value:
+        notice, can_claim = text(locale, "reply.notice_unclaimed", number=inquiry_id), True
+    elif owner and owner != rep_id:
+        key = "reply.notice_lead" if lead else "reply.notice_owner"
+        notice, may_send = text(locale, key, number=inquiry_id, name=ctx.rep_name(owner)), lead
     return ReplyDraft(
         inquiry_id=inquiry_id,
         to=inquiry.contact_email,
@@ -213,6 +307,9 @@ async def draft_reply(
         template=f"{chosen.language}/{chosen.name}" if chosen else "",
         templates=choices,
         error=error,
+        notice=notice,
+        can_claim=can_claim,
+        may_send=may_send,
     )
 
 
@@ -327,9 +424,8 @@ async def send_reply(
                 "reply_due_at": None,
                 "next_due_at": None,
             }
-            first = inquiry.first_reply_at is None
-            if first:
-                values["first_reply_at"] = now
+            # the first response is counted when the SMTP server accepts the mail
+            # (``bot.deliveries``), not now: a reply that cannot be delivered is no answer
             before = inquiry.status
             updated = await repo.change(session, inquiry, now, **values)
             data: dict[str, Any] = {
@@ -338,8 +434,6 @@ async def send_reply(
                 "template": template,
                 "quote": " ".join(body.split())[:140],
             }
-            if first:
-                data["first_response_seconds"] = int((now - inquiry.received_at).total_seconds())
             repo.add_event(
                 session,
                 updated,

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
-from cards.strings import text
+from cards.inquiry_card import lost_reason_label
+from cards.strings import duration_words, text, zoned_time
 from routing.intake import explain_lines
 from store.models import Event
 
 
-def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) -> str:
-    """One line for an event, e.g. "claimed", "status: Claimed → Won (price ok)"."""
+def _when(value: object, zone: str) -> str:
+    """A stored ISO time shown in the team's zone with the zone named."""
+    try:
+        return zoned_time(datetime.fromisoformat(str(value)), zone)
+    except (TypeError, ValueError):
+        return str(value or "")
+
+
+def describe_event(
+    event: Event, locale: str, rep_name: Callable[[str], str], zone: str = "UTC"
+) -> str:
+    """One line for an event, e.g. "claimed", "status: Claimed → Won (price ok)".
+
+    Times are shown in ``zone`` (the team's) with the zone named; durations in words."""
 
     def status(value: str) -> str:
         try:
@@ -38,20 +52,30 @@ def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) ->
         return "released to the pool"
     if event.kind == "replied":
         extra = (
-            f" (first response after {int(data['first_response_seconds'])} s)"
+            f" (first response after {duration_words(data['first_response_seconds'], locale)})"
             if "first_response_seconds" in data
             else ""
         )
         return f"replied to {data.get('to', '')}: “{data.get('quote', '')}”{extra}"
     if event.kind == "status":
         reason = f" ({data['reason']})" if data.get("reason") else ""
+        if data.get("lost_reason"):
+            words = f": {data['lost_words']}" if data.get("lost_words") else ""
+            reason = f" ({lost_reason_label(str(data['lost_reason']), locale)}{words})"
         return f"status: {status(event.before)} → {status(event.after)}{reason}"
     if event.kind == "snoozed":
-        return f"snoozed until {data.get('until', '')}"
+        return f"snoozed until {_when(data.get('until'), zone)}"
     if event.kind == "reassigned":
         return f"reassigned {rep_name(event.before) or '—'} → {rep_name(event.after)}"
     if event.kind == "customer_replied":
         return f"customer replied: “{data.get('snippet', '')}”"
+    if event.kind == "reply_delivered":
+        first = data.get("first_response_seconds")
+        return "reply accepted by the mail server" + (
+            f" (first response after {duration_words(first, locale)})" if first is not None else ""
+        )
+    if event.kind == "delivery_retrying":
+        return f"reply delivery failed — retrying: {data.get('error', '')}"
     if event.kind == "delivery_failed":
         return f"reply delivery failed: {data.get('error', '')}"
     late = " (late)" if data.get("late") else ""
@@ -65,7 +89,7 @@ def describe_event(event: Event, locale: str, rep_name: Callable[[str], str]) ->
     if event.kind == "returned_to_pool":
         return f"returned to the pool: no reply in time{late}"
     if event.kind == "follow_up_set":
-        return f"follow-up set for {data.get('at', '')}"
+        return f"follow-up set for {_when(data.get('delivered_at') or data.get('at'), zone)}"
     if event.kind == "follow_up_due":
         return f"follow-up due; reminded {people}{late}"
     if event.kind == "snooze_ended":

@@ -8,12 +8,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.context import AppContext
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Card
+from config.schema import LOST_REASONS
 from connectors.web.channel import CardClock
 from store.models import Contact, Event, Inquiry, Message, Status
 
 
 async def delivery_error(session: AsyncSession, inquiry_id: int) -> str:
     """The error of the newest outbound message, if its delivery failed."""
+    state, error = await delivery_state(session, inquiry_id)
+    return error if state == "failed" else ""
+
+
+async def delivery_state(session: AsyncSession, inquiry_id: int) -> tuple[str, str]:
+    """Where the newest outbound message stands: ("sending" | "retrying" | "failed" | "", words).
+
+    "sending" until the SMTP server accepted it; "retrying" with the server's words after
+    a failed attempt; "failed" once the retries gave up."""
     row = (
         await session.exec(
             select(Message.delivery)
@@ -22,7 +32,15 @@ async def delivery_error(session: AsyncSession, inquiry_id: int) -> str:
             .limit(1)
         )
     ).first()
-    return row.removeprefix("failed: ") if row and row.startswith("failed") else ""
+    if not row:
+        return "", ""
+    if row.startswith("failed"):
+        return "failed", row.removeprefix("failed").removeprefix(": ")
+    if row.startswith("retrying"):
+        return "retrying", row.removeprefix("retrying").removeprefix(": ")
+    if row == "queued":
+        return "sending", ""
+    return "", ""
 
 
 async def customer_name(session: AsyncSession, inquiry_id: int) -> str:
@@ -88,9 +106,15 @@ def inquiry_view(
     error: str = "",
     name: str | None = None,
     escalation_level: int | None = None,
+    delivery: str = "",
 ) -> InquiryView:
     """The card's view of ``inquiry``; ``name`` is the inquiry's own customer name when known."""
     assert inquiry.id is not None
+    try:
+        team = ctx.settings.team(inquiry.team)
+        zone, reasons = team.timezone, team.lost_reasons
+    except KeyError:  # a team removed from the config: its old items still render
+        zone, reasons = "UTC", LOST_REASONS
     return InquiryView(
         number=inquiry.id,
         version=inquiry.version,
@@ -116,6 +140,10 @@ def inquiry_view(
         escalation_level=inquiry.escalation_level if escalation_level is None else escalation_level,
         outcome_reason=inquiry.outcome_reason,
         delivery_error=error,
+        delivery_state=delivery,
+        timezone=zone,
+        follow_up_at=inquiry.follow_up_at,
+        lost_reasons=reasons,
         link_url=ctx.link(f"/web/inquiries/{inquiry.id}"),
         flags=tuple(tag.removeprefix("flag:") for tag in inquiry.tags if tag.startswith("flag:")),
     )
@@ -125,12 +153,14 @@ async def card_for(ctx: AppContext, session: AsyncSession, inquiry: Inquiry) -> 
     """The current card of ``inquiry`` in its team's locale."""
     assert inquiry.id is not None
     contact = await session.get(Contact, inquiry.contact_id)
+    state, words = await delivery_state(session, inquiry.id)
     view = inquiry_view(
         ctx,
         inquiry,
         contact,
-        error=await delivery_error(session, inquiry.id),
+        error=words if state == "failed" else "",
         name=await customer_name(session, inquiry.id),
         escalation_level=await current_escalation(session, inquiry),
+        delivery=f"{state}: {words}" if state == "retrying" else state,
     )
     return build_inquiry_card(view, now=ctx.clock(), locale=ctx.locale(inquiry.team))

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from cards.actions import Verb, encode_action
 from cards.countries import flag, zone_of
 from cards.model import Badge, Button, Card, CardField, Control, Option, Select
-from cards.strings import duration_words, text
-from store.lifecycle import allowed_moves, is_open
+from cards.strings import duration_words, text, zoned_time
+from store.lifecycle import NEEDS_REASON, allowed_moves, is_open
 from store.models import Status
 
 STATUS_COLORS: dict[str, str] = {
@@ -30,7 +30,9 @@ STATUS_COLORS: dict[str, str] = {
     "closed": "#5f6368",
 }
 SNOOZE_CHOICES = ("1h", "4h", "1d", "3d")
-FOLLOW_UP_CHOICES = ("1d", "3d", "1w")  # tomorrow, in 3 days, in 1 week (see bot.card_actions)
+# Follow-up has one way in: "Follow-up" in the status menu, with a date (the web shows a
+# date field; a platform without one gets tomorrow, changeable on the inquiry page).
+FOLLOW_UP_CHOICES = ("1d", "3d", "1w")  # still accepted from cards posted before (bot.card_actions)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class InquiryView:
     delivery_error: str = ""
     link_url: str = ""
     flags: tuple[str, ...] = ()  # problems found at intake (bad sender address, routing failure)
+    delivery_state: str = ""  # "sending", "retrying: <server's words>" for the newest reply
+    timezone: str = "UTC"  # the team's zone: due times on the card are shown in it
+    follow_up_at: datetime | None = None
+    lost_reasons: tuple[str, ...] = ()
 
 
 def _relative(at: datetime, now: datetime, locale: str) -> str:
@@ -126,19 +132,16 @@ def _actions(view: InquiryView, locale: str) -> tuple[Control, ...]:
         controls.append(Button(text(locale, "button.release"), encode_action(Verb.RELEASE, n)))
     moves = allowed_moves(status)
     if moves:
+        reasons = tuple(Option(lost_reason_label(r, locale), r) for r in view.lost_reasons)
         controls.append(
             Select(
                 text(locale, "select.status"),
                 encode_action(Verb.STATUS, n),
                 tuple(Option(text(locale, f"status.{m.value}"), m.value) for m in moves),
-            )
-        )
-    if is_open(status) and status != Status.NEW:
-        controls.append(
-            Select(
-                text(locale, "select.follow_up"),
-                encode_action(Verb.FOLLOW_UP, n),
-                tuple(Option(text(locale, f"follow_up.{c}"), c) for c in FOLLOW_UP_CHOICES),
+                reason_for=tuple(m.value for m in moves if m in NEEDS_REASON),
+                reasons=reasons if Status.LOST in moves else (),
+                reasons_for=(Status.LOST.value,) if Status.LOST in moves else (),
+                date_for=Status.FOLLOW_UP.value if Status.FOLLOW_UP in moves else "",
             )
         )
     if is_open(status):
@@ -155,6 +158,15 @@ def _actions(view: InquiryView, locale: str) -> tuple[Control, ...]:
             Button(text(locale, "button.open"), encode_action(Verb.OPEN, n), url=view.link_url)
         )
     return tuple(controls)
+
+
+def lost_reason_label(reason: str, locale: str) -> str:
+    """A lost reason as reps read it: the built-in ones translated, the team's own as written."""
+    key = f"lost.{reason.lower().replace(' ', '_')}"
+    try:
+        return text(locale, key)
+    except KeyError:
+        return reason
 
 
 def build_inquiry_card(view: InquiryView, *, now: datetime, locale: str) -> Card:
@@ -189,8 +201,27 @@ def build_inquiry_card(view: InquiryView, *, now: datetime, locale: str) -> Card
         )
     if view.snoozed_until and view.snoozed_until > now:
         notes.append(
-            text(locale, "note.snoozed", when=view.snoozed_until.strftime("%Y-%m-%d %H:%M UTC"))
+            text(
+                locale,
+                "note.snoozed",
+                when=zoned_time(view.snoozed_until, view.timezone),
+                rel=_relative(view.snoozed_until, now, locale),
+            )
         )
+    if view.follow_up_at and is_open(view.status):
+        notes.append(
+            text(
+                locale,
+                "note.follow_up",
+                when=zoned_time(view.follow_up_at, view.timezone),
+                rel=_relative(view.follow_up_at, now, locale),
+            )
+        )
+    if view.delivery_state == "sending":
+        notes.append(text(locale, "note.sending"))
+    elif view.delivery_state.startswith("retrying"):
+        words = view.delivery_state.partition(": ")[2]
+        notes.append(text(locale, "note.delivery_retrying", error=words))
     if view.escalation_level:
         notes.append(text(locale, "note.escalated", level=view.escalation_level))
     if view.delivery_error:

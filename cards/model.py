@@ -47,6 +47,14 @@ class Select:
     action_id: str
     options: tuple[Option, ...]
     overflow: bool = False
+    # Extras a renderer with a form may show (the web inbox); others may ignore them: the
+    # server asks for what is missing. ``reason_for``: values that need a reason (won/lost);
+    # ``reasons``: the team's list of lost reasons offered for ``reasons_for``;
+    # ``date_for``: the value that takes a date (follow-up).
+    reason_for: tuple[str, ...] = ()
+    reasons: tuple[Option, ...] = ()
+    reasons_for: tuple[str, ...] = ()
+    date_for: str = ""
 
 
 Control = Button | Select

@@ -26,3 +26,6 @@ class ReplyDraft:
     template: str
     templates: tuple[TemplateInfo, ...]
     error: str = ""
+    notice: str = ""  # said when the editor opens: someone else owns it / sending claims it
+    can_claim: bool = False  # unclaimed: the editor offers "Claim and reply"
+    may_send: bool = True  # False: the rep is neither the owner nor a lead (Send would refuse)

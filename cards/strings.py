@@ -6,7 +6,9 @@ Missing keys fall back to English, and a missing English key is a bug that
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LocaleName = Literal["zh-CN", "en"]
 
@@ -55,7 +57,50 @@ STRINGS: dict[str, dict[str, str]] = {
         "time.ago": "{duration} ago",
         "time.in": "in {duration}",
         "time.just_now": "just now",
-        "note.snoozed": "Snoozed until {when}",
+        "note.snoozed": "Snoozed until {when} ({rel})",
+        "note.follow_up": "Follow-up due {when} ({rel})",
+        "note.sending": "Reply sending… (not yet accepted by the mail server)",
+        "note.delivery_retrying": "Reply delivery failed — retrying: {error}",
+        "lost.price": "Price",
+        "lost.lead_time": "Lead time",
+        "lost.moq": "MOQ",
+        "lost.no_answer": "No answer",
+        "lost.competitor": "Competitor",
+        "lost.other": "Other",
+        "reply.notice_unclaimed": "#{number} is unclaimed: sending this reply claims it for you.",
+        "reply.notice_owner": "{name} owns #{number}: only {name} or a team lead can send a reply. Ask {name}, or ask a lead to reassign it.",
+        "reply.notice_lead": "{name} owns #{number}; you are replying as team lead.",
+        "web.claim_and_reply": "Claim and reply",
+        "web.replying_to": "Replying to",
+        "web.thread": "Conversation",
+        "web.replace_text": "Replace your text with the template “{title}”? Your changes would be lost.",
+        "web.lost_reason": "Lost reason",
+        "web.reason_words": "Reason in your words",
+        "web.reason_words_hint": "required for won and for “other”",
+        "web.follow_up_date": "Follow-up date",
+        "web.delivery.sending": "sending…",
+        "web.delivery.sent": "accepted by the mail server",
+        "web.delivery.retrying": "delivery failed — retrying: {error}",
+        "web.delivery.failed": "not delivered: {error}",
+        "web.escalated": "Escalated to me",
+        "web.escalated_empty": "Nothing is escalated to you right now.",
+        "web.escalated_intro": "Open inquiries escalated in the teams you lead or manage, oldest first.",
+        "select.reassign": "Reassign to",
+        "web.away_title": "Mark yourself away?",
+        "web.away_will": "Your {count} claimed inquiries will be handed to your backup or back to the pool within 15 s:",
+        "web.away_none": "You have no claimed inquiries: nothing will be handed over.",
+        "web.away_also": "Nudges will not mention you until you are back. When you are back, you can take your inquiries back.",
+        "web.away_confirm": "Yes, I'm away",
+        "web.back_title": "Welcome back",
+        "web.back_none": "Nothing of yours was handed over while you were away.",
+        "web.back_intro": "These were handed over while you were away. Take them back with one click:",
+        "web.take_back": "Take back",
+        "web.take_all": "Take all back",
+        "web.now_with": "now with {name}",
+        "web.in_pool": "in the pool",
+        "outcome.taken_back": "You took back {count} of {total} inquiries.",
+        "refuse.follow_up_date": "Pick a follow-up date after today and within a year (YYYY-MM-DD).",
+        "refuse.take_back": "#{number} cannot be taken back: it is no longer open or someone else has worked on it.",
         "note.escalated": "Escalated (level {level})",
         "note.customer_replied": "Customer replied {ago}",
         "note.delivery_failed": "Reply delivery failed: {error}",
@@ -65,7 +110,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "outcome.released": "#{number} is back in the pool.",
         "outcome.status": "#{number} is now {status}.",
         "outcome.snoozed": "#{number} snoozed until {when}.",
-        "outcome.reply_queued": "Reply to #{number} is on its way to {email}.",
+        "outcome.reply_queued": "Sending your reply to #{number} to {email}… the card shows when the mail server has accepted it.",
         "outcome.reassigned": "#{number} reassigned to {name}.",
         "refuse.not_member": "Only reps of team {team} can do that.",
         "refuse.not_owner": "Only {name} (the owner) or a lead can do that.",
@@ -196,7 +241,50 @@ STRINGS: dict[str, dict[str, str]] = {
         "time.ago": "{duration}前",
         "time.in": "{duration}后",
         "time.just_now": "刚刚",
-        "note.snoozed": "已推迟到 {when}",
+        "note.snoozed": "已推迟到 {when}（{rel}）",
+        "note.follow_up": "跟进时间 {when}（{rel}）",
+        "note.sending": "回复发送中…（邮件服务器尚未接收）",
+        "note.delivery_retrying": "回复发送失败——正在重试：{error}",
+        "lost.price": "价格",
+        "lost.lead_time": "交期",
+        "lost.moq": "起订量",
+        "lost.no_answer": "客户未回复",
+        "lost.competitor": "竞争对手",
+        "lost.other": "其他",
+        "reply.notice_unclaimed": "#{number} 尚未认领：发送此回复即由你认领。",
+        "reply.notice_owner": "#{number} 由 {name} 负责：只有 {name} 或组长可以发送回复。请联系 {name}，或请组长改派。",
+        "reply.notice_lead": "#{number} 由 {name} 负责；你以组长身份回复。",
+        "web.claim_and_reply": "认领并回复",
+        "web.replying_to": "正在回复",
+        "web.thread": "往来邮件",
+        "web.replace_text": "用模板“{title}”替换你已输入的内容？你的修改将丢失。",
+        "web.lost_reason": "流失原因",
+        "web.reason_words": "原因说明",
+        "web.reason_words_hint": "成交和“其他”必填",
+        "web.follow_up_date": "跟进日期",
+        "web.delivery.sending": "发送中…",
+        "web.delivery.sent": "邮件服务器已接收",
+        "web.delivery.retrying": "发送失败——正在重试：{error}",
+        "web.delivery.failed": "未送达：{error}",
+        "web.escalated": "升级给我的",
+        "web.escalated_empty": "目前没有升级给你的询盘。",
+        "web.escalated_intro": "你担任组长或经理的小组中已升级的未结询盘，最早的在前。",
+        "select.reassign": "改派给",
+        "web.away_title": "标记为离开？",
+        "web.away_will": "你认领的 {count} 个询盘将在 15 秒内转给你的备份同事或放回待认领：",
+        "web.away_none": "你没有已认领的询盘，不会转交任何询盘。",
+        "web.away_also": "在你回来之前，催办不会@你。回来后可以把询盘取回。",
+        "web.away_confirm": "确认离开",
+        "web.back_title": "欢迎回来",
+        "web.back_none": "你离开期间没有询盘被转交。",
+        "web.back_intro": "以下询盘在你离开期间被转交，一键取回：",
+        "web.take_back": "取回",
+        "web.take_all": "全部取回",
+        "web.now_with": "现由 {name} 负责",
+        "web.in_pool": "待认领",
+        "outcome.taken_back": "你取回了 {count}/{total} 个询盘。",
+        "refuse.follow_up_date": "请选择今天之后、一年以内的跟进日期（YYYY-MM-DD）。",
+        "refuse.take_back": "#{number} 无法取回：它已关闭，或已有其他人处理。",
         "note.escalated": "已升级（第 {level} 级）",
         "note.customer_replied": "客户已回复（{ago}）",
         "note.delivery_failed": "回复发送失败：{error}",
@@ -206,7 +294,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "outcome.released": "#{number} 已放回待认领。",
         "outcome.status": "#{number} 状态已改为{status}。",
         "outcome.snoozed": "#{number} 已推迟到 {when}。",
-        "outcome.reply_queued": "给 {email} 的回复（#{number}）正在发送。",
+        "outcome.reply_queued": "给 {email} 的回复（#{number}）发送中…邮件服务器接收后卡片会显示。",
         "outcome.reassigned": "#{number} 已转派给 {name}。",
         "refuse.not_member": "只有 {team} 组的成员可以操作。",
         "refuse.not_owner": "只有负责人 {name} 或组长可以操作。",
@@ -303,8 +391,22 @@ def text(locale: str, key: str, **params: object) -> str:
     return template.format(**params) if params else template
 
 
+def zoned_time(at: datetime, zone: str) -> str:
+    """``at`` in ``zone`` with the zone named: ``2026-11-23 14:05 CST (Asia/Shanghai)``.
+
+    The abbreviation is the one that zone really uses at that instant (``%Z``: CET/CEST,
+    CST for Shanghai; a numeric one like ``+04`` where the zone has no letters)."""
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local, zone = at.astimezone(UTC), "UTC"
+    abbreviation = local.strftime("%Z")
+    named = f"{abbreviation} ({zone})" if abbreviation and abbreviation != zone else zone
+    return f"{local.strftime('%Y-%m-%d %H:%M')} {named}"
+
+
 def duration_words(seconds: float, locale: str) -> str:
-    """A short human duration: ``3 s``, ``12 min``, ``5 h``, ``2 d`` (``12 分钟`` in Chinese)."""
+    """A short human duration: ``3 s``, ``12 min``, ``2 h 5 min``, ``2 d 3 h`` (``12 分钟``)."""
     s = max(0, int(seconds))
     zh = locale == "zh-CN"
     if s < 60:
@@ -316,4 +418,7 @@ def duration_words(seconds: float, locale: str) -> str:
         if zh:
             return f"{h} 小时" + (f" {m} 分钟" if m else "")
         return f"{h} h" + (f" {m} min" if m else "")
-    return f"{s // 86400} 天" if zh else f"{s // 86400} d"
+    d, h = divmod(s // 3600, 24)
+    if zh:
+        return f"{d} 天" + (f" {h} 小时" if h and d < 7 else "")
+    return f"{d} d" + (f" {h} h" if h and d < 7 else "")

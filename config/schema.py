@@ -213,6 +213,11 @@ class DestinationSettings(_Section):
     wecom_chat: str = ""  # appchat chatid
 
 
+#: Why a deal is lost, as reps pick it (``[[teams]] lost_reasons`` replaces the list).
+#: Stored as the chosen entry plus the rep's words, so the digest can count each.
+LOST_REASONS: tuple[str, ...] = ("price", "lead time", "MOQ", "no answer", "competitor", "other")
+
+
 class TeamSettings(_Section):
     """A team: who is in it, where its cards go, its clock."""
 
@@ -240,6 +245,20 @@ class TeamSettings(_Section):
     # among the members on duty (not away, under max_open, speaking the language if any does).
     assignment: Literal["pool", "round_robin", "least_open"] = "pool"
     sticky: bool = False  # a returning customer goes to the rep who had them last, if on duty
+    # Reasons a rep picks when marking an inquiry lost ("other" always allows free text).
+    lost_reasons: tuple[str, ...] = LOST_REASONS
+
+    @field_validator("lost_reasons")
+    @classmethod
+    def _reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(dict.fromkeys(r.strip() for r in value if r.strip()))
+        if not cleaned:
+            raise ValueError('give at least one lost reason, e.g. ["price", "other"]')
+        if any(len(r) > 60 or ":" in r for r in cleaned):
+            raise ValueError("each lost reason is a short label (up to 60 characters, no ':')")
+        if not any(r.lower() == "other" for r in cleaned):
+            cleaned += ("other",)  # free text always has a home
+        return cleaned
 
     _name = field_validator("name")(_check_name)
 

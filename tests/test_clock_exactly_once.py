@@ -114,11 +114,14 @@ async def test_restart_after_a_long_stop_does_each_due_step_once_late(
     await second.worker.drain()
     said = [c for c in channel.calls if c.method in ("post_thread", "send_direct")]
     nudges = [c for c in said if "waiting to be claimed" in c.text]
-    assert len(nudges) == 1 and "(late: this was due 2026-11-24 10:45 CET)" in nudges[0].text
+    assert (
+        len(nudges) == 1
+        and "(late: this was due 2026-11-24 10:45 CET (Europe/Berlin))" in nudges[0].text
+    )
     dms = {c.destination: c.text for c in said if c.method == "send_direct"}
     assert set(dms) == {"ULENA", "UMAX"}
-    assert "(late: this was due 2026-11-24 10:35 CET)" in dms["ULENA"]
-    assert "(late: this was due 2026-11-24 10:55 CET)" in dms["UMAX"]
+    assert "(late: this was due 2026-11-24 10:35 CET (Europe/Berlin))" in dms["ULENA"]
+    assert "(late: this was due 2026-11-24 10:55 CET (Europe/Berlin))" in dms["UMAX"]
     events = [e for e in await _events(second, "escalated")] + await _events(second, "nudged")
     assert all(e.data["late"] for e in events) and len(events) == 3
     assert {e.at.astimezone(BERLIN).hour for e in events} == {15}

@@ -58,6 +58,7 @@ async def test_daily_digest(sqlite_url: str, make_settings: Any, service_factory
         body="Our offer.",
     )
     assert sent.ok, sent.message
+    await service.worker.drain()  # the first reply counts when the mail server accepted it
     clock.now = berlin(2026, 11, 20, 11, 0)
     assert (
         await perform(

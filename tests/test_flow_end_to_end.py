@@ -161,7 +161,7 @@ async def test_webhook_to_claimed_replied_won(
     assert detail["status"] == "won"
     assert detail["outcome_reason"] == "Signed PI for 2x40HQ"
     kinds = [e["kind"] for e in detail["timeline"]]
-    assert kinds == ["received", "claimed", "replied", "status"]
+    assert kinds == ["received", "claimed", "replied", "reply_delivered", "status"]
     assert detail["timeline"][1]["actor"] == "alice"
 
     # the inquiry page shows the timeline and the conversation

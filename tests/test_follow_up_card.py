@@ -1,5 +1,6 @@
-"""Follow up from the card: the select on claimed cards, the action (status follow_up, reminder at
-the team's next opening after the chosen delay), the web rendering, and Slack end to end."""
+"""Follow up from the card: one way in, "Follow-up" in the status menu with a date (the web
+shows a date field; Slack sets tomorrow), the action (status follow_up, reminder at the
+team's next opening), the old follow-up menu still accepted, and Slack end to end."""
 
 from __future__ import annotations
 
@@ -56,41 +57,38 @@ def _view(status: str) -> InquiryView:
     )
 
 
-def _follow_up_select(status: str, locale: str = "en") -> Select | None:
+def _status_select(status: str, locale: str = "en") -> Select | None:
     card = build_inquiry_card(_view(status), now=berlin(2026, 11, 23, 10, 0), locale=locale)
     return next(
-        (c for c in card.actions if isinstance(c, Select) and c.action_id == "cd1:follow_up:7"),
+        (c for c in card.actions if isinstance(c, Select) and c.action_id == "cd1:status:7"),
         None,
     )
 
 
-def test_select_on_claimed_statuses_only_in_both_locales() -> None:
-    for status in ("claimed", "replied", "waiting", "follow_up"):
-        select = _follow_up_select(status)
-        assert select is not None and not select.overflow
-        assert [(o.value, o.label) for o in select.options] == [
-            ("1d", "Tomorrow"),
-            ("3d", "In 3 days"),
-            ("1w", "In 1 week"),
+def test_follow_up_is_one_status_choice_with_a_date() -> None:
+    for status in ("claimed", "replied", "waiting"):
+        card = build_inquiry_card(_view(status), now=berlin(2026, 11, 23, 10, 0), locale="en")
+        assert not [
+            c for c in card.actions if getattr(c, "action_id", "").startswith("cd1:follow_up")
         ]
-    for status in ("new", "won", "lost", "spam", "closed"):
-        assert _follow_up_select(status) is None
-    zh = _follow_up_select("claimed", "zh-CN")
-    assert zh is not None and zh.placeholder == "跟进提醒"
-    assert [o.label for o in zh.options] == ["明天", "3 天后", "1 周后"]
+        select = _status_select(status)
+        assert select is not None and not select.overflow
+        assert ("follow_up", "Follow-up") in [(o.value, o.label) for o in select.options]
+        assert select.date_for == "follow_up"
+    zh = _status_select("claimed", "zh-CN")
+    assert zh is not None and "follow_up" in [o.value for o in zh.options]
 
 
-def test_web_and_slack_render_the_select() -> None:
+def test_web_shows_the_date_field_and_slack_the_choice() -> None:
     card = build_inquiry_card(_view("claimed"), now=berlin(2026, 11, 23, 10, 0), locale="en")
     html = render_card_html(card)
-    assert (
-        'data-action="cd1:follow_up:7"' in html and '<option value="1w">In 1 week</option>' in html
-    )
+    assert 'data-action="cd1:status:7"' in html
+    assert '<label class="extra date-box" data-for="follow_up" hidden>' in html
+    assert 'type="date" name="date"' in html
     blocks = render_card(card, locale="en")
     elements = {e["action_id"]: e for b in blocks if b["type"] == "actions" for e in b["elements"]}
-    select = elements["cd1:follow_up:7"]
-    assert select["type"] == "static_select" and select["placeholder"]["text"] == "Follow up"
-    assert [o["value"] for o in select["options"]] == ["1d", "3d", "1w"]
+    assert "cd1:follow_up:7" not in elements
+    assert "follow_up" in [o["value"] for o in elements["cd1:status:7"]["options"]]
 
 
 async def test_tomorrow_on_friday_evening_reminds_at_the_next_opening(
@@ -117,17 +115,13 @@ async def test_tomorrow_on_friday_evening_reminds_at_the_next_opening(
         card = await card_for(ctx, session, inquiry)
     assert inquiry.status == "follow_up"
     assert inquiry.follow_up_at == berlin(2026, 12, 1, 9, 0)  # Sat -> Mon is a holiday -> Tue
-    assert "2026-12-01 09:00" in done.message
-    assert _has_select(card)
+    assert "2026-12-01 09:00 CET (Europe/Berlin)" in done.message
+    assert any("Follow-up due 2026-12-01 09:00 CET (Europe/Berlin)" in n for n in card.notes)
     await walk.settle()
     clock.now = berlin(2026, 11, 27, 18, 0)
     calls = await walk.until(berlin(2026, 12, 1, 10, 0), step=timedelta(hours=1))
     assert summary(calls) == [("Tue 09:00", "send_direct", "UALICE")]
     assert f"Follow up on #{number}" in calls[0][1].text
-
-
-def _has_select(card: Any) -> bool:
-    return any(getattr(c, "action_id", "") == f"cd1:follow_up:{card.key}" for c in card.actions)
 
 
 @pytest.fixture
@@ -175,18 +169,18 @@ async def test_slack_follow_up_select_sets_the_follow_up(
                 for b in blocks
                 if b["type"] == "actions"
                 for e in b["elements"]
-                if e["action_id"] == f"cd1:follow_up:{number}"
+                if e["action_id"] == f"cd1:status:{number}"
+                and "follow_up" in [o["value"] for o in e["options"]]
             ),
             None,
         )
 
-    select = await eventually(claimed_card, what="follow-up select on the claimed card")
+    select = await eventually(claimed_card, what="status select with Follow-up on the card")
     assert select["type"] == "static_select"
-    assert [o["value"] for o in select["options"]] == ["1d", "3d", "1w"]
     payload = fixture(
         "block_actions_static_select.json",
-        action_id=f"cd1:follow_up:{number}",
-        value="3d",
+        action_id=f"cd1:status:{number}",
+        value="follow_up",
         user="UALICE",
         message_ts=ts,
     )
@@ -202,7 +196,7 @@ async def test_slack_follow_up_select_sets_the_follow_up(
             break
         await asyncio.sleep(0.02)
     assert inquiry.status == "follow_up"
-    assert inquiry.follow_up_at == berlin(2026, 11, 27, 11, 0)  # Friday, same time: open
+    assert inquiry.follow_up_at == berlin(2026, 11, 25, 11, 0)  # no date on Slack: tomorrow
     await eventually(
         lambda: "Follow-up" in json.dumps(fake_slack.thread(CHANNEL, ts)), what="thread note"
     )

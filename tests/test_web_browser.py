@@ -247,7 +247,8 @@ async def test_live_inbox_claim_race_and_reply(
     )
     await alice.locator("#send").click()
     await expect(alice.locator("#toast")).to_be_visible(timeout=WAIT_MS)
-    await alice.wait_for_url(f"{base}/web/teams/sales", timeout=WAIT_MS)
+    # after Send the inquiry page shows where the reply stands ("sending…" until accepted)
+    await alice.wait_for_url(f"{base}/web/inquiries/{number}", timeout=WAIT_MS)
 
     # the running worker delivers the email (bounded wait; no timing is asserted)
     for _ in range(200):
@@ -270,7 +271,8 @@ async def test_live_inbox_claim_race_and_reply(
     await expect(alice.locator("ol.messages")).to_contain_text(
         "our offer for 2x40HQ follows today."
     )
-    await expect(alice.locator("ol.timeline li")).to_have_count(3)
+    # received, claimed, replied, accepted by the mail server
+    await expect(alice.locator("ol.timeline li")).to_have_count(4)
 
     # the server stops promptly although a live stream is open (the page then shows "offline")
     await alice.goto(f"{base}/web/teams/sales")

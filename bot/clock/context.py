@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot.clock.people import (
     ladder,
@@ -30,14 +29,15 @@ from bot.clock.writes import Writes
 from bot.context import AppContext
 from bot.notices import NOTICE_OF_STEP, notice_row, reachable_on_chat
 from bot.sla import ClockState, Plan, Step, plan
-from cards.strings import text
+from cards.strings import text, zoned_time
 from config.schema import RepSettings, TeamSettings
 from store.models import Inquiry
 
 
 def local_time(team: TeamSettings, at: datetime) -> str:
-    """``at`` in the team's time zone, as messages show it."""
-    return at.astimezone(ZoneInfo(team.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    """``at`` in the team's time zone with the zone named, as messages show it
+    (``2026-11-23 14:05 CST (Asia/Shanghai)``)."""
+    return zoned_time(at, team.timezone)
 
 
 def clock_state(inquiry: Inquiry) -> ClockState:

@@ -273,5 +273,13 @@ def reply_modal(draft: ReplyDraftView, *, locale: str) -> Block:
                 "elements": [mrkdwn(":warning: " + escape_slack(draft.error), 2000)],
             }
         )
+    if draft.notice:  # said when the editor opens (unclaimed: sending claims it; lead on another's)
+        blocks.insert(
+            0,
+            {
+                "type": "context",
+                "elements": [mrkdwn(":information_source: " + escape_slack(draft.notice), 2000)],
+            },
+        )
     view["blocks"] = blocks
     return view

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode
@@ -58,6 +58,7 @@ class TimelineEntry:
     at: datetime
     actor: str
     summary: str
+    when: str = ""  # ``at`` in the team's zone with the zone named
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ class MessageEntry:
     sender: str
     subject: str
     text: str
-    delivery: str = ""
+    delivery: str = ""  # in words for the rep: "sending…", "delivery failed — retrying: ..."
     attachments: tuple[AttachmentLink, ...] = ()
+    when: str = ""  # ``at`` in the team's zone with the zone named
+    delivery_state: str = ""  # "sending", "sent", "retrying", "failed" (a CSS hook)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,15 @@ class InquiryDetail:
     card: Card
     timeline: tuple[TimelineEntry, ...] = ()
     messages: tuple[MessageEntry, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class HeldInquiry:
+    """An inquiry as the away / back pages list it."""
+
+    number: int
+    subject: str
+    holder: str = ""  # who has it now, in words ("" : in the pool)
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,18 @@ class InboxBackend(Protocol):
     async def attachment(self, blob_id: int) -> AttachmentFile | None: ...
 
     async def is_away(self, rep_id: str) -> bool: ...
+
+    def leads_teams(self, rep_id: str) -> list[TeamInfo]: ...
+
+    async def escalated_cards(self, rep_id: str) -> list[Card]: ...
+
+    async def claimed_items(self, rep_id: str) -> list[HeldInquiry]: ...
+
+    async def away_since(self, rep_id: str) -> datetime | None: ...
+
+    async def handed_over(self, rep_id: str, since: datetime) -> list[HeldInquiry]: ...
+
+    async def take_back(self, rep_id: str, numbers: list[int], since: datetime) -> int: ...
 
     async def set_away(self, rep_id: str, away: bool) -> None: ...
 
@@ -199,7 +223,11 @@ class WebInbox:
             web.get("/web/inquiries/{id:\\d+}/reply", self.reply_page),
             web.post("/web/inquiries/{id:\\d+}/reply", self.reply_send),
             web.post("/web/logout", self.logout),
+            web.get("/web/away", self.away_page),
             web.post("/web/away", self.away),
+            web.get("/web/back", self.back_page),
+            web.post("/web/back", self.take_back),
+            web.get("/web/escalated", self.escalated_page),
             web.get("/web/attachments/{id:\\d+}", self.download),
         ]
 
@@ -265,12 +293,29 @@ class WebInbox:
     def _card_html(self, card: Card, locale: str, item: ChannelItem | None = None) -> str:
         return render_card_html(
             card,
-            reason_placeholder=text(locale, "web.reason_placeholder"),
+            reason_placeholder=text(locale, "web.reason_words"),
             apply_label=text(locale, "web.apply"),
             locale=locale,
             clock=item.clock if item is not None else None,
             now=self.backend.now(),
+            labels={
+                "lost_reason": text(locale, "web.lost_reason"),
+                "follow_up_date": text(locale, "web.follow_up_date"),
+            },
         )
+
+    async def _common(self, request: web.Request, rep: str, team: Any) -> dict[str, Any]:
+        """What every page's frame (``base.html``) shows."""
+        return {
+            "team": team,
+            "teams": self.backend.teams_of(rep),
+            "rep_name": self.backend.rep_name(rep),
+            "csrf": self.signer.csrf_token(request.cookies.get(COOKIE, "")),
+            "away": await self.backend.is_away(rep),
+            "here": request.path_qs,
+            "leads": bool(self.backend.leads_teams(rep)),
+            "t": lambda key, **kw: text(team.locale, key, **kw),
+        }
 
     # -- pages -------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
@@ -347,6 +392,7 @@ class WebInbox:
             csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
             away=await self.backend.is_away(rep),
             here=request.path,
+            leads=bool(self.backend.leads_teams(rep)),
             t=lambda key, **kw: text(team.locale, key, **kw),
         )
 
@@ -358,15 +404,9 @@ class WebInbox:
         team = self._team(rep, detail.team)
         return self._page(
             "inquiry.html",
-            team=team,
-            teams=self.backend.teams_of(rep),
+            **await self._common(request, rep, team),
             detail=detail,
             card=self._card_html(detail.card, team.locale),
-            rep_name=self.backend.rep_name(rep),
-            csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
-            away=await self.backend.is_away(rep),
-            here=request.path,
-            t=lambda key, **kw: text(team.locale, key, **kw),
         )
 
     async def reply_page(self, request: web.Request) -> web.Response:
@@ -377,16 +417,93 @@ class WebInbox:
             raise web.HTTPNotFound(text="no such inquiry")
         team = self._team(rep, detail.team)
         draft = await self.backend.reply_draft(inquiry_id, rep, request.query.get("template", ""))
+        answering = next((m for m in reversed(detail.messages) if m.direction == "in"), None)
         return self._page(
             "reply.html",
-            team=team,
-            teams=self.backend.teams_of(rep),
+            **await self._common(request, rep, team),
             detail=detail,
             draft=draft,
-            rep_name=self.backend.rep_name(rep),
-            csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
-            t=lambda key, **kw: text(team.locale, key, **kw),
+            answering=answering,
+            chosen_title=next(
+                (t.title for t in draft.templates if f"{t.language}/{t.name}" == draft.template),
+                "",
+            ),
         )
+
+    async def escalated_page(self, request: web.Request) -> web.Response:
+        """Leads and managers: what is escalated to them, with Reassign on each card."""
+        rep = self._rep(request)
+        teams = self.backend.leads_teams(rep)
+        if not teams:
+            raise web.HTTPForbidden(
+                text="only team leads and managers have an escalated view",
+                content_type="text/plain",
+            )
+        team = teams[0]
+        cards = await self.backend.escalated_cards(rep)
+        locales = {t.name: t.locale for t in self.backend.teams_of(rep)}
+        return self._page(
+            "escalated.html",
+            **await self._common(request, rep, team),
+            cards=[self._card_html(c, locales.get(c.team, team.locale)) for c in cards],
+        )
+
+    async def away_page(self, request: web.Request) -> web.Response:
+        """Confirm "I'm away": what will happen, and the items that will be handed over."""
+        rep = self._rep(request)
+        team = self.backend.teams_of(rep)[0]
+        items = await self.backend.claimed_items(rep)
+        return self._page(
+            "away.html",
+            **await self._common(request, rep, team),
+            items=items,
+            back_to=safe_next(request.query.get("next", "")),
+        )
+
+    async def back_page(self, request: web.Request) -> web.Response:
+        """After "I'm back": the items handed over meanwhile, each taken back with one click."""
+        rep = self._rep(request)
+        team = self.backend.teams_of(rep)[0]
+        since = self._since(request.query.get("since", ""))
+        items = await self.backend.handed_over(rep, since)
+        return self._page(
+            "back.html",
+            **await self._common(request, rep, team),
+            items=items,
+            since=since.isoformat(),
+            back_to=safe_next(request.query.get("next", "")),
+            taken=request.query.get("taken", ""),
+            total=request.query.get("total", ""),
+        )
+
+    @staticmethod
+    def _since(value: str) -> datetime:
+        """The start of the rep's absence (a page parameter; bounded to the last 30 days)."""
+        floor = datetime.now(UTC) - timedelta(days=30)
+        try:
+            since = datetime.fromisoformat(value)
+        except ValueError:
+            return floor
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return max(since, floor)
+
+    async def take_back(self, request: web.Request) -> web.Response:
+        rep = self._rep(request)
+        form = await self._form(request)
+        self._check_csrf(request, str(form.get("csrf", "")))
+        since = self._since(str(form.get("since", "")))
+        raw = str(form.get("numbers", ""))
+        try:
+            numbers = [parse_inquiry_id(n) for n in raw.split(",") if n.strip()][:500]
+        except BadInquiryId as exc:
+            raise web.HTTPBadRequest(text=str(exc), content_type="text/plain") from None
+        taken = await self.backend.take_back(rep, numbers, since)
+        back_to = safe_next(str(form.get("next", "")))
+        query = urlencode(
+            {"since": since.isoformat(), "next": back_to, "taken": taken, "total": len(numbers)}
+        )
+        raise web.HTTPSeeOther(f"/web/back?{query}")
 
     async def download(self, request: web.Request) -> web.Response:
         rep = self._rep(request)
@@ -461,9 +578,15 @@ class WebInbox:
         value = str(form.get("away", "")).lower()
         if value not in ("1", "0", "true", "false"):
             raise web.HTTPBadRequest(text="away must be 1 or 0", content_type="text/plain")
-        await self.backend.set_away(rep, value in ("1", "true"))
+        going = value in ("1", "true")
+        since = None if going else await self.backend.away_since(rep)
+        await self.backend.set_away(rep, going)
         # only our own pages: never an open redirect
-        raise web.HTTPSeeOther(safe_next(str(form.get("next", ""))))
+        back_to = safe_next(str(form.get("next", "")))
+        if not going and since is not None:
+            query = urlencode({"since": since.isoformat(), "next": back_to})
+            raise web.HTTPSeeOther(f"/web/back?{query}")
+        raise web.HTTPSeeOther(back_to)
 
     async def reply_send(self, request: web.Request) -> web.Response:
         rep = self._rep(request)

@@ -14,6 +14,7 @@ keeps them current.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cards.escaping import escape_html as e
@@ -22,10 +23,44 @@ from cards.strings import duration_words, text
 from connectors.web.channel import CardClock
 from connectors.web.strings import web_text
 
+#: Labels of the extra form fields (the caller passes them in the team's locale).
+DEFAULT_LABELS: dict[str, str] = {
+    "reason": "Reason",
+    "lost_reason": "Lost reason",
+    "follow_up_date": "Follow-up date",
+    "apply": "OK",
+}
 
-def _control(
-    control: Button | Select, key: str, reason_placeholder: str, apply_label: str, locale: str
-) -> str:
+
+def _select_extras(control: Select, labels: Mapping[str, str], key: str) -> str:
+    """The fields a status change may need, each shown only when its choice is picked:
+    the reason box for won/lost, the team's lost reasons, the follow-up date."""
+    parts: list[str] = []
+    if control.reasons_for and control.reasons:
+        options = "".join(
+            f'<option value="{e(o.value)}">{e(o.label)}</option>' for o in control.reasons
+        )
+        parts.append(
+            f'<label class="extra lost-box" data-for="{e(" ".join(control.reasons_for))}" hidden>'
+            f"{e(labels['lost_reason'])} "
+            f'<select name="reason_code" id="lost-{e(key)}">{options}</select></label>'
+        )
+    if control.reason_for:
+        parts.append(
+            f'<label class="extra reason-box" data-for="{e(" ".join(control.reason_for))}" hidden>'
+            f"{e(labels['reason'])} "
+            f'<input name="reason" class="reason" maxlength="500"></label>'
+        )
+    if control.date_for:
+        parts.append(
+            f'<label class="extra date-box" data-for="{e(control.date_for)}" hidden>'
+            f"{e(labels['follow_up_date'])} "
+            f'<input type="date" name="date" class="follow-up-date"></label>'
+        )
+    return "".join(parts)
+
+
+def _control(control: Button | Select, labels: Mapping[str, str], key: str, locale: str) -> str:
     if isinstance(control, Button):
         name = e(web_text(locale, "button_for", label=control.label, number=key))
         if control.url:
@@ -40,23 +75,16 @@ def _control(
         f'<option value="{e(o.value)}">{e(o.label)}</option>' for o in control.options
     )
     base = "c" + "".join(ch if ch.isalnum() else "-" for ch in control.action_id)
-    reason = ""
-    if not control.overflow:
-        reason = (
-            f'<label class="reason-label" for="{base}-reason">'
-            f'<span class="visually-hidden">{e(web_text(locale, "reason_for", number=key))}</span>'
-            f'<input id="{base}-reason" name="reason" class="reason" '
-            f'placeholder="{e(reason_placeholder)}" maxlength="500"></label>'
-        )
     choice = e(web_text(locale, "choice_for", what=control.placeholder, number=key))
     apply_name = e(
-        web_text(locale, "apply_for", apply=apply_label, what=control.placeholder, number=key)
+        web_text(locale, "apply_for", apply=labels["apply"], what=control.placeholder, number=key)
     )
     return (
         f'<form class="select-form" data-action="{e(control.action_id)}">'
         f'<select name="value" id="{base}-value" aria-label="{choice}">'
         f'<option value="" disabled selected>{e(control.placeholder)}</option>{options}</select>'
-        f'{reason}<button type="submit" class="btn" aria-label="{apply_name}">{e(apply_label)}</button></form>'
+        f"{_select_extras(control, labels, key)}"
+        f'<button type="submit" class="btn" aria-label="{apply_name}">{e(labels["apply"])}</button></form>'
     )
 
 
@@ -104,13 +132,13 @@ def render_card_html(
     locale: str = "en",
     clock: CardClock | None = None,
     now: datetime | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """An ``<article>`` for the card; its id and version let the page replace stale copies."""
+    names = {**DEFAULT_LABELS, "reason": reason_placeholder, "apply": apply_label, **(labels or {})}
     fields = "".join(f"<dt>{e(f.label)}</dt><dd>{e(f.value)}</dd>" for f in card.fields)
     notes = "".join(f'<p class="note">{e(n)}</p>' for n in card.notes)
-    actions = "".join(
-        _control(c, card.key, reason_placeholder, apply_label, locale) for c in card.actions
-    )
+    actions = "".join(_control(c, names, card.key, locale) for c in card.actions)
     title = e(card.title)
     if card.link_url:
         title = f'<a href="{e(card.link_url)}">{title}</a>'

@@ -41,7 +41,8 @@
     const node = fragment(data.html);
     node.classList.add("flash");
     if (existing) existing.replaceWith(node);
-    else if (!only) {
+    if (only && list.dataset.refresh) refreshPart(list.dataset.refresh);
+    else if (!only && !existing) {
       // newcomers: at the top of the first page for "newest"/"changed"; appended where the
       // order puts them last (oldest/most overdue first) when this is the last page
       const sort = list.dataset.sort || "due";
@@ -97,6 +98,35 @@
   tick();
   setInterval(tick, 5000);
 
+  // The inquiry page: when its card changes (a reply accepted, a delivery failure), the
+  // conversation and timeline below it are fetched again so "sending…" never goes stale.
+  async function refreshPart(selector) {
+    try {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = doc.querySelector(selector);
+      const current = document.querySelector(selector);
+      if (fresh && current) current.replaceWith(fresh);
+    } catch (e) { /* offline: the next change tries again */ }
+  }
+
+  // A status menu shows the fields its choice needs: the reason for won/lost, the team's
+  // lost reasons, the follow-up date. Nothing is shown before a choice is made.
+  function wants(box, value) {
+    return (box.dataset.for || "").split(" ").includes(value);
+  }
+  function showExtras(form) {
+    const value = form.querySelector("select[name=value]").value;
+    form.querySelectorAll(".extra").forEach((box) => { box.hidden = !wants(box, value); });
+    const date = form.querySelector("input[name=date]");
+    if (date && !date.value) {
+      const tomorrow = new Date(Date.now() + 86400000);
+      date.value = tomorrow.toISOString().slice(0, 10);
+      date.min = date.value;
+    }
+  }
+
   async function post(url, body) {
     const response = await fetch(url, {
       method: "POST",
@@ -111,8 +141,9 @@
 
   async function act(action, value, reason) {
     const data = await post("/web/actions", { action, value: value || "", reason: reason || "" });
-    if (data.open_url) { window.location.href = data.open_url; return; }
+    if (data.open_url) { window.location.href = data.open_url; return data; }
     toast(data.message, !data.ok);
+    return data;
   }
 
   document.addEventListener("click", (ev) => {
@@ -120,17 +151,28 @@
     if (!button) return;
     ev.preventDefault();
     button.disabled = true;
-    act(button.dataset.action).finally(() => { button.disabled = false; });
+    act(button.dataset.action)
+      .then((data) => { if (data && data.ok && button.dataset.then === "reload") window.location.reload(); })
+      .finally(() => { button.disabled = false; });
   });
 
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (form.classList.contains("select-form")) {
       ev.preventDefault();
-      const value = form.querySelector("select").value;
-      const reason = form.querySelector("input[name=reason]");
+      let value = form.querySelector("select[name=value]").value;
       if (!value) return;
-      act(form.dataset.action, value, reason ? reason.value : "");
+      const shown = (name) => {
+        const input = form.querySelector("[name=" + name + "]");
+        const box = input && input.closest(".extra");
+        return input && (!box || !box.hidden) ? input.value.trim() : "";
+      };
+      const date = shown("date");
+      if (date) value = value + ":" + date;
+      const code = shown("reason_code");
+      const words = shown("reason");
+      const reason = code ? (words ? code + ": " + words : code) : words;
+      act(form.dataset.action, value, reason);
       return;
     }
     if (form.id === "reply-form") {
@@ -147,8 +189,26 @@
     }
   });
 
+  // Switching templates never silently drops what the rep typed: ask first.
+  const body = document.getElementById("body");
+  const picker = document.getElementById("template");
+  let pickedTemplate = picker ? picker.value : "";
   document.addEventListener("change", (ev) => {
-    if (ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
+    const target = ev.target;
+    if (target.matches("select[name=value]") && target.closest(".select-form")) {
+      showExtras(target.closest(".select-form"));
+      return;
+    }
+    if (!target.matches("select[data-autosubmit]")) return;
+    if (body && body.value !== body.defaultValue) {
+      const title = target.options[target.selectedIndex].text;
+      if (!window.confirm(target.dataset.confirm.replace("{title}", title))) {
+        target.value = pickedTemplate;  // keep the text and the template it came from
+        return;
+      }
+    }
+    pickedTemplate = target.value;
+    target.form.submit();
   });
 
   const list = document.getElementById("cards");
