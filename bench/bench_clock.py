@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert, update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
-from bot.http_app import Service  # noqa: E402
+from bot.app import Service  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
 from connectors.memory import RecordingChannel  # noqa: E402
 from store.engine import transaction  # noqa: E402

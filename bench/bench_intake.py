@@ -104,7 +104,7 @@ async def _serve(kind: str, conn: Connection, background: bool) -> None:
         app = web.Application()
         app.router.add_post("/webhooks/{name}", _bare_handler)
     else:
-        from bot.http_app import Service
+        from bot.app import Service
 
         tmp = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
         service = await Service.create(_settings(Path(tmp.name) / "claimdesk.db"))

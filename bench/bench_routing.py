@@ -8,7 +8,7 @@ What is measured, on a mix of 64 realistic messages in ten languages (forms and 
   worst case for a message that matches none (every rule is evaluated);
 - **classify**: everything intake decides before the database, per inquiry:
   language detection, country guess, category keywords, the 200 rules, the spam score;
-- **ingest**: ``bot.ingest.ingest`` end to end on a SQLite file (one transaction:
+- **ingest**: ``bot.usecases.ingest.ingest`` end to end on a SQLite file (one transaction:
   contact, inquiry, message, events, outbox, the round-robin turn), with 200 rules
   and with none: what the rules add to a stored inquiry.
 
@@ -32,8 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.ingest import InboundMessage, ingest  # noqa: E402
-from bot.sla import calendar_for  # noqa: E402
+from bot.usecases.ingest import InboundMessage, ingest  # noqa: E402
+from bot.usecases.sla import calendar_for  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
 from config.schema import Settings  # noqa: E402
 from routing.intake import IntakeFacts, classify  # noqa: E402
@@ -165,7 +165,7 @@ def measure_pure(settings: Settings, calls: int) -> dict[str, Any]:
 
 
 async def measure_ingest(rules: int, calls: int) -> dict[str, Any]:
-    from bot.http_app import Service
+    from bot.app import Service
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
-from bot.http_app import Service  # noqa: E402
-from bot.outbox_worker import WorkerSettings  # noqa: E402
+from bot.app import Service  # noqa: E402
+from bot.runtime.outbox_worker import WorkerSettings  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
 from connectors.channels import Pacing  # noqa: E402
 from connectors.slack.channel import SlackChannel  # noqa: E402

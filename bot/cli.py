@@ -130,7 +130,7 @@ def _demo_links(settings: Settings, signer: Any, base: str) -> list[str]:
 async def _serve(settings: Settings, embedded: bool) -> None:
     import errno
 
-    from bot.http_app import Service
+    from bot.app import Service
 
     service = await Service.create(settings)
     runner = web.AppRunner(service.web_app(), access_log=None)
@@ -349,7 +349,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     (as of now; store inputs like open counts and the sender's rate are taken as zero)."""
     from datetime import UTC, datetime
 
-    from bot.sla import calendar_for
+    from bot.usecases.sla import calendar_for
     from routing.assignment import AssignmentRequest, choose
     from routing.intake import IntakeFacts, classify, explain_lines
     from routing.language import detect_language
@@ -396,7 +396,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             default_team=hook.team if hook is not None else "",
         )
     else:
-        from bot.mail_intake import customer_fields
+        from bot.runtime.mail_intake import customer_fields
         from connectors.mail.parse import parse_email
 
         parsed = parse_email(raw)
@@ -462,7 +462,7 @@ def _context_run(settings: Settings, work: Any) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bot.privacy import export_inquiries
+    from bot.usecases.privacy import export_inquiries
 
     settings, _ = _settings(args, allow_embedded=True)
     target = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
@@ -484,7 +484,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from bot.privacy import erase_person
+    from bot.usecases.privacy import erase_person
 
     settings, _ = _settings(args, allow_embedded=True)
     if not args.yes:
@@ -511,7 +511,7 @@ def _iso_date(value: str) -> date:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from bot.digest import digest_for_cli
+    from bot.cli_digest import digest_for_cli
 
     settings, _ = _settings(args, allow_embedded=True)
     if args.team not in {t.name for t in settings.teams}:

@@ -1,6 +1,6 @@
 """The daily digest: its numbers (``DigestReport``), its card and its plain-text form.
 
-``bot.digest`` reads the store and fills a ``DigestReport``; this module only
+``bot.usecases.digest`` reads the store and fills a ``DigestReport``; this module only
 presents it. The report round-trips through JSON (``to_dict``/``from_dict``)
 because it travels in the outbox row that posts it, so a retried post shows
 the same numbers. Durations are seconds of SLA time (business time when the

@@ -32,7 +32,11 @@ STATUS_COLORS: dict[str, str] = {
 SNOOZE_CHOICES = ("1h", "4h", "1d", "3d")
 # Follow-up has one way in: "Follow-up" in the status menu, with a date (the web shows a
 # date field; a platform without one gets tomorrow, changeable on the inquiry page).
-FOLLOW_UP_CHOICES = ("1d", "3d", "1w")  # still accepted from cards posted before (bot.card_actions)
+FOLLOW_UP_CHOICES = (
+    "1d",
+    "3d",
+    "1w",
+)  # still accepted from cards posted before (bot.usecases.card_actions)
 
 
 @dataclass(frozen=True)

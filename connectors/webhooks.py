@@ -18,7 +18,7 @@ Authentication, one of:
   header (for senders that cannot do better);
 - the webhook's **token** in ``X-Claimdesk-Token`` / ``Authorization: Bearer``.
 
-Duplicates (decided by the intake, see ``bot.webhook_intake``): the same
+Duplicates (decided by the intake, see ``bot.interfaces.webhook_intake``): the same
 ``Idempotency-Key`` with the same body is the same inquiry (202, ``duplicate:
 true``); the same key with another body is a 409; an identical body within
 the dedupe window is the same inquiry whatever its key.

@@ -1,6 +1,6 @@
 """Classifying one inbound message, and the explanation kept with the inquiry. Pure, no I/O.
 
-One function for ``bot.ingest`` and ``claimdesk route --explain``: language
+One function for ``bot.usecases.ingest`` and ``claimdesk route --explain``: language
 (given by the form, else detected), country (``routing.country``: form, phone,
 domain, signature; else what the contact had), category (the form's field,
 else the ``[[categories]]`` keyword table), the rules (hours on the target

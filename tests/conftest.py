@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.http_app import Service
-from bot.outbox_worker import WorkerSettings
+from bot.app import Service
+from bot.runtime.outbox_worker import WorkerSettings
 from config.loading import settings_from_mapping
 from config.schema import Settings
 from connectors.channels import ChatChannel

@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from bot.ingest import InboundMessage, ingest
+from bot.usecases.ingest import InboundMessage, ingest
 from store.engine import transaction
 from store.inquiries import messages, timeline
 from tests.conftest import MovableClock, base_config

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.outbox_worker import WorkerSettings
+from bot.runtime.outbox_worker import WorkerSettings
 from config.loading import settings_from_mapping
 from connectors.channels import Pacing
 from connectors.slack.channel import SlackChannel

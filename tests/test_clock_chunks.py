@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.clock.context import StepContext
-from bot.clock.steps import STEPS
-from bot.http_app import Service
+from bot.app import Service
+from bot.runtime.clock.context import StepContext
+from bot.runtime.clock.steps import STEPS
 from store import inquiries as repo
 from store.models import Event, JobRun
 from tests.conftest import MovableClock
@@ -53,7 +53,7 @@ async def test_a_failing_inquiry_rolls_back_alone(
 
     monkeypatch.setitem(STEPS, "nudge", failing)
     clock.now = berlin(2026, 11, 24, 10, 16)  # claim was due 10:15: the first nudge
-    with caplog.at_level(logging.INFO, logger="bot.clock"):
+    with caplog.at_level(logging.INFO, logger="bot.runtime.clock"):
         report = await service.scheduler.tick()
     assert report.due == 5
     assert report.kinds == {"nudge": 4}

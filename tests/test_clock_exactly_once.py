@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
-from bot.http_app import Service
+from bot.app import Service
 from store import inquiries as repo
 from store.models import Event, JobRun
 from tests.conftest import MovableClock
@@ -144,7 +144,7 @@ async def test_restart_after_a_long_stop_does_each_due_step_once_late(
 async def test_away_rep_hands_over_to_backup_or_pool(
     sqlite_url: str, make_settings: Any, service_factory: Any
 ) -> None:
-    from bot.card_actions import perform
+    from bot.usecases.card_actions import perform
     from cards.actions import Action, Verb
 
     clock = MovableClock(berlin(2026, 11, 24, 10, 0))

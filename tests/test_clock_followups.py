@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.card_actions import perform
-from bot.clock import set_follow_up
+from bot.runtime.clock import set_follow_up
+from bot.usecases.card_actions import perform
 from cards.actions import Action, Verb
 from tests.conftest import MovableClock
 from tests.support.clock import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.card_actions import perform
+from bot.usecases.card_actions import perform
 from cards.actions import Action, Verb
 from cards.model import Button, Select
 from store import inquiries as repo

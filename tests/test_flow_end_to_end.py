@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from bot.http_app import Service
+from bot.app import Service
 from connectors.web.auth import login_link
 from connectors.webhooks import sign_body
 from tests.conftest import API_TOKEN, WEBHOOK_SECRET
@@ -197,7 +197,7 @@ async def test_snooze_and_release(
 async def test_claim_race_has_exactly_one_winner(
     db_url: str, make_settings: Any, service_factory: Any
 ) -> None:
-    from bot.card_actions import perform
+    from bot.usecases.card_actions import perform
     from cards.actions import Action, Verb
 
     service = await service_factory(make_settings(db_url))

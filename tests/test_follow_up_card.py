@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.card_actions import perform
-from bot.views import card_for
+from bot.usecases.card_actions import perform
+from bot.usecases.views import card_for
 from cards.actions import Action, Verb
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Select

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.ingest import InboundMessage, ingest
-from bot.replies import send_reply
+from bot.usecases.ingest import InboundMessage, ingest
+from bot.usecases.replies import send_reply
 from config.schema import Settings
 from connectors.memory import RecordingChannel
 from connectors.webhooks import InboundForm
@@ -336,7 +336,7 @@ async def test_a_routing_failure_still_stores_the_inquiry_flagged(
     )
     http = await client_factory(service, background=False)
     raw = json.dumps({"email": "li@buyer.cn", "name": "Li", "message": "need 40 panels"}).encode()
-    with caplog.at_level(logging.ERROR, logger="bot.ingest"):
+    with caplog.at_level(logging.ERROR, logger="bot.usecases.ingest"):
         response = await signed_post(http, raw)
     assert response.status == 202
     number = (await response.json())["inquiry"]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.http_app import Service
-from bot.mail_intake import MailboxIntake, open_mailbox
-from bot.replies import send_reply
+from bot.app import Service
+from bot.runtime.mail_intake import MailboxIntake, open_mailbox
+from bot.usecases.replies import send_reply
 from connectors.mail.imap import ImapConnectionLost
 from connectors.mail.parse import parse_email
 from store.engine import transaction
@@ -197,7 +197,7 @@ async def test_auto_replies_bounces_and_duplicates_create_nothing(setup: Any, sm
 
 
 async def service_detail(service: Service, number: int) -> Any:
-    from bot.api import inquiry_json
+    from bot.interfaces.api import inquiry_json
     from store import inquiries as repo
 
     async with transaction(service.ctx.sessions) as session:

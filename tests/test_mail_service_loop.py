@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.http_app import Service
+from bot.app import Service
 from store.engine import transaction
 from store.models import Inquiry, MailboxState
 from tests.support.dovecot import DovecotServer, find_dovecot

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.http_app import Service
-from bot.mail_intake import MailboxIntake
-from bot.replies import send_reply
+from bot.app import Service
+from bot.runtime.mail_intake import MailboxIntake
+from bot.usecases.replies import send_reply
 from store import inquiries as repo
 from store.engine import transaction
 from store.models import Inquiry

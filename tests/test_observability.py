@@ -204,9 +204,9 @@ def test_configure_logging_writes_extras_and_quiets_migrations() -> None:
     handler = configure_logging(style="text", stream=stream)
     try:
         logging.getLogger("alembic.runtime.migration").info("Running upgrade -> 0001")
-        logging.getLogger("bot.ingest").info("inquiry created", extra={"inquiry": 7})
+        logging.getLogger("bot.usecases.ingest").info("inquiry created", extra={"inquiry": 7})
     finally:
         logging.getLogger().removeHandler(handler)
     out = stream.getvalue()
     assert "Running upgrade" not in out
-    assert out.strip().endswith("INFO bot.ingest: inquiry created inquiry=7")
+    assert out.strip().endswith("INFO bot.usecases.ingest: inquiry created inquiry=7")

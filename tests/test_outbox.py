@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.card_actions import perform
-from bot.outbox_worker import WorkerSettings
+from bot.runtime.outbox_worker import WorkerSettings
+from bot.usecases.card_actions import perform
 from cards.actions import Action, Verb
 from connectors.channels import DeliveryError, Pacing
 from connectors.memory import RecordingChannel
@@ -169,7 +169,7 @@ async def test_permanent_failure_is_dead_and_not_retried(
 async def test_failed_reply_email_is_shown_on_the_card(
     sqlite_url: str, make_settings: Any, service_factory: Any, smtp: Any
 ) -> None:
-    from bot.replies import send_reply
+    from bot.usecases.replies import send_reply
 
     smtp.handler.refuse_next.append("550 5.1.1 mailbox unavailable")
     chat = channel()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.outbox_worker import WorkerSettings
+from bot.runtime.outbox_worker import WorkerSettings
 from store import outbox
 from store.engine import transaction
 from store.models import Lane

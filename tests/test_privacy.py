@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.privacy import ERASED, erase_person, export_inquiries
-from bot.replies import send_reply
+from bot.usecases.privacy import ERASED, erase_person, export_inquiries
+from bot.usecases.replies import send_reply
 from connectors.webhooks import InboundForm
 
 

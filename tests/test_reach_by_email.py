@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 
-from bot.card_actions import perform
-from bot.http_app import Service
-from bot.notices import compose
-from bot.presence import set_away
+from bot.app import Service
+from bot.usecases.card_actions import perform
+from bot.usecases.notices import compose
+from bot.usecases.presence import set_away
 from cards.actions import Action, Verb
 from connectors.mail.smtp import build_notification, notification_message_id
 from store import inquiries as repo

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.card_actions import perform
-from bot.presence import is_away
+from bot.usecases.card_actions import perform
+from bot.usecases.presence import is_away
 from cards.actions import Action, Verb
 from store import inquiries as repo
 from store.engine import transaction

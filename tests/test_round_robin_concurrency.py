@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.ingest import InboundMessage, ingest
+from bot.usecases.ingest import InboundMessage, ingest
 from config.loading import settings_from_mapping
 from store.engine import transaction
 from store.models import AssignmentTurn, Event, Inquiry

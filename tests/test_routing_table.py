@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.card_actions import perform
-from bot.mail_intake import MailboxIntake
+from bot.runtime.mail_intake import MailboxIntake
+from bot.usecases.card_actions import perform
 from cards.actions import Action, Verb
 from config.loading import settings_from_mapping
 from connectors.mail.imap import FetchedMail
@@ -496,7 +496,7 @@ async def test_full_and_away_reps_are_skipped(
     settings = settings_from_mapping(data, source="routing.toml", env={})
     service = await service_factory(settings, channels={"memory": chat()}, clock=MovableClock(OPEN))
     http = await client_factory(service, background=False)
-    from bot.presence import set_away
+    from bot.usecases.presence import set_away
 
     await set_away(service.ctx, "rosa", True)  # her own flag; omar is away by config
     got: list[str | None] = []
@@ -538,7 +538,7 @@ async def test_sticky_team_gives_a_returning_customer_their_last_rep(
 
 
 def test_inquiry_page_line_shows_why() -> None:
-    from bot.timeline import describe_event
+    from bot.usecases.timeline import describe_event
 
     explain = {
         "rule": "latam",

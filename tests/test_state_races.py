@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bot.card_actions import perform
+from bot.usecases.card_actions import perform
 from cards.actions import Action, ActionOutcome, Verb
 from connectors.webhooks import InboundForm
 from store import inquiries as repo

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
-from bot.http_app import Service
+from bot.app import Service
 from connectors.web.auth import login_link
 from connectors.webhooks import sign_body
 from tests.conftest import WEBHOOK_SECRET, need

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col
 
-from bot.ingest import InboundMessage, ingest
+from bot.usecases.ingest import InboundMessage, ingest
 from store import inquiries as repo
 from store import search
 from store.engine import transaction

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from bot.ingest import ingest
+from bot.usecases.ingest import ingest
 from store import inquiries as repo
 from store.engine import transaction
 from tests import test_web_browser as wb

@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.http_app import Service
-from bot.outbox_worker import WorkerSettings
+from bot.app import Service
+from bot.runtime.outbox_worker import WorkerSettings
 from cards.strings import zoned_time
 from connectors.web.auth import login_link
 from store import inquiries as repo

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from bot.card_actions import perform
-from bot.inbox_backend import WebInboxBackend
-from bot.presence import claimed_items, handed_over, set_away, take_back
-from bot.replies import ReplyTemplates, draft_reply, send_reply
-from bot.timeline import describe_event
-from bot.views import card_for
+from bot.interfaces.inbox_backend import WebInboxBackend
+from bot.usecases.card_actions import perform
+from bot.usecases.presence import claimed_items, handed_over, set_away, take_back
+from bot.usecases.replies import ReplyTemplates, draft_reply, send_reply
+from bot.usecases.timeline import describe_event
+from bot.usecases.views import card_for
 from cards.actions import Action, Verb
 from connectors.webhooks import InboundForm
 from store import inquiries as repo
@@ -109,7 +109,7 @@ async def test_reply_is_sending_then_retrying_then_counted_when_accepted(
 async def test_retrying_state_is_shown_while_the_server_refuses(
     sqlite_url: str, make_settings: Any, service_factory: Any, smtp: Any
 ) -> None:
-    from bot.deliveries import deliver
+    from bot.runtime.deliveries import deliver
     from connectors.channels import DeliveryError
     from store.models import Outbox
 

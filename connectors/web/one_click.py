@@ -56,7 +56,7 @@ class NoticeEntry:
 
 
 class NoticeSource(Protocol):
-    """Where the "for you" list comes from (implemented in ``bot.notices``)."""
+    """Where the "for you" list comes from (implemented in ``bot.usecases.notices``)."""
 
     async def notices_for(self, rep_id: str) -> list[NoticeEntry]: ...
 

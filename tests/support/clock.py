@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.http_app import Service
-from bot.ingest import InboundMessage, ingest
+from bot.app import Service
+from bot.usecases.ingest import InboundMessage, ingest
 from connectors.memory import RecordedCall, RecordingChannel
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -5,7 +5,7 @@ A tick asks the database what is due: one query on the indexed
 (``ClockSettings.chunk``, 50 by default), one short transaction per chunk: the
 chunk is re-read under row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 two processes split the work instead of queueing on it; SQLite serializes
-writers anyway) and re-checked (still due?), then :func:`bot.sla.plan` says
+writers anyway) and re-checked (still due?), then :func:`bot.usecases.sla.plan` says
 which steps are due for each. Each step first inserts a ``JobRun`` row under
 its deterministic key (``nudge:{inquiry}:{phase}:{n}``,
 ``escalate:{inquiry}:{phase}:claim:1`` ...), all keys of the chunk in one
@@ -32,10 +32,10 @@ calls :meth:`Scheduler.tick` every ``interval_seconds`` does exactly that, reads
 time only from the injected clock (APScheduler's triggers read the wall clock,
 which tests could not move), and adds no dependency. Daily digests are not
 cron jobs either: each tick computes the team's latest digest slot in its time
-zone and runs it once under its ``JobRun`` key (see ``bot.digest``).
+zone and runs it once under its ``JobRun`` key (see ``bot.usecases.digest``).
 
 Nothing is sent outside the team's business hours: each step's instant is
-moved to the next opening (``bot.sla.when_open``).
+moved to the next opening (``bot.usecases.sla.when_open``).
 
 The package: ``scheduler`` (the loop and the tick, chunk by chunk),
 ``context`` (:class:`StepContext`, one due step and the ways it acts),
@@ -46,10 +46,10 @@ its step), ``hand_over`` (reps away), ``people`` (who is mentioned or DMed),
 operations: ``store.job_runs``.
 """
 
-from bot.clock.escalation_card import direct_card
-from bot.clock.follow_ups import apply_follow_up, set_follow_up
-from bot.clock.people import mention, on_duty, platform_user
-from bot.clock.scheduler import ClockSettings, Scheduler, TickReport
+from bot.runtime.clock.escalation_card import direct_card
+from bot.runtime.clock.people import mention, on_duty, platform_user
+from bot.runtime.clock.scheduler import ClockSettings, Scheduler, TickReport
+from bot.usecases.follow_ups import apply_follow_up, set_follow_up
 
 __all__ = [
     "ClockSettings",

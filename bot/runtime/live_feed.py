@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.context import AppContext
-from bot.views import card_clock, card_for
+from bot.usecases.views import card_clock, card_for
 from connectors.web.channel import ChannelItem
 from store import inquiries as repo
 from store.engine import transaction

@@ -1,6 +1,6 @@
 """SLA time: due times in business time, and the clock's plan of what is due for an inquiry.
 
-Everything here is pure (no I/O): the scheduler (``bot.clock``) reads an
+Everything here is pure (no I/O): the scheduler (``bot.runtime.clock``) reads an
 inquiry, asks :func:`plan` which steps are due *now* and when the next one
 falls, acts, and stores that instant in the indexed ``next_due_at`` column.
 

@@ -1,8 +1,8 @@
 """Follow-ups: a rep asks to be reminded of an inquiry at a time; the clock reminds them then.
 
 :func:`set_follow_up` / :func:`apply_follow_up` are the use case (the card's
-Follow-up action, the API); :func:`follow_up` is the clock's step that
-delivers the reminder (to the owner or their stand-in, else the team on duty).
+follow-up status, the API); the clock's step that delivers the reminder lives in
+``bot.runtime.clock.steps``.
 """
 
 from __future__ import annotations
@@ -12,33 +12,13 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.card_sync import queue_card_updates
-from bot.clock.context import StepContext, local_time
 from bot.context import AppContext
-from bot.sla import when_both_open
-from cards.strings import text
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.sla import when_both_open
+from cards.strings import text, zoned_time
 from store import inquiries as repo
 from store.engine import transaction
 from store.models import Inquiry, Lane
-
-
-def follow_up(s: StepContext) -> None:
-    """The clock's step: the follow-up time came; remind the owner, or the team when unclaimed."""
-    inquiry = s.inquiry
-    message = s.t(
-        "clock.follow_up", number=inquiry.id, subject=inquiry.subject, mentions=""
-    ).strip()
-    message += s.late_suffix
-    if inquiry.assignee:
-        to = [s.stand_in(inquiry.assignee)]
-        reached = s.direct(message, to, card="reminder")
-    else:
-        reps = s.on_duty()
-        to = [r.id for r in reps]
-        s.post_group(message + " {mentions}", reps)
-        reached = to
-    s.values["follow_up_at"] = None
-    s.event("follow_up_due", to=to, reached=reached)
 
 
 async def set_follow_up(ctx: AppContext, inquiry_id: int, rep_id: str, at: datetime) -> Inquiry:
@@ -87,7 +67,7 @@ async def apply_follow_up(
         after=updated.status if "status" in values else "",
         data={"at": at.isoformat(), "delivered_at": wanted.isoformat()},
     )
-    when = local_time(team, wanted)
+    when = zoned_time(wanted, team.timezone)
     await queue_card_updates(
         session,
         ctx,

@@ -22,18 +22,18 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot.api import api_routes
-from bot.clock import ClockSettings, Scheduler
 from bot.context import AppContext, Clock
-from bot.inbox_backend import WebInboxBackend
-from bot.interactions import AppInteractions
-from bot.live_feed import LiveFeed
-from bot.mail_intake import MailboxIntake
+from bot.interfaces.api import api_routes
+from bot.interfaces.inbox_backend import WebInboxBackend
+from bot.interfaces.interactions import AppInteractions
+from bot.interfaces.webhook_intake import intake_webhook
 from bot.metrics import webhook_refusals
-from bot.notices import RepNotices
-from bot.outbox_worker import OutboxWorker, WorkerSettings
-from bot.replies import ReplyTemplates
-from bot.webhook_intake import intake_webhook
+from bot.runtime.clock import ClockSettings, Scheduler
+from bot.runtime.live_feed import LiveFeed
+from bot.runtime.mail_intake import MailboxIntake
+from bot.runtime.outbox_worker import OutboxWorker, WorkerSettings
+from bot.usecases.notices import RepNotices
+from bot.usecases.replies import ReplyTemplates
 from cards.actions import BadInquiryId
 from config.schema import Settings, parse_duration_minutes
 from connectors.channels import ChatChannel

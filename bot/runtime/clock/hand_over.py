@@ -8,12 +8,12 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.card_sync import queue_card_updates
-from bot.clock.people import stand_in
 from bot.context import AppContext
-from bot.notices import tell_assignee
-from bot.presence import away_reps
-from bot.sla import due_after, sla_for
+from bot.runtime.clock.people import stand_in
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.notices import tell_assignee
+from bot.usecases.presence import away_reps
+from bot.usecases.sla import due_after, sla_for
 from cards.strings import text
 from store import inquiries as repo
 from store.engine import transaction

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
 from bot.context import AppContext
-from bot.timeline import describe_event
+from bot.usecases.inquiry_json import inquiry_json, iso
+from bot.usecases.timeline import describe_event
 from cards.actions import BadInquiryId, parse_inquiry_id
 from connectors.safe_decode import ascii_header
 from store import inquiries as repo
 from store.engine import transaction
-from store.models import Contact, Inquiry, Status
+from store.models import Contact, Status
 
 
 def _authorized(ctx: AppContext, request: web.Request) -> None:
@@ -30,54 +30,6 @@ def _authorized(ctx: AppContext, request: web.Request) -> None:
             content_type="application/json",
             headers={"WWW-Authenticate": 'Bearer realm="claimdesk"'},
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def inquiry_json(ctx: AppContext, inquiry: Inquiry, contact: Contact | None) -> dict[str, Any]:
-    return {
-        "id": inquiry.id,
-        "number": f"#{inquiry.id}",
-        "team": inquiry.team,
-        "status": inquiry.status,
-        "priority": inquiry.priority,
-        "source": inquiry.source,
-        "subject": inquiry.subject,
-        "snippet": inquiry.snippet,
-        "language": inquiry.language,
-        "country": inquiry.country,
-        "country_source": inquiry.country_source,
-        "category": inquiry.category,
-        "rule": inquiry.rule,
-        "tags": inquiry.tags,
-        "assignee": inquiry.assignee,
-        "assignee_name": ctx.rep_name(inquiry.assignee) or None,
-        "outcome_reason": inquiry.outcome_reason or None,
-        "contact": {
-            "id": inquiry.contact_id,
-            "name": contact.name if contact else "",
-            "email": inquiry.contact_email,
-            "company": contact.company if contact else "",
-            "country": contact.country if contact else "",
-        },
-        "received_at": _iso(inquiry.received_at),
-        "claimed_at": _iso(inquiry.claimed_at),
-        "first_reply_at": _iso(inquiry.first_reply_at),
-        "first_response_seconds": int(
-            (inquiry.first_reply_at - inquiry.received_at).total_seconds()
-        )
-        if inquiry.first_reply_at
-        else None,
-        "closed_at": _iso(inquiry.closed_at),
-        "snoozed_until": _iso(inquiry.snoozed_until),
-        "claim_due_at": _iso(inquiry.claim_due_at),
-        "reply_due_at": _iso(inquiry.reply_due_at),
-        "escalation_level": inquiry.escalation_level,
-        "version": inquiry.version,
-        "url": ctx.link(f"/web/inquiries/{inquiry.id}"),
-    }
 
 
 def api_routes(ctx: AppContext) -> list[web.RouteDef]:
@@ -140,7 +92,7 @@ def api_routes(ctx: AppContext) -> list[web.RouteDef]:
         locale = ctx.locale(inquiry.team)
         body["timeline"] = [
             {
-                "at": _iso(e.at),
+                "at": iso(e.at),
                 "actor": e.actor,
                 "kind": e.kind,
                 "before": e.before or None,
@@ -163,7 +115,7 @@ def api_routes(ctx: AppContext) -> list[web.RouteDef]:
                 "attachments": [{k: v for k, v in a.items() if k != "path"} for a in m.attachments],
                 "author": m.author or None,
                 "delivery": m.delivery or None,
-                "at": _iso(m.created_at),
+                "at": iso(m.created_at),
             }
             for m in messages
         ]

@@ -16,7 +16,7 @@ Sending: one transaction writes the outbound Message (with its Message-ID,
 fixed now so retries reuse it), the ``email.send`` outbox row (interactive
 lane), the status change to ``replied``, the event and the card updates.
 The first-response time is recorded when the SMTP server accepted the mail
-(``bot.deliveries``), not when it was queued: until then the card and the
+(``bot.runtime.deliveries``), not when it was queued: until then the card and the
 inquiry page say "sending…", after a failed attempt "delivery failed — retrying"
 with the server's words.
 """
@@ -32,10 +32,10 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.card_actions import Refusal, authorize, resolve_rep
-from bot.card_sync import queue_card_updates
 from bot.context import AppContext
-from bot.views import customer_name
+from bot.usecases.card_actions import Refusal, authorize, resolve_rep
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.views import customer_name
 from cards.actions import ActionOutcome
 from cards.reply_form import ReplyDraft, TemplateInfo
 from cards.strings import text
@@ -51,7 +51,7 @@ from store.models import Contact, Inquiry, Lane, Message, Status
 log = logging.getLogger(__name__)
 
 _TITLE = re.compile(r"^\{#\s*(.+?)\s*#\}\s*\n?")
-#: Templates claimdesk sends by itself (``bot.auto_ack``): not offered in a rep's picker.
+#: Templates claimdesk sends by itself (``bot.usecases.auto_ack``): not offered in a rep's picker.
 AUTOMATIC = frozenset({"out_of_hours"})
 
 
@@ -123,7 +123,7 @@ class ReplyTemplates:
             undefined=_MarkedValue, autoescape=False, keep_trailing_newline=False
         )
         self._templates: dict[tuple[str, str], TemplateInfo] = {}
-        builtin = resources.files("bot").joinpath("reply_library")
+        builtin = resources.files("bot.usecases").joinpath("reply_library")
         self._load(Path(str(builtin)))
         if directory:
             self._load(Path(directory))
@@ -191,7 +191,7 @@ def template_variables(
     name: str | None = None,
 ) -> dict[str, Any]:
     """What a template may use. ``name``: the customer's name as given in this inquiry
-    (``bot.views.customer_name``); the contact's stored name only when not given.
+    (``bot.usecases.views.customer_name``); the contact's stored name only when not given.
 
     The values are data: they are passed to the sandboxed template, never rendered
     themselves, so a customer's ``{{ 7*7 }}`` stays those characters.
@@ -425,7 +425,7 @@ async def send_reply(
                 "next_due_at": None,
             }
             # the first response is counted when the SMTP server accepts the mail
-            # (``bot.deliveries``), not now: a reply that cannot be delivered is no answer
+            # (``bot.runtime.deliveries``), not now: a reply that cannot be delivered is no answer
             before = inquiry.status
             updated = await repo.change(session, inquiry, now, **values)
             data: dict[str, Any] = {

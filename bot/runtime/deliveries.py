@@ -21,14 +21,14 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.card_sync import queue_card_updates
-from bot.clock import direct_card, platform_user
 from bot.context import AppContext
-from bot.digest import deliver_group_post
-from bot.mail_intake import open_mailbox
-from bot.notices import deliver_notice
-from bot.replies import outgoing_email
-from bot.views import card_for
+from bot.runtime.clock import direct_card, platform_user
+from bot.runtime.mail_intake import open_mailbox
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.digest import deliver_group_post
+from bot.usecases.notices import deliver_notice
+from bot.usecases.replies import outgoing_email
+from bot.usecases.views import card_for
 from cards.model import Card
 from config.schema import MailboxSettings
 from connectors.channels import ChatChannel, DeliveryError, PostedCard
@@ -55,7 +55,7 @@ async def deliver(ctx: AppContext, row: Outbox) -> None:
     if row.kind == "email.send":
         await _send_email(ctx, row)
     elif row.kind == "email.notify":
-        await deliver_notice(ctx, row)  # a nudge/escalation/digest by email (bot.notices)
+        await deliver_notice(ctx, row)  # a nudge/escalation/digest by email (bot.usecases.notices)
     elif row.kind == "email.file_sent":
         await _file_sent_copy(ctx, row)
     elif row.kind in ("card.post", "card.update", "thread.post"):

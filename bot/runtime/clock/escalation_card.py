@@ -1,11 +1,11 @@
-"""The card that goes with a clock DM: an escalation carries Claim / Reassign (``bot.deliveries``)."""
+"""The card that goes with a clock DM: an escalation carries Claim / Reassign (``bot.runtime.deliveries``)."""
 
 from __future__ import annotations
 
-from bot.clock.people import on_duty
 from bot.context import AppContext
-from bot.presence import away_reps
-from bot.views import inquiry_view
+from bot.runtime.clock.people import on_duty
+from bot.usecases.presence import away_reps
+from bot.usecases.views import inquiry_view
 from cards.escalation_card import build_escalation_card
 from cards.model import Card, Option
 from store import inquiries as repo

@@ -1,6 +1,6 @@
 """The application side of the web inbox: ``InboxBackend`` over the store and use cases.
 
-Clicks and replies go through the shared ``bot.interactions.AppInteractions``, like every
+Clicks and replies go through the shared ``bot.interfaces.interactions.AppInteractions``, like every
 chat platform's."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
-from bot import presence
 from bot.context import AppContext
-from bot.interactions import AppInteractions
-from bot.live_feed import LiveFeed
-from bot.replies import ReplyTemplates, draft_reply
-from bot.timeline import describe_event
-from bot.views import card_clock, card_for
+from bot.interfaces.interactions import AppInteractions
+from bot.runtime.live_feed import LiveFeed
+from bot.usecases import presence
+from bot.usecases.replies import ReplyTemplates, draft_reply
+from bot.usecases.timeline import describe_event
+from bot.usecases.views import card_clock, card_for
 from cards.actions import Action, ActionOutcome, Verb, encode_action
 from cards.model import Card, Option, Select
 from cards.reply_form import ReplyDraft

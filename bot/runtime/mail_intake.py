@@ -35,9 +35,9 @@ from typing import Any
 
 from sqlalchemy import text as sql_text
 
-from bot.card_sync import queue_card_updates
 from bot.context import AppContext
-from bot.ingest import InboundMessage, IngestResult, ingest
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.ingest import InboundMessage, IngestResult, ingest
 from config.schema import MailboxSettings
 from connectors.mail.imap import AddFlag, FetchedMail, ImapError, ImapMailbox, MoveTo, ProcessedMark
 from connectors.mail.parse import ParsedEmail, parse_email

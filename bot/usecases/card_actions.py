@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.assignment import assign, choose_assignee
-from bot.card_sync import queue_card_updates, queue_new_cards
-from bot.clock import apply_follow_up
 from bot.context import AppContext
-from bot.sla import due_after, sla_for, when_open
+from bot.usecases.assignment import assign, choose_assignee
+from bot.usecases.card_sync import queue_card_updates, queue_new_cards
+from bot.usecases.follow_ups import apply_follow_up
+from bot.usecases.sla import due_after, sla_for, when_open
 from cards.actions import Action, ActionOutcome, Verb
 from cards.inquiry_card import lost_reason_label
 from cards.strings import duration_words, text, zoned_time
@@ -62,7 +62,7 @@ def resolve_rep(ctx: AppContext, platform: str, user: str) -> str | None:
     """The rep id of a platform user by the ids in the config (``None``: not a rep there).
 
     Identities remembered in the store (Slack's profile-email match) are added by
-    ``bot.interactions.AppInteractions.rep_for``."""
+    ``bot.interfaces.interactions.AppInteractions.rep_for``."""
     if not user:
         return None
     for rep in ctx.settings.reps:

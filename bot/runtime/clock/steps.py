@@ -1,16 +1,15 @@
 """The clock's step handlers (nudge, escalation ladder, owner reminder, return to pool, wake-up).
 
-Each takes one :class:`bot.clock.context.StepContext`; :data:`STEPS` maps a
-step's kind (``bot.sla.Step.kind``) to its handler.
+Each takes one :class:`bot.runtime.clock.context.StepContext`; :data:`STEPS` maps a
+step's kind (``bot.usecases.sla.Step.kind``) to its handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.clock.context import StepContext
-from bot.clock.follow_ups import follow_up
-from bot.sla import due_after, sla_elapsed, sla_for
+from bot.runtime.clock.context import StepContext
+from bot.usecases.sla import due_after, sla_elapsed, sla_for
 from cards.strings import duration_words
 from store.models import Status
 
@@ -140,6 +139,25 @@ def wake(s: StepContext) -> None:
     s.post_group(message + s.late_suffix, reps)
     s.event("snooze_ended", to=[r.id for r in reps])
     s.notes.append(s.t("clock.woke", number=inquiry.id, mentions="").strip())
+
+
+def follow_up(s: StepContext) -> None:
+    """The clock's step: the follow-up time came; remind the owner, or the team when unclaimed."""
+    inquiry = s.inquiry
+    message = s.t(
+        "clock.follow_up", number=inquiry.id, subject=inquiry.subject, mentions=""
+    ).strip()
+    message += s.late_suffix
+    if inquiry.assignee:
+        to = [s.stand_in(inquiry.assignee)]
+        reached = s.direct(message, to, card="reminder")
+    else:
+        reps = s.on_duty()
+        to = [r.id for r in reps]
+        s.post_group(message + " {mentions}", reps)
+        reached = to
+    s.values["follow_up_at"] = None
+    s.event("follow_up_due", to=to, reached=reached)
 
 
 STEPS: dict[str, Callable[[StepContext], None]] = {

@@ -43,8 +43,8 @@ from datetime import datetime, timedelta
 from sqlmodel import col, update
 
 from bot.context import AppContext
-from bot.deliveries import RetrySoon, deliver, mark_email_failed
 from bot.metrics import failure_label
+from bot.runtime.deliveries import RetrySoon, deliver, mark_email_failed
 from connectors.channels import DeliveryError
 from store import outbox
 from store.engine import transaction

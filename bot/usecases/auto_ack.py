@@ -35,9 +35,9 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import AppContext
-from bot.replies import ReplyTemplates, reply_subject, template_variables
-from bot.sla import calendar_for
-from bot.views import customer_name
+from bot.usecases.replies import ReplyTemplates, reply_subject, template_variables
+from bot.usecases.sla import calendar_for
+from bot.usecases.views import customer_name
 from cards.reply_form import TemplateInfo
 from config.schema import TeamSettings
 from connectors.mail.smtp import new_message_id

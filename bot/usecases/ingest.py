@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.assignment import assign, choose_assignee
-from bot.auto_ack import acknowledge_if_closed
-from bot.card_sync import queue_card_updates, queue_new_cards
 from bot.context import AppContext
-from bot.sla import calendar_for, due_after, duration, sla_for
+from bot.usecases.assignment import assign, choose_assignee
+from bot.usecases.auto_ack import acknowledge_if_closed
+from bot.usecases.card_sync import queue_card_updates, queue_new_cards
+from bot.usecases.sla import calendar_for, due_after, duration, sla_for
 from config.schema import TeamSettings
 from routing.addresses import address_problem, normalize_address
 from routing.country import CountryGuess

@@ -27,7 +27,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
-from bot.ingest import InboundMessage, ingest
+from bot.usecases.ingest import InboundMessage, ingest
 from connectors.webhooks import InboundForm, IntakeReceipt, WebhookRejected
 from store import inquiries as repo
 from store import webhook_keys

@@ -47,8 +47,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import AppContext
-from bot.notices import notice_row, reachable_on_chat
-from bot.sla import calendar_for, duration, sla_elapsed, sla_for
+from bot.usecases.notices import notice_row, reachable_on_chat
+from bot.usecases.sla import calendar_for, duration, sla_elapsed, sla_for
 from cards.digest_card import (
     DigestItem,
     DigestReport,
@@ -56,7 +56,7 @@ from cards.digest_card import (
     build_digest_card,
     render_digest_text,
 )
-from config.schema import Settings, TeamSettings
+from config.schema import TeamSettings
 from connectors.channels import DeliveryError
 from store import outbox
 from store.engine import transaction
@@ -373,7 +373,7 @@ async def _mail_digest(
     key_suffix: str,
 ) -> int:
     """The digest by email to the team's leads and managers not reachable on its chat
-    (all of them when the team has no chat destination; see ``bot.notices``)."""
+    (all of them when the team has no chat destination; see ``bot.usecases.notices``)."""
     now = ctx.clock()
     body = render_digest_text(report)
     title = body.splitlines()[0] if body else ""
@@ -492,63 +492,3 @@ async def deliver_group_post(ctx: AppContext, row: Outbox) -> None:
         raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
     report = DigestReport.from_dict(dict(row.payload["digest"]))
     await channel.post_card(row.destination, build_digest_card(report), locale=report.locale)
-
-
-async def digest_for_cli(
-    settings: Settings, team_name: str, *, day: date | None = None, send: bool = False
-) -> str:
-    """``claimdesk digest --team T [--date X] [--send]``: the digest text.
-
-    No ``day``: what today's digest covers (the days since the previous working day, up to
-    yesterday). ``day``: that day alone. Printing reads the store directly; ``--send`` also
-    posts it to the team's channels now (a manual post, whatever the scheduler did), which
-    needs the channels and the outbox worker, so only then is a ``Service`` booted.
-    """
-    team = settings.team(team_name)
-    if send:
-        return await _send_digest(settings, team, day)
-    from store.engine import create_engine, create_session_factory
-    from store.migrate import migrate
-
-    engine = create_engine(settings.store.url)
-    try:
-        await migrate(engine)
-        ctx = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine))
-        when, now, period = _cli_period(team, day, ctx.clock())
-        report = await compute_digest(ctx, team, when, now=now, period=period)
-    finally:
-        await engine.dispose()
-    return render_digest_text(report)
-
-
-def _cli_period(
-    team: TeamSettings, day: date | None, now: datetime
-) -> tuple[date, datetime, tuple[date, date]]:
-    today = now.astimezone(ZoneInfo(team.timezone)).date()
-    if day is None:
-        return today, now, period_of(team, today)
-    return day, now, (day, day)
-
-
-async def _send_digest(settings: Settings, team: TeamSettings, day: date | None) -> str:
-    from bot.http_app import Service
-
-    service = await Service.create(settings)
-    try:
-        ctx = service.ctx
-        when, now, period = _cli_period(team, day, ctx.clock())
-        report = await compute_digest(ctx, team, when, now=now, period=period)
-        async with transaction(ctx.sessions) as session:
-            posts = await queue_digest(
-                session, ctx, team, report, key_suffix=f":manual:{now.isoformat()}"
-            )
-        if posts:
-            await service.worker.drain(max_seconds=60)
-        else:
-            log.warning(
-                "team has no chat destination; the digest was only printed",
-                extra={"team": team.name},
-            )
-        return render_digest_text(report)
-    finally:
-        await service.close()

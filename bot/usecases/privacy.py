@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlmodel import col, delete, select
 
-from bot.api import inquiry_json
 from bot.context import AppContext
+from bot.usecases.inquiry_json import inquiry_json
 from store import inquiries as repo
 from store.engine import transaction
 from store.models import Contact, ContactEmail, Event, Inquiry, Message

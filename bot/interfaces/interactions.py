@@ -17,9 +17,9 @@ from urllib.parse import quote
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from bot.card_actions import Refusal, authorize, perform
 from bot.context import AppContext
-from bot.replies import ReplyTemplates, draft_reply, send_reply
+from bot.usecases.card_actions import Refusal, authorize, perform
+from bot.usecases.replies import ReplyTemplates, draft_reply, send_reply
 from cards.actions import Action, ActionOutcome, Verb
 from cards.reply_form import ReplyDraft
 from cards.strings import text

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.context import AppContext
-from bot.notices import tell_assignee
-from bot.presence import away_reps
-from bot.sla import due_after, sla_for
+from bot.usecases.notices import tell_assignee
+from bot.usecases.presence import away_reps
+from bot.usecases.sla import due_after, sla_for
 from config.schema import TeamSettings
 from routing.assignment import AssignmentChoice, AssignmentRequest, choose, pick_turn, strategy_for
 from store import assignment as store_assignment
@@ -94,7 +94,7 @@ async def assign(
         after=choice.rep,
         data={"strategy": choice.strategy, "reason": choice.reason},
     )
-    # the new owner hears it directly: a DM where reachable on chat, else an email (bot.notices)
+    # the new owner hears it directly: a DM where reachable on chat, else an email (bot.usecases.notices)
     await tell_assignee(
         session,
         ctx,

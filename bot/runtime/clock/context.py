@@ -1,6 +1,6 @@
 """One due step being done: the inquiry, its team, the step, and what the step writes.
 
-Each step handler (``bot.clock.steps``, ``bot.clock.follow_ups``) takes one
+Each step handler (``bot.runtime.clock.steps``, ``bot.usecases.follow_ups``) takes one
 :class:`StepContext` and posts, DMs and records Events through it; it sets the
 inquiry's new column values in ``values`` and the card's note in ``notes``,
 which the scheduler stores with one compare-and-set after the inquiry's steps.
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.clock.people import (
+from bot.context import AppContext
+from bot.runtime.clock.people import (
     ladder,
     mention,
     on_duty,
@@ -25,10 +26,9 @@ from bot.clock.people import (
     stand_in,
     targets,
 )
-from bot.clock.writes import Writes
-from bot.context import AppContext
-from bot.notices import NOTICE_OF_STEP, notice_row, reachable_on_chat
-from bot.sla import ClockState, Plan, Step, plan
+from bot.runtime.clock.writes import Writes
+from bot.usecases.notices import NOTICE_OF_STEP, notice_row, reachable_on_chat
+from bot.usecases.sla import ClockState, Plan, Step, plan
 from cards.strings import text, zoned_time
 from config.schema import RepSettings, TeamSettings
 from store.models import Inquiry
@@ -41,7 +41,7 @@ def local_time(team: TeamSettings, at: datetime) -> str:
 
 
 def clock_state(inquiry: Inquiry) -> ClockState:
-    """The columns of ``inquiry`` that the pure planner (``bot.sla.plan``) reads."""
+    """The columns of ``inquiry`` that the pure planner (``bot.usecases.sla.plan``) reads."""
     assert inquiry.id is not None
     return ClockState(
         id=inquiry.id,
@@ -61,7 +61,7 @@ def plan_for(
     ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime, away: frozenset[str]
 ) -> Plan:
     """Which steps of ``inquiry`` are due at ``now`` and when the next one is."""
-    levels = len(rungs(ctx, team, away))  # an empty rung falls through (bot.clock.people)
+    levels = len(rungs(ctx, team, away))  # an empty rung falls through (bot.runtime.clock.people)
     return plan(clock_state(inquiry), team, now, has_leads=levels >= 1, has_managers=levels >= 2)
 
 
@@ -128,7 +128,7 @@ class StepContext:
         return self.mail([r.id for r in reps], message)
 
     def mail(self, rep_ids: list[str], message: str) -> list[str]:
-        """An email to each rep not reachable on the team's chat (``bot.notices``); returns
+        """An email to each rep not reachable on the team's chat (``bot.usecases.notices``); returns
         who it goes to (reps with an address and a team mailbox to send through)."""
         mailed: list[str] = []
         for rep_id in rep_ids:

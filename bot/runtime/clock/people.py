@@ -7,18 +7,18 @@ escalates to its managers at the first escalation step, and the second step
 is not planned (nobody is left above).
 
 Reachable on chat means: the team has a destination on a platform where the
-rep has an id (``bot.notices.reachable_on_chat``). Anyone else is told by email.
+rep has an id (``bot.usecases.notices.reachable_on_chat``). Anyone else is told by email.
 """
 
 from __future__ import annotations
 
 from bot.context import AppContext
-from bot.notices import chat_user
+from bot.usecases.notices import chat_user
 from config.schema import RepSettings, TeamSettings
 
 
 def platform_user(ctx: AppContext, platform: str, rep: RepSettings) -> str:
-    """The rep's user id on ``platform`` ("" when unknown there); see ``bot.notices.chat_user``."""
+    """The rep's user id on ``platform`` ("" when unknown there); see ``bot.usecases.notices.chat_user``."""
     return chat_user(ctx, platform, rep)
 
 
@@ -36,7 +36,7 @@ def mention(ctx: AppContext, platform: str, rep: RepSettings) -> str:
 def stand_in(ctx: AppContext, rep_id: str, away: frozenset[str]) -> str:
     """The rep, or their backup while they are away (once; no chains).
 
-    ``away``: everyone away now (config or own flag, see ``bot.presence``).
+    ``away``: everyone away now (config or own flag, see ``bot.usecases.presence``).
     """
     rep = ctx.settings.rep(rep_id)
     if rep is not None and rep.id in away and rep.backup:

@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.card_sync import queue_card_updates
 from bot.context import AppContext
-from bot.sla import due_after, sla_for
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.sla import due_after, sla_for
 from store import inquiries as repo
 from store.engine import transaction
 from store.lifecycle import OPEN_STATUSES, is_open

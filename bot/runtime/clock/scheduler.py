@@ -12,14 +12,14 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.card_sync import queue_card_updates
-from bot.clock.context import StepContext, plan_for
-from bot.clock.hand_over import hand_over_from_away
-from bot.clock.steps import STEPS
-from bot.clock.writes import Writes, store_values, with_values
 from bot.context import AppContext
-from bot.presence import away_reps
-from bot.sla import Plan
+from bot.runtime.clock.context import StepContext, plan_for
+from bot.runtime.clock.hand_over import hand_over_from_away
+from bot.runtime.clock.steps import STEPS
+from bot.runtime.clock.writes import Writes, store_values, with_values
+from bot.usecases.card_sync import queue_card_updates
+from bot.usecases.presence import away_reps
+from bot.usecases.sla import Plan
 from config.schema import TeamSettings
 from store import inquiries as repo
 from store.engine import transaction
@@ -103,7 +103,7 @@ class Scheduler:
             for start in range(0, len(ids), size):
                 await self._handle_chunk(ids[start : start + size], now, report)
         if self.settings.digests:
-            from bot.digest import run_due_digests
+            from bot.usecases.digest import run_due_digests
 
             report.digests = await run_due_digests(
                 self.ctx, now, owner=self.owner, seen=self._digest_seen
