@@ -211,4 +211,8 @@ async def test_an_assigned_inquiry_out_of_hours_is_acknowledged_too(
     kinds = [e.kind for e in await _events(service, result.inquiry_id)]
     assert kinds[:3] == ["received", "auto_acknowledged", "assigned"], kinds
     await service.worker.drain()
-    assert [m.rcpt_tos for m in smtp.messages] == [["night@buyer.example"]]
+    # the customer gets the acknowledgement; the assignee (no chat platform here) is told by mail
+    assert sorted(m.rcpt_tos for m in smtp.messages) == [
+        ["bob@seller.test"],
+        ["night@buyer.example"],
+    ]
