@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from bot.cli_digest import digest_for_cli
 from bot.usecases.card_actions import perform
-from bot.usecases.digest import digest_for_cli
 from bot.usecases.replies import send_reply
 from cards.actions import Action, Verb
 from cards.digest_card import DigestReport, render_digest_text
