@@ -176,8 +176,11 @@ async def _intake_in(
     result = await ingest_in(ctx, session, msg)
     if keyed:
         if row is None:
-            await webhook_keys.add_key(session, name, key, form.body_sha256, ctx.clock())
-        await webhook_keys.link_inquiry(session, name, key, result.inquiry_id)
+            await webhook_keys.record_key(
+                session, name, key, form.body_sha256, ctx.clock(), result.inquiry_id
+            )
+        else:  # recorded by a request that did not get to link it (crash, or a legacy path)
+            await webhook_keys.link_inquiry(session, name, key, result.inquiry_id)
     return IntakeReceipt(result.inquiry_id, result.duplicate)
 
 
