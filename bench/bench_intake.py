@@ -333,20 +333,42 @@ async def measure_server(
     url = server.start()
     results: dict[str, Result] = {}
     requests = Requests(f"{kind}-{repeat}-{os.getpid()}")
+    probes_ok = 0
     try:
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         timeout = aiohttp.ClientTimeout(total=TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             # warm up: connections, imports, first database pages
             await asyncio.gather(*(_send(http, url, requests.next()) for _ in range(20)))
+            # the closed loop first, on a server with no backlog; after each load a probe
+            # request waits behind whatever the server still holds (answered requests the
+            # client gave up on), so no measurement inherits the previous one's queue
+            results["closed"] = await closed_loop(http, url, requests, concurrency, closed_seconds)
+            probes_ok = await _drain(http, url, requests)
             for rate in rates:
                 results[f"open_{rate:g}"] = await open_loop(http, url, requests, rate, seconds)
-                await asyncio.sleep(0.3)
-            results["closed"] = await closed_loop(http, url, requests, concurrency, closed_seconds)
+                probes_ok += await _drain(http, url, requests)
     finally:
         stored = server.stop()
-    sent_ok = 20 + sum(r.ok for r in results.values())
+    sent_ok = 20 + probes_ok + sum(r.ok for r in results.values())
     return results, (stored - sent_ok if stored >= 0 else 0), server.rss_mb
+
+
+async def _drain(http: aiohttp.ClientSession, url: str, requests: Requests) -> int:
+    """Wait until the server has worked off its queue; how many probes it accepted."""
+    accepted = 0
+    for _ in range(30):
+        try:
+            body, headers = requests.next()
+            async with http.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=120)
+            ) as response:
+                await response.read()
+                accepted += int(response.status == 202)
+                return accepted
+        except (TimeoutError, aiohttp.ClientError):
+            continue
+    return accepted
 
 
 def _median(values: list[float]) -> float:
@@ -366,6 +388,52 @@ def summarize(runs: list[dict[str, Result]]) -> dict[str, dict[str, float]]:
             "sent": int(_median([float(r.sent) for r in rs])),
         }
     return out
+
+
+#: Issue 14's figures for claimdesk before the work (build machine, medians of 3).
+ISSUE_BEFORE = {
+    "closed": "92-135 req/s, p99 ~200 ms, 0.01x bare",
+    "open_100": "p99 71-93 ms",
+    "open_200": "saturated at 90-136 req/s, p99 2.5 s",
+    "rss": "217 MB (after ~1,000 fuzzed requests)",
+}
+
+
+def print_issue_table(
+    summary: dict[str, dict[str, dict[str, float]]], rss: dict[str, float], load: float
+) -> None:
+    """Issue 14's table: its 'before' figures beside this run's."""
+    print("\nissue 14: before (the issue) | now (this run, medians) | target")
+    rows: list[tuple[str, str, str, str]] = []
+    cd, bare = summary["claimdesk"], summary["bare"]
+    if "closed" in cd:
+        ratio = cd["closed"]["throughput_rps"] / bare["closed"]["throughput_rps"]
+        rows.append(
+            (
+                "closed, 16 senders",
+                ISSUE_BEFORE["closed"],
+                f"{cd['closed']['throughput_rps']:.0f} req/s, p99 {cd['closed']['p99_ms']:.0f} ms, "
+                f"{ratio:.2f}x bare ({bare['closed']['throughput_rps']:.0f})",
+                ">= 0.25x bare",
+            )
+        )
+    for name in ("open_100", "open_200", "open_500"):
+        if name in cd:
+            row = cd[name]
+            rows.append(
+                (
+                    f"open {row['offered_rps']:g}/s",
+                    ISSUE_BEFORE.get(name, "-"),
+                    f"{row['throughput_rps']:.0f} req/s, p99 {row['p99_ms']:.0f} ms",
+                    "p99 < 50 ms at 500/s",
+                )
+            )
+    rows.append(
+        ("RSS after the run", ISSUE_BEFORE["rss"], f"{rss['claimdesk']:.0f} MB", "< 200 MB")
+    )
+    for label, before, now, target in rows:
+        print(f"  {label:<20}| {before:<40}| {now:<48}| {target}")
+    print(f"  (load average {load:.2f} on {os.cpu_count()} CPUs during this run)")
 
 
 def print_table(summary: dict[str, dict[str, dict[str, float]]], concurrency: int) -> None:
@@ -413,7 +481,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rss[kind].append(rss_now)
             if kind == "claimdesk" and missing:
                 lost += missing
-                print(f"  WARNING: stored inquiries differ from 202s by {missing}")
+                print(
+                    f"  stored - accepted = {missing} ("
+                    + (
+                        "requests the client gave up on, stored after its timeout)"
+                        if missing > 0
+                        else "WARNING: acknowledged requests missing)"
+                    )
+                )
     summary = {kind: summarize(r) for kind, r in runs.items()}
     print_table(summary, args.concurrency)
     ratios = {
@@ -433,6 +508,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     load = os.getloadavg()
     print(f"{args.repeats} repeat(s), medians; total {elapsed:.0f} s; load average {load[0]:.2f}")
+    print_issue_table(summary, rss_median, load[0])
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(sys.argv),
