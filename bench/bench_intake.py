@@ -120,26 +120,61 @@ async def _serve(kind: str, conn: Connection, background: bool) -> None:
 
         async with service.ctx.engine.connect() as db:
             stored = int((await db.execute(text("SELECT COUNT(*) FROM inquiry"))).scalar_one())
+    rss = _rss_mb()
     await runner.cleanup()
     if service is not None:
         await service.close()
         tmp.cleanup()
-    conn.send(stored)
+    conn.send((stored, rss))
 
 
-def _server_main(kind: str, conn: Connection, background: bool) -> None:
+def _rss_mb() -> tuple[float, float]:
+    """This process's resident set size now and at its peak, in MB (Linux ``/proc``)."""
+    now = peak = 0.0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                now = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return round(now, 1), round(peak, 1)
+
+
+def _server_main(kind: str, conn: Connection, background: bool, profile: str = "") -> None:
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(_serve(kind, conn, background))
+    if not profile or kind == "bare":
+        asyncio.run(_serve(kind, conn, background))
+        return
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(_serve(kind, conn, background))
+    finally:
+        profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(45)
+        stats.sort_stats("cumulative").print_stats(70)
+        Path(profile).write_text(out.getvalue(), encoding="utf-8")
 
 
 class ServerProcess:
     """One server (``claimdesk`` or ``bare``) in a child process on an ephemeral port."""
 
-    def __init__(self, kind: str, *, background: bool = True) -> None:
+    def __init__(self, kind: str, *, background: bool = True, profile: str = "") -> None:
         ctx = mp.get_context("spawn")
         self.kind = kind
+        self.rss_mb = (0.0, 0.0)
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_server_main, args=(kind, child, background), daemon=True)
+        self.process = ctx.Process(
+            target=_server_main, args=(kind, child, background, profile), daemon=True
+        )
 
     def start(self) -> str:
         self.process.start()
@@ -150,7 +185,9 @@ class ServerProcess:
     def stop(self) -> int:
         """Stops the server; returns how many inquiries it stored (-1 for bare)."""
         self.conn.send("stop")
-        stored = int(self.conn.recv()) if self.conn.poll(60) else -2
+        stored = -2
+        if self.conn.poll(120):
+            stored, self.rss_mb = self.conn.recv()
         self.process.join(30)
         if self.process.is_alive():
             self.process.kill()
@@ -290,25 +327,48 @@ async def measure_server(
     closed_seconds: float,
     *,
     background: bool = True,
-) -> tuple[dict[str, Result], int]:
-    server = ServerProcess(kind, background=background)
+    profile: str = "",
+) -> tuple[dict[str, Result], int, tuple[float, float]]:
+    server = ServerProcess(kind, background=background, profile=profile)
     url = server.start()
     results: dict[str, Result] = {}
     requests = Requests(f"{kind}-{repeat}-{os.getpid()}")
+    probes_ok = 0
     try:
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         timeout = aiohttp.ClientTimeout(total=TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             # warm up: connections, imports, first database pages
             await asyncio.gather(*(_send(http, url, requests.next()) for _ in range(20)))
+            # the closed loop first, on a server with no backlog; after each load a probe
+            # request waits behind whatever the server still holds (answered requests the
+            # client gave up on), so no measurement inherits the previous one's queue
+            results["closed"] = await closed_loop(http, url, requests, concurrency, closed_seconds)
+            probes_ok = await _drain(http, url, requests)
             for rate in rates:
                 results[f"open_{rate:g}"] = await open_loop(http, url, requests, rate, seconds)
-                await asyncio.sleep(0.3)
-            results["closed"] = await closed_loop(http, url, requests, concurrency, closed_seconds)
+                probes_ok += await _drain(http, url, requests)
     finally:
         stored = server.stop()
-    sent_ok = 20 + sum(r.ok for r in results.values())
-    return results, (stored - sent_ok if stored >= 0 else 0)
+    sent_ok = 20 + probes_ok + sum(r.ok for r in results.values())
+    return results, (stored - sent_ok if stored >= 0 else 0), server.rss_mb
+
+
+async def _drain(http: aiohttp.ClientSession, url: str, requests: Requests) -> int:
+    """Wait until the server has worked off its queue; how many probes it accepted."""
+    accepted = 0
+    for _ in range(30):
+        try:
+            body, headers = requests.next()
+            async with http.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=120)
+            ) as response:
+                await response.read()
+                accepted += int(response.status == 202)
+                return accepted
+        except (TimeoutError, aiohttp.ClientError):
+            continue
+    return accepted
 
 
 def _median(values: list[float]) -> float:
@@ -328,6 +388,52 @@ def summarize(runs: list[dict[str, Result]]) -> dict[str, dict[str, float]]:
             "sent": int(_median([float(r.sent) for r in rs])),
         }
     return out
+
+
+#: Issue 14's figures for claimdesk before the work (build machine, medians of 3).
+ISSUE_BEFORE = {
+    "closed": "92-135 req/s, p99 ~200 ms, 0.01x bare",
+    "open_100": "p99 71-93 ms",
+    "open_200": "saturated at 90-136 req/s, p99 2.5 s",
+    "rss": "217 MB (after ~1,000 fuzzed requests)",
+}
+
+
+def print_issue_table(
+    summary: dict[str, dict[str, dict[str, float]]], rss: dict[str, float], load: float
+) -> None:
+    """Issue 14's table: its 'before' figures beside this run's."""
+    print("\nissue 14: before (the issue) | now (this run, medians) | target")
+    rows: list[tuple[str, str, str, str]] = []
+    cd, bare = summary["claimdesk"], summary["bare"]
+    if "closed" in cd:
+        ratio = cd["closed"]["throughput_rps"] / bare["closed"]["throughput_rps"]
+        rows.append(
+            (
+                "closed, 16 senders",
+                ISSUE_BEFORE["closed"],
+                f"{cd['closed']['throughput_rps']:.0f} req/s, p99 {cd['closed']['p99_ms']:.0f} ms, "
+                f"{ratio:.2f}x bare ({bare['closed']['throughput_rps']:.0f})",
+                ">= 0.25x bare",
+            )
+        )
+    for name in ("open_100", "open_200", "open_500"):
+        if name in cd:
+            row = cd[name]
+            rows.append(
+                (
+                    f"open {row['offered_rps']:g}/s",
+                    ISSUE_BEFORE.get(name, "-"),
+                    f"{row['throughput_rps']:.0f} req/s, p99 {row['p99_ms']:.0f} ms",
+                    "p99 < 50 ms at 500/s",
+                )
+            )
+    rows.append(
+        ("RSS after the run", ISSUE_BEFORE["rss"], f"{rss['claimdesk']:.0f} MB", "< 200 MB")
+    )
+    for label, before, now, target in rows:
+        print(f"  {label:<20}| {before:<40}| {now:<48}| {target}")
+    print(f"  (load average {load:.2f} on {os.cpu_count()} CPUs during this run)")
 
 
 def print_table(summary: dict[str, dict[str, dict[str, float]]], concurrency: int) -> None:
@@ -356,11 +462,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     runs: dict[str, list[dict[str, Result]]] = {"bare": [], "claimdesk": []}
     lost = 0
+    rss: dict[str, list[float]] = {"bare": [], "claimdesk": []}
     started = time.monotonic()
     for repeat in range(args.repeats):
         for kind in ("bare", "claimdesk"):
             print(f"repeat {repeat + 1}/{args.repeats}: {kind} ...", flush=True)
-            results, missing = await measure_server(
+            results, missing, (rss_now, _peak) = await measure_server(
                 kind,
                 repeat,
                 rates,
@@ -368,11 +475,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.concurrency,
                 args.closed_seconds,
                 background=not args.no_background,
+                profile=args.profile if repeat == 0 else "",
             )
             runs[kind].append(results)
+            rss[kind].append(rss_now)
             if kind == "claimdesk" and missing:
                 lost += missing
-                print(f"  WARNING: stored inquiries differ from 202s by {missing}")
+                print(
+                    f"  stored - accepted = {missing} ("
+                    + (
+                        "requests the client gave up on, stored after its timeout)"
+                        if missing > 0
+                        else "WARNING: acknowledged requests missing)"
+                    )
+                )
     summary = {kind: summarize(r) for kind, r in runs.items()}
     print_table(summary, args.concurrency)
     ratios = {
@@ -385,7 +501,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in summary["bare"]
     }
     elapsed = time.monotonic() - started
-    print(f"\n{args.repeats} repeat(s), medians; total {elapsed:.0f} s")
+    rss_median = {kind: round(_median(v), 1) for kind, v in rss.items()}
+    print(
+        f"\nRSS after the run: claimdesk {rss_median['claimdesk']:.0f} MB, "
+        f"bare {rss_median['bare']:.0f} MB (medians)"
+    )
+    load = os.getloadavg()
+    print(f"{args.repeats} repeat(s), medians; total {elapsed:.0f} s; load average {load[0]:.2f}")
+    print_issue_table(summary, rss_median, load[0])
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(sys.argv),
@@ -408,6 +531,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": summary,
         "ratio_claimdesk_over_bare": ratios,
         "stored_minus_accepted": lost,
+        "rss_after_run_mb": rss_median,
+        "load_average_1m": round(load[0], 2),
         "raw": {
             kind: [
                 {
@@ -434,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-background",
         action="store_true",
         help="diagnostic: claimdesk without its worker, live feed and scheduler",
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="diagnostic: cProfile the first claimdesk server, top functions into this file",
     )
     args = parser.parse_args(argv)
     if args.quick:

@@ -4,6 +4,11 @@ SQLite transactions start with ``BEGIN IMMEDIATE``: a deferred transaction
 that reads and then writes can fail with "database is locked" the moment
 another writer commits (WAL snapshot upgrade), whatever the busy timeout.
 Taking the write lock up front lets concurrent claims queue instead of fail.
+
+Inside one process, writers queue on a ``WriteLock`` before ``BEGIN IMMEDIATE``;
+bulk writers (the group-committed webhook intake) pass ``bulk=True`` and give
+way to every interactive writer waiting (a card click never queues behind a
+burst of webhooks, only behind the one batch being written).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextvars
 import logging
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,7 +51,7 @@ def create_engine(url: str, *, echo: bool = False, readonly: bool = False) -> As
 
 def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
     if immediate:
-        _write_locks[engine.sync_engine] = asyncio.Lock()
+        _write_locks[engine.sync_engine] = WriteLock()
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -68,19 +74,64 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+class WriteLock:
+    """An asyncio lock with two queues: a bulk waiter gets it only when no interactive one waits.
+
+    Handed over on release (FIFO within a queue), so a waiter woken is the owner:
+    no thundering herd, and nobody arriving meanwhile can barge in.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._interactive: deque[asyncio.Future[None]] = deque()
+        self._bulk: deque[asyncio.Future[None]] = deque()
+
+    def waiting(self) -> int:
+        """How many writers wait (both queues)."""
+        return len(self._interactive) + len(self._bulk)
+
+    async def acquire(self, *, bulk: bool = False) -> None:
+        if not self._held and not self._interactive and not self._bulk:
+            self._held = True
+            return
+        queue = self._bulk if bulk else self._interactive
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # it was handed to us as we were cancelled: pass it on
+            elif waiter in queue:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._interactive, self._bulk):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # handed over: stays held
+                    return
+        self._held = False
+
+
 #: SQLite write engines -> the lock that queues their writers inside this process.
-_write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+_write_locks: weakref.WeakKeyDictionary[Any, WriteLock] = weakref.WeakKeyDictionary()
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("claimdesk_write_tx", default=False)
 
 
 @asynccontextmanager
-async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+async def transaction(
+    sessions: SessionFactory, *, bulk: bool = False
+) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits on success, rolls back on any exception.
 
-    On SQLite, writers of this process queue on an asyncio lock before
+    On SQLite, writers of this process queue on a ``WriteLock`` before
     ``BEGIN IMMEDIATE``: SQLite's own busy handler waits by sleeping with
     growing back-off, which under a burst turns into seconds of latency;
-    an in-process queue hands the lock over the moment it is free.
+    an in-process queue hands the lock over the moment it is free. ``bulk``
+    writers let every waiting interactive writer go first.
     """
     bind = sessions.kw.get("bind")
     lock = _write_locks.get(bind.sync_engine) if bind is not None else None
@@ -90,10 +141,11 @@ async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
         return
     if _holding.get():
         raise RuntimeError("nested write transaction on SQLite: it would wait for itself")
-    async with lock:
-        token = _holding.set(True)
-        try:
-            async with sessions() as session, session.begin():
-                yield session
-        finally:
-            _holding.reset(token)
+    await lock.acquire(bulk=bulk)
+    token = _holding.set(True)
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    finally:
+        _holding.reset(token)
+        lock.release()

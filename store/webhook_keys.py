@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import WebhookKey
@@ -26,3 +27,15 @@ async def link_inquiry(session: AsyncSession, webhook: str, key: str, inquiry_id
     if row is not None and row.inquiry_id is None:
         row.inquiry_id = inquiry_id
         session.add(row)
+
+
+async def record_key(
+    session: AsyncSession, webhook: str, key: str, body_sha256: str, now: datetime, inquiry_id: int
+) -> None:
+    """Insert the key already linked to its inquiry: one Core statement, no ORM flush
+    (the group-committed intake writes the inquiry and its key in one transaction)."""
+    await session.execute(
+        insert(WebhookKey).values(
+            webhook=webhook, key=key, body_sha256=body_sha256, created_at=now, inquiry_id=inquiry_id
+        )
+    )

@@ -17,21 +17,42 @@ The body rule rides on the inquiry's unique ``dedupe_key``:
 ``webhook:<name>:sha256:<hex>`` for the first, then ``...:after:<id>`` for the
 one after an expired predecessor, so two concurrent deliveries always compute
 the same key and meet at the unique index.
+
+**Group commit.** Requests that arrive together are written by one writer
+task in one transaction (each in its own savepoint) and each is answered only
+after that commit: a 202 still means committed, and the commit, the write
+lock and the wake-up of the worker and the live feed are paid once per batch.
+Everything that needs no transaction (auth, parse, validation, normalization)
+is done before a request joins the queue. Inside a batch the rules above hold
+as they do across batches: items are written in arrival order and each one
+reads what the earlier ones wrote (two identical bodies make one inquiry; a
+key reused with another body is refused). An item that fails is rolled back
+to its savepoint and redone alone on the one-transaction-per-request path
+(which also meets a concurrent process at the unique indexes); if the commit
+fails, every item is redone alone. Nothing is acknowledged before its commit,
+nothing is written twice (the redo dedupes on the same keys).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import time
+import weakref
+from collections import deque
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
-from bot.usecases.ingest import InboundMessage, ingest
+from bot.usecases.ingest import InboundMessage, ingest, ingest_in, normalize_inbound
 from connectors.webhooks import InboundForm, IntakeReceipt, WebhookRejected
+from routing.language import detect_language
 from store import inquiries as repo
 from store import webhook_keys
-from store.engine import transaction
+from store.engine import SessionFactory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +89,50 @@ async def _check_key(ctx: AppContext, form: InboundForm) -> int | None:
 
 async def _body_dedupe_key(ctx: AppContext, form: InboundForm) -> str:
     """The inquiry dedupe key for this body: the first one's, or the next after an expired one."""
+    async with transaction(ctx.readers) as session:
+        return await _body_dedupe_key_in(ctx, session, form)
+
+
+async def _body_dedupe_key_in(ctx: AppContext, session: Any, form: InboundForm) -> str:
     base = f"webhook:{form.webhook}:sha256:{form.body_sha256}"
     key = base
     since = ctx.clock() - DEDUPE_WINDOW
-    async with transaction(ctx.readers) as session:
-        for _ in range(1000):  # one step per earlier identical body outside the window
-            existing = await repo.find_by_dedupe_key(session, key)
-            if existing is None or existing.id is None or existing.received_at >= since:
-                return key
-            key = f"{base}:after:{existing.id}"
+    for _ in range(1000):  # one step per earlier identical body outside the window
+        existing = await repo.find_by_dedupe_key(session, key)
+        if existing is None or existing.id is None or existing.received_at >= since:
+            return key
+        key = f"{base}:after:{existing.id}"
     return key
 
 
-async def intake_webhook(ctx: AppContext, form: InboundForm) -> IntakeReceipt:
-    """Store ``form`` once (raises ``WebhookRejected`` 409 for a reused key)."""
+def _inbound(ctx: AppContext, form: InboundForm, dedupe_key: str) -> InboundMessage:
     hook = ctx.settings.webhook(form.webhook)
+    return InboundMessage(
+        source=form.webhook,
+        source_kind="webhook",
+        dedupe_key=dedupe_key,
+        email=form.email,
+        name=form.name,
+        company=form.company,
+        country=form.country,
+        phone=form.phone,
+        language=form.language,
+        category=form.category,
+        subject=form.subject,
+        text=form.message,
+        team=hook.team if hook else "",
+        mailbox=hook.mailbox if hook else "",
+        fields=form.fields,
+    )
+
+
+async def intake_webhook(ctx: AppContext, form: InboundForm) -> IntakeReceipt:
+    """Store ``form`` once (raises ``WebhookRejected`` 409 for a reused key), group-committed."""
+    return await intake_writer(ctx).submit(ctx, form)
+
+
+async def intake_webhook_alone(ctx: AppContext, form: InboundForm) -> IntakeReceipt:
+    """Store ``form`` once in transactions of its own (the path a failed batch item is redone on)."""
     if form.body_sha256:
         if form.idempotency_key:
             known = await _check_key(ctx, form)
@@ -92,29 +142,169 @@ async def intake_webhook(ctx: AppContext, form: InboundForm) -> IntakeReceipt:
         dedupe_key = await _body_dedupe_key(ctx, form)
     else:  # a programmatic caller names its own key
         dedupe_key = form.dedupe_key
-    result = await ingest(
-        ctx,
-        InboundMessage(
-            source=form.webhook,
-            source_kind="webhook",
-            dedupe_key=dedupe_key,
-            email=form.email,
-            name=form.name,
-            company=form.company,
-            country=form.country,
-            phone=form.phone,
-            language=form.language,
-            category=form.category,
-            subject=form.subject,
-            text=form.message,
-            team=hook.team if hook else "",
-            mailbox=hook.mailbox if hook else "",
-            fields=form.fields,
-        ),
-    )
+    result = await ingest(ctx, _inbound(ctx, form, dedupe_key))
     if form.body_sha256 and form.idempotency_key:
         async with transaction(ctx.sessions) as session:
             await webhook_keys.link_inquiry(
                 session, form.webhook, form.idempotency_key, result.inquiry_id
             )
     return IntakeReceipt(result.inquiry_id, result.duplicate)
+
+
+async def _intake_in(
+    ctx: AppContext, session: Any, form: InboundForm, msg: InboundMessage
+) -> IntakeReceipt:
+    """One batch item inside the batch transaction: the rules of ``intake_webhook_alone``,
+    reading what the earlier items of the batch wrote."""
+    name, key = form.webhook, form.idempotency_key
+    keyed = bool(form.body_sha256 and key)
+    row = await webhook_keys.find_key(session, name, key) if keyed else None
+    if row is not None:
+        if row.body_sha256 != form.body_sha256:
+            raise WebhookRejected(409, KEY_REUSED)
+        if row.inquiry_id is not None:
+            ctx.metrics.duplicates.labels("webhook").inc()
+            return IntakeReceipt(row.inquiry_id, duplicate=True)
+    elif keyed:
+        legacy = await repo.find_by_dedupe_key(session, f"webhook:{name}:key:{key}")
+        if legacy is not None and legacy.id is not None:
+            await webhook_keys.add_key(session, name, key, form.body_sha256, ctx.clock())
+            await webhook_keys.link_inquiry(session, name, key, legacy.id)
+            ctx.metrics.duplicates.labels("webhook").inc()
+            return IntakeReceipt(legacy.id, duplicate=True)
+    if form.body_sha256:
+        msg = dataclasses.replace(msg, dedupe_key=await _body_dedupe_key_in(ctx, session, form))
+    result = await ingest_in(ctx, session, msg)
+    if keyed:
+        if row is None:
+            await webhook_keys.record_key(
+                session, name, key, form.body_sha256, ctx.clock(), result.inquiry_id
+            )
+        else:  # recorded by a request that did not get to link it (crash, or a legacy path)
+            await webhook_keys.link_inquiry(session, name, key, result.inquiry_id)
+    return IntakeReceipt(result.inquiry_id, result.duplicate)
+
+
+@dataclasses.dataclass
+class _Item:
+    ctx: AppContext
+    form: InboundForm
+    msg: InboundMessage
+    done: asyncio.Future[IntakeReceipt]
+    receipt: IntakeReceipt | None = None
+
+
+class IntakeWriter:
+    """Group commit for webhook intake: one writer task, one transaction per batch.
+
+    ``submit`` queues a prepared request and waits for its receipt, which is set
+    only after the batch's commit. The writer task runs while there is work and
+    ends when the queue is empty (the next ``submit`` starts it again), so it
+    needs no start or stop. A batch is at most ``max_batch`` requests and stops
+    taking more once it has held the write lock for ``max_hold`` seconds, so an
+    interactive writer waiting behind it waits for little more than that.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        max_batch: int = 64,
+        max_hold: float = 0.04,
+        linger: float = 0.002,
+    ) -> None:
+        self.sessions = sessions
+        self.max_batch = max_batch
+        self.max_hold = max_hold
+        self.linger = linger
+        self._queue: deque[_Item] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # committed batches, for tests and the bench
+
+    async def submit(self, ctx: AppContext, form: InboundForm) -> IntakeReceipt:
+        msg = _prepare(_inbound(ctx, form, form.dedupe_key))
+        item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
+        self._queue.append(item)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
+        # the writer answers every item it took, even when this request is cancelled
+        return await asyncio.shield(item.done)
+
+    async def _run(self) -> None:
+        if self.linger:
+            await asyncio.sleep(self.linger)  # let the requests arriving together join
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            try:
+                await self._write(batch)
+            except Exception:  # the commit failed: redo each one alone
+                log.warning("intake batch failed; redoing its %d items alone", len(batch))
+                for item in batch:
+                    item.receipt = None
+            for item in batch:
+                if item.receipt is not None and not item.done.done():
+                    item.done.set_result(item.receipt)
+            redo = [item for item in batch if not item.done.done()]
+            if redo:
+                await asyncio.gather(*(self._alone(item) for item in redo))
+
+    async def _write(self, batch: list[_Item]) -> None:
+        """Write ``batch`` in one transaction; items left out (over time) go back to the queue."""
+        written = 0
+        async with transaction(self.sessions, bulk=True) as session:
+            started = time.monotonic()
+            for item in batch:
+                if written and time.monotonic() - started > self.max_hold:
+                    break
+                written += 1
+                try:
+                    async with session.begin_nested():
+                        item.receipt = await _intake_in(item.ctx, session, item.form, item.msg)
+                except WebhookRejected as exc:
+                    item.done.set_exception(
+                        exc
+                    )  # rolled back to its savepoint; refusals need no commit
+                except Exception:
+                    log.warning("intake batch item failed; redone alone", exc_info=True)
+        for item in reversed(batch[written:]):
+            self._queue.appendleft(item)
+        del batch[written:]
+        self.batches += 1
+        for ctx in {id(item.ctx): item.ctx for item in batch}.values():
+            ctx.changed.fire()
+            ctx.outbox_ready.fire()
+
+    async def _alone(self, item: _Item) -> None:
+        try:
+            receipt = await intake_webhook_alone(item.ctx, item.form)
+        except BaseException as exc:
+            if not item.done.done():
+                item.done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not item.done.done():
+                item.done.set_result(receipt)
+
+
+def _prepare(msg: InboundMessage) -> InboundMessage:
+    """Normalized, language detected: the work that needs no transaction, done before it."""
+    msg = normalize_inbound(msg)
+    if not msg.language:
+        try:
+            msg = dataclasses.replace(msg, language=detect_language(f"{msg.subject}\n{msg.text}"))
+        except Exception:  # our bug must not lose the inquiry: ingest stores it undetected
+            log.exception("language detection failed", extra={"source": msg.source})
+    return msg
+
+
+#: One writer per database (its write session factory): group commit is per database.
+_writers: weakref.WeakKeyDictionary[SessionFactory, IntakeWriter] = weakref.WeakKeyDictionary()
+
+
+def intake_writer(ctx: AppContext) -> IntakeWriter:
+    """The group-committing writer of ``ctx``'s database."""
+    writer = _writers.get(ctx.sessions)
+    if writer is None:
+        writer = _writers[ctx.sessions] = IntakeWriter(ctx.sessions)
+    return writer

@@ -164,23 +164,32 @@ async def ingest(ctx: AppContext, msg: InboundMessage) -> IngestResult:
 async def _ingest_once(ctx: AppContext, msg: InboundMessage) -> IngestResult:
     ctx.clock()
     async with transaction(ctx.sessions) as session:
-        existing = await repo.find_by_dedupe_key(session, msg.dedupe_key)
-        if existing is not None and existing.id is not None:
-            ctx.metrics.duplicates.labels(msg.source_kind).inc()
-            return IngestResult(existing.id, created=False, duplicate=True)
-        if msg.message_id:
-            seen = await repo.find_thread(session, [msg.message_id])
-            if seen is not None and seen.id is not None:  # same mail via a second mailbox (CC)
-                ctx.metrics.duplicates.labels(msg.source_kind).inc()
-                return IngestResult(seen.id, created=False, duplicate=True)
-        thread = await _find_thread(session, msg)
-        if thread is not None:
-            result = await _add_to_thread(ctx, session, thread, msg)
-        else:
-            result = await _create(ctx, session, msg)
+        result = await ingest_in(ctx, session, msg)
     ctx.changed.fire()
     ctx.outbox_ready.fire()
     return result
+
+
+async def ingest_in(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
+    """The writes of ``ingest`` inside the caller's transaction (``msg`` already normalized).
+
+    The group-committing webhook writer calls this once per message inside one
+    savepoint each; the caller commits, then fires ``ctx.changed`` and
+    ``ctx.outbox_ready``.
+    """
+    existing = await repo.find_by_dedupe_key(session, msg.dedupe_key)
+    if existing is not None and existing.id is not None:
+        ctx.metrics.duplicates.labels(msg.source_kind).inc()
+        return IngestResult(existing.id, created=False, duplicate=True)
+    if msg.message_id:
+        seen = await repo.find_thread(session, [msg.message_id])
+        if seen is not None and seen.id is not None:  # same mail via a second mailbox (CC)
+            ctx.metrics.duplicates.labels(msg.source_kind).inc()
+            return IngestResult(seen.id, created=False, duplicate=True)
+    thread = await _find_thread(session, msg)
+    if thread is not None:
+        return await _add_to_thread(ctx, session, thread, msg)
+    return await _create(ctx, session, msg)
 
 
 async def _find_thread(session: Any, msg: InboundMessage) -> Inquiry | None:

@@ -56,11 +56,23 @@ def _calendar(
     return WorkingCalendar.from_spec(timezone, hours, holidays=holidays, makeup_days=workdays)
 
 
+#: id(team) -> (team, calendar): the clock asks once per due inquiry; building the cache
+#: key (a JSON dump of the hours) cost more than the rest of its plan (issue 14 profile).
+_by_team: dict[int, tuple[TeamSettings, WorkingCalendar]] = {}
+
+
 def calendar_for(team: TeamSettings) -> WorkingCalendar:
     """The team's working calendar (cached: the settings are immutable)."""
-    return _calendar(
+    known = _by_team.get(id(team))
+    if known is not None and known[0] is team:
+        return known[1]
+    calendar = _calendar(
         team.timezone, json.dumps(team.business_hours, sort_keys=True), team.holidays, team.workdays
     )
+    if len(_by_team) > 256:
+        _by_team.clear()
+    _by_team[id(team)] = (team, calendar)
+    return calendar
 
 
 @lru_cache(maxsize=256)

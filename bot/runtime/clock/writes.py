@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,6 +13,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store import inquiries as repo
 from store.job_runs import dialect_insert
 from store.models import Event, Inquiry, Lane, Outbox, OutboxState
+
+#: One statement for every compare-and-set: the SET columns come from the parameters' names,
+#: so its compiled form is cached once per set of columns instead of built per inquiry.
+_COMPARE_AND_SET = update(Inquiry).where(
+    col(Inquiry.id) == bindparam("_id"), col(Inquiry.version) == bindparam("_version")
+)
 
 
 class Writes:
@@ -98,9 +104,7 @@ async def store_values(
     if bump:
         changes.update(updated_at=now, version=inquiry.version + 1)
     result = await conn.execute(
-        update(Inquiry)
-        .where(col(Inquiry.id) == inquiry.id, col(Inquiry.version) == inquiry.version)
-        .values(**changes)
+        _COMPARE_AND_SET, {"_id": inquiry.id, "_version": inquiry.version, **changes}
     )
     if result.rowcount != 1:
         raise repo.Conflict(inquiry.id)

@@ -1,0 +1,147 @@
+"""Click during a webhook burst: how long a web-inbox Claim waits while intake is flooded.
+
+The claimdesk server of ``bench_intake`` (its own process, SQLite file, worker, live feed
+and scheduler on) first takes ``--targets`` webhooks (the inquiries to claim). Then
+``--burst`` signed, unique webhooks are sent all at once, and while they are in flight
+``--targets`` Claim clicks (``POST /web/actions`` as a signed-in rep) go out one every
+``--spacing`` seconds. Measured: each click's HTTP answer time (the claim is committed
+when it is answered) and the burst's own throughput. Repeated ``--repeats`` times on a
+fresh server; medians printed and merged into ``--out`` under ``"click_burst"``.
+
+    .venv/bin/python bench/bench_click_burst.py --out bench/results.json [--burst 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_intake import KEY, Requests, ServerProcess  # noqa: E402
+from connectors.web.auth import COOKIE, Signer  # noqa: E402
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
+
+
+async def one_run(repeat: int, args: argparse.Namespace) -> dict[str, float]:
+    server = ServerProcess("claimdesk")
+    url = server.start()
+    base = url.rsplit("/webhooks/", 1)[0]
+    signer = Signer(KEY, login_max_age=3600, session_max_age=3600)
+    cookie = signer.session_cookie("alice")
+    click_headers = {"X-CSRF-Token": signer.csrf_token(cookie), "Cookie": f"{COOKIE}={cookie}"}
+    requests = Requests(f"click-{repeat}-{os.getpid()}")
+    try:
+        timeout = aiohttp.ClientTimeout(total=120)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            targets: list[int] = []
+            for _ in range(args.targets):
+                body, headers = requests.next()
+                async with http.post(url, data=body, headers=headers) as response:
+                    targets.append(int((await response.json())["inquiry"]))
+
+            async def webhook(request: tuple[bytes, dict[str, str]]) -> bool:
+                try:
+                    async with http.post(url, data=request[0], headers=request[1]) as response:
+                        await response.read()
+                        return response.status == 202
+                except (TimeoutError, aiohttp.ClientError):
+                    return False
+
+            async def click(number: int) -> tuple[float, int]:
+                started = time.perf_counter()
+                async with http.post(
+                    f"{base}/web/actions",
+                    json={"action": f"cd1:claim:{number}"},
+                    headers=click_headers,
+                ) as response:
+                    await response.read()
+                    return time.perf_counter() - started, response.status
+
+            burst_requests = requests.batch(args.burst)
+            started = time.perf_counter()
+            burst = [asyncio.create_task(webhook(r)) for r in burst_requests]
+            await asyncio.sleep(args.spacing)
+            clicks = []
+            for number in targets:
+                clicks.append(asyncio.create_task(click(number)))
+                await asyncio.sleep(args.spacing)
+            answers = await asyncio.gather(*clicks)
+            accepted = sum(await asyncio.gather(*burst))
+            burst_seconds = time.perf_counter() - started
+    finally:
+        server.stop()
+    latencies = [seconds for seconds, status in answers if status == 200]
+    return {
+        "clicks_ok": len(latencies),
+        "clicks": len(answers),
+        "click_p50_ms": round(1000 * _pct(latencies, 0.5), 1),
+        "click_p99_ms": round(1000 * _pct(latencies, 0.99), 1),
+        "burst_accepted": accepted,
+        "burst_rps": round(accepted / burst_seconds, 1),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for repeat in range(args.repeats):
+        print(f"repeat {repeat + 1}/{args.repeats} ...", flush=True)
+        runs.append(await one_run(repeat, args))
+        print(f"  {runs[-1]}")
+    medians = {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
+    load = os.getloadavg()[0]
+    print(
+        f"\nclick during a {args.burst}-webhook burst (web inbox claim, medians of {args.repeats}):"
+        f" ack p50 {medians['click_p50_ms']:.0f} ms, p99 {medians['click_p99_ms']:.0f} ms"
+        f" (issue: Slack click 618 ms during 300 webhooks; target ack p99 < 100 ms);"
+        f" burst {medians['burst_rps']:.0f} req/s; load average {load:.2f}"
+    )
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "burst": args.burst,
+        "clicks_per_run": args.targets,
+        "medians": medians,
+        "runs": runs,
+        "load_average_1m": round(load, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--targets", type=int, default=20)
+    parser.add_argument("--spacing", type=float, default=0.05)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results.json"
+    )
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args))
+    existing: dict[str, Any] = {}
+    if args.out.exists():
+        try:
+            existing = json.loads(args.out.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            existing = {}
+    existing["click_burst"] = report
+    args.out.write_text(json.dumps(existing, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""Group commit (issue 14): concurrent webhooks written in shared transactions store exactly
+the right rows, on SQLite and on a real PostgreSQL; the write lock serves clicks first."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.interfaces.webhook_intake import intake_writer
+from connectors.webhooks import sign_body
+from store.engine import WriteLock, transaction
+from store.models import Inquiry, Message, Outbox, WebhookKey
+from tests.conftest import WEBHOOK_SECRET
+from tests.test_webhook_hardening import settings_with_form_hook
+
+
+def _body(i: int) -> bytes:
+    return json.dumps(
+        {
+            "email": f"buyer{i}@importer.example",
+            "name": f"Buyer {i}",
+            "subject": f"Quotation {i}: LED panels",
+            "message": f"Please quote {100 + i} pcs of 600x600 LED panels.",
+        }
+    ).encode()
+
+
+async def _post(client: Any, body: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
+    headers = {
+        "Content-Type": "application/json",
+        "X-Claimdesk-Signature": sign_body(WEBHOOK_SECRET, body),
+    }
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    response = await client.post("/webhooks/website", data=body, headers=headers)
+    return response.status, await response.json()
+
+
+async def _count(service: Any, model: Any) -> int:
+    async with transaction(service.ctx.readers) as session:
+        return int((await session.exec(select(func.count()).select_from(model))).one())
+
+
+async def test_concurrent_webhooks_store_exactly_the_right_rows(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    batches_before = writer.batches
+    # 40 distinct bodies with their own keys; each sent twice at once with the same key,
+    # bodies 0-9 once more without a key (body dedupe), and keys k0-k4 reused with
+    # another body (409): all 95 requests in flight together.
+    requests: list[tuple[str, bytes, str | None]] = []
+    for i in range(40):
+        requests += [(f"a{i}", _body(i), f"k{i}"), (f"b{i}", _body(i), f"k{i}")]
+    requests += [(f"c{i}", _body(i), None) for i in range(10)]
+    requests += [(f"r{i}", _body(1000 + i), f"k{i}") for i in range(5)]
+    answers = await asyncio.gather(*(_post(client, body, key) for _, body, key in requests))
+    by_name = {name: answer for (name, _, _), answer in zip(requests, answers, strict=True)}
+
+    for i in range(40):
+        (status_a, a), (status_b, b) = by_name[f"a{i}"], by_name[f"b{i}"]
+        assert (status_a, status_b) == (202, 202)
+        assert a["inquiry"] == b["inquiry"]
+        assert [a["duplicate"], b["duplicate"]].count(True) == 1
+    for i in range(10):
+        status, c = by_name[f"c{i}"]
+        assert status == 202
+        assert c["inquiry"] == by_name[f"a{i}"][1]["inquiry"]
+        assert c["duplicate"] is True
+    for i in range(5):
+        assert by_name[f"r{i}"][0] == 409
+    assert len({by_name[f"a{i}"][1]["inquiry"] for i in range(40)}) == 40
+
+    assert await _count(service, Inquiry) == 40
+    assert await _count(service, Message) == 40
+    assert await _count(service, WebhookKey) == 40
+    async with transaction(service.ctx.readers) as session:
+        keys = (await session.exec(select(WebhookKey))).all()
+    assert all(key.inquiry_id is not None for key in keys)
+    assert {key.key: key.inquiry_id for key in keys} == {
+        f"k{i}": by_name[f"a{i}"][1]["inquiry"] for i in range(40)
+    }
+    # one card post per inquiry and channel, none twice
+    async with transaction(service.ctx.readers) as session:
+        outbox = (await session.exec(select(Outbox.key))).all()
+    assert len(outbox) == len(set(outbox))
+    assert writer.batches - batches_before < len(requests)  # they did share transactions
+
+
+async def test_a_failing_item_does_not_fail_its_batch(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any, monkeypatch: Any
+) -> None:
+    """An item whose batched write raises is rolled back to its savepoint and redone alone;
+    its neighbours commit with the batch."""
+    import bot.interfaces.webhook_intake as intake
+
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    real = intake._intake_in
+    failed: list[str] = []
+
+    async def flaky(ctx: Any, session: Any, form: Any, msg: Any) -> Any:
+        if "Buyer 3" in form.name and not failed:
+            failed.append(form.name)
+            await session.exec(select(func.count()).select_from(Inquiry))
+            raise RuntimeError("simulated failure inside the batch")
+        return await real(ctx, session, form, msg)
+
+    monkeypatch.setattr(intake, "_intake_in", flaky)
+    answers = await asyncio.gather(*(_post(client, _body(i), f"f{i}") for i in range(8)))
+    assert failed == ["Buyer 3"]
+    assert [status for status, _ in answers] == [202] * 8
+    assert len({a["inquiry"] for _, a in answers}) == 8
+    assert await _count(service, Inquiry) == 8
+    assert await _count(service, WebhookKey) == 8
+
+
+async def test_interactive_writers_go_before_bulk_waiters() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()
+
+    async def writer(name: str, *, bulk: bool) -> None:
+        await lock.acquire(bulk=bulk)
+        order.append(name)
+        lock.release()
+
+    tasks = [asyncio.create_task(writer(f"bulk{i}", bulk=True)) for i in range(3)]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(writer("click", bulk=False)))
+    await asyncio.sleep(0)
+    assert lock.waiting() == 4
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == ["click", "bulk0", "bulk1", "bulk2"]
+
+
+async def test_a_cancelled_waiter_passes_the_lock_on() -> None:
+    lock = WriteLock()
+    await lock.acquire()
+    first = asyncio.create_task(lock.acquire(bulk=True))
+    second = asyncio.create_task(lock.acquire(bulk=True))
+    await asyncio.sleep(0)
+    first.cancel()
+    lock.release()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, timeout=5)
+    lock.release()
+    assert lock.waiting() == 0
