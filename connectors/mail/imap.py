@@ -24,18 +24,38 @@ so a message containing ``)`` or ``* 5 FETCH`` lines is read intact.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import re
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import aioimaplib
+
+from connectors.mail.imap_wire import (
+    ATOM_RE,
+    AddFlag,
+    FetchedMail,
+    FolderStatus,
+    ImapAuthError,
+    ImapCommandError,
+    ImapConnectError,
+    ImapConnectionLost,
+    ImapError,
+    ImapFolderError,
+    MoveTo,
+    ProcessedMark,
+    TlsMode,
+    connect_failure,
+    encode_mailbox,
+    line_text,
+    parse_fetch_response,
+    quote,
+    response_text,
+    uid_set,
+)
 
 __all__ = [
     "AddFlag",
@@ -58,242 +78,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TlsMode = bool | Literal["starttls"]
-"""True: implicit TLS (port 993); "starttls": upgrade a plain connection; False: none."""
-
-ConnectFailure = Literal["dns", "refused", "tls", "timeout", "greeting", "network"]
 
 _DEFAULT_FETCH_BATCH = 20
 _MARK_CHUNK = 500
 """UIDs per STORE/MOVE command: keeps the command line short even for scattered UIDs."""
-
-
-# ---------------------------------------------------------------------------- errors
-
-
-class ImapError(Exception):
-    """Base class: every failure of this connector, with a human-readable message."""
-
-
-class ImapConnectError(ImapError):
-    """The server could not be reached or the TLS/IMAP handshake failed (transient)."""
-
-    def __init__(self, message: str, kind: ConnectFailure) -> None:
-        super().__init__(message)
-        self.kind: ConnectFailure = kind
-        """dns, refused, tls, timeout, greeting or network."""
-
-
-class ImapConnectionLost(ImapError):
-    """The session broke (server restart, network, timeout): close() and connect() again."""
-
-
-class ImapAuthError(ImapError):
-    """The server rejected the credentials (or refuses clear-text login)."""
-
-
-class ImapFolderError(ImapError):
-    """The folder does not exist or cannot be selected."""
-
-
-class ImapCommandError(ImapError):
-    """The server answered NO or BAD to a command."""
-
-
-# ---------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class FolderStatus:
-    """What SELECT reports about a folder."""
-
-    uidvalidity: int
-    """UIDs are only comparable while this stays the same."""
-    uidnext: int
-    """The UID the next arriving message will get (at least)."""
-    exists: int
-    """Number of messages in the folder."""
-
-
-@dataclass(frozen=True)
-class FetchedMail:
-    """One message as stored on the server."""
-
-    uid: int
-    raw: bytes
-    flags: frozenset[str]
-
-
-@dataclass(frozen=True)
-class AddFlag:
-    """Mark processed by adding a flag or keyword, e.g. ``\\Seen`` or ``$Claimdesk``."""
-
-    flag: str
-
-
-@dataclass(frozen=True)
-class MoveTo:
-    """Mark processed by moving the message to a folder (created when missing)."""
-
-    folder: str
-
-
-ProcessedMark = AddFlag | MoveTo
-
-
-# --------------------------------------------------------------------- wire helpers
-
-_ATOM_RE = re.compile(r"^\\?[^\s(){%*\"\\\]\x00-\x1f\x7f]+$")
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def encode_mailbox(name: str) -> str:
-    """A mailbox name as an IMAP quoted string in modified UTF-7 (RFC 3501 5.1.3)."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            data = "".join(pending).encode("utf-16-be")
-            out.append(
-                "&" + base64.b64encode(data).decode("ascii").rstrip("=").replace("/", ",") + "-"
-            )
-            pending.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return _quote("".join(out))
-
-
-def _uid_set(uids: Sequence[int]) -> str:
-    """Compact UID set: [1, 2, 3, 7] -> "1:3,7"."""
-    ordered = sorted(set(uids))
-    ranges: list[str] = []
-    start = previous = ordered[0]
-    for uid in ordered[1:]:
-        if uid == previous + 1:
-            previous = uid
-            continue
-        ranges.append(f"{start}:{previous}" if start != previous else str(start))
-        start = previous = uid
-    ranges.append(f"{start}:{previous}" if start != previous else str(start))
-    return ",".join(ranges)
-
-
-def _text(line: Any) -> str:
-    if isinstance(line, bytes | bytearray):
-        return bytes(line).decode("utf-8", "replace")
-    return str(line)
-
-
-def _response_text(response: Any) -> str:
-    lines = [_text(line) for line in getattr(response, "lines", []) if isinstance(line, bytes)]
-    return " ".join(line for line in lines if line).strip()
-
-
-_FETCH_START_RE = re.compile(rb"^(\d+) FETCH \(", re.IGNORECASE)
-_UID_RE = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
-_FLAGS_RE = re.compile(rb"\bFLAGS \(([^)]*)\)", re.IGNORECASE)
-_BODY_LITERAL_RE = re.compile(rb"\b(?:BODY\[\]|RFC822)(?:<\d+>)?\s*\{(\d+)\+?\}$", re.IGNORECASE)
-_BODY_INLINE_RE = re.compile(
-    rb'\b(?:BODY\[\]|RFC822)(?:<\d+>)? (NIL|"(?:[^"\\]|\\.)*")', re.IGNORECASE
-)
-
-
-@dataclass
-class _FetchItem:
-    text: bytearray
-    body: bytes | None = None
-    expect_body: bool = False
-
-
-def parse_fetch_response(lines: Iterable[Any]) -> list[FetchedMail]:
-    """Parse aioimaplib UID FETCH response lines (bytes lines and bytearray literals).
-
-    Message bodies are taken only from literals, so their content can never be
-    mistaken for protocol lines. Items without a UID or a body (unsolicited FLAGS
-    updates from other sessions) are skipped.
-    """
-    items: list[_FetchItem] = []
-    for line in lines:
-        if isinstance(line, bytearray):
-            if items and items[-1].expect_body:
-                items[-1].body = bytes(line)
-                items[-1].expect_body = False
-            continue
-        if not isinstance(line, bytes):
-            continue
-        if _FETCH_START_RE.match(line):
-            items.append(_FetchItem(text=bytearray(line)))
-        elif items:
-            items[-1].text += b" " + line
-        else:
-            continue
-        if _BODY_LITERAL_RE.search(line):
-            items[-1].expect_body = True
-    fetched: list[FetchedMail] = []
-    for item in items:
-        uid_match = _UID_RE.search(item.text)
-        if uid_match is None:
-            continue
-        body = item.body
-        if body is None:
-            inline = _BODY_INLINE_RE.search(item.text)
-            if inline is None:
-                continue
-            value = inline.group(1)
-            body = b"" if value.upper() == b"NIL" else re.sub(rb"\\(.)", rb"\1", value[1:-1])
-        flags_match = _FLAGS_RE.search(item.text)
-        flags = frozenset(
-            flag.decode("utf-8", "replace")
-            for flag in (flags_match.group(1).split() if flags_match else [])
-        )
-        fetched.append(FetchedMail(uid=int(uid_match.group(1)), raw=body, flags=flags))
-    return fetched
-
-
-def _connect_failure(
-    exc: BaseException, host: str, port: int, tls: TlsMode, timeout: float
-) -> ImapConnectError:
-    where = f"{host}:{port}"
-    if isinstance(exc, socket.gaierror):
-        return ImapConnectError(
-            f"cannot resolve IMAP host {host!r} (DNS: {exc.strerror or exc})", "dns"
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return ImapConnectError(
-            f"connection refused by {where}: is the IMAP server running and the port right?",
-            "refused",
-        )
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ImapConnectError(
-            f"TLS certificate of {where} not trusted: {exc.verify_message or exc}", "tls"
-        )
-    if isinstance(exc, ssl.SSLError):
-        hint = (
-            " (the port may not speak implicit TLS; try tls=starttls or false)"
-            if tls is True
-            else ""
-        )
-        return ImapConnectError(
-            f"TLS handshake with {where} failed: {exc.reason or exc}{hint}", "tls"
-        )
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        hint = " (the port may expect implicit TLS; try tls=true)" if tls is not True else ""
-        return ImapConnectError(
-            f"no IMAP greeting from {where} within {timeout:g}s{hint}", "timeout"
-        )
-    if isinstance(exc, OSError):
-        return ImapConnectError(f"cannot connect to {where}: {exc.strerror or exc}", "network")
-    return ImapConnectError(f"cannot connect to {where}: {exc}", "greeting")
 
 
 # --------------------------------------------------------------------------- mailbox
@@ -387,14 +175,14 @@ class ImapMailbox:
                 ssl_context=self._tls_context() if self.tls is True else None,
             )
         except Exception as exc:  # constructor only schedules the connection
-            raise _connect_failure(exc, self.host, self.port, self.tls, self.timeout) from exc
+            raise connect_failure(exc, self.host, self.port, self.tls, self.timeout) from exc
         self._client = client
         self._lost = lost
         try:
             await client.wait_hello_from_server()
         except Exception as exc:
             await self._drop()
-            raise _connect_failure(exc, self.host, self.port, self.tls, self.timeout) from exc
+            raise connect_failure(exc, self.host, self.port, self.tls, self.timeout) from exc
         try:
             if self.tls == "starttls":
                 await self._starttls(client)
@@ -415,7 +203,7 @@ class ImapMailbox:
             "STARTTLS", asyncio.wait_for(protocol.execute(command), self.timeout)
         )
         if response.result != "OK":
-            raise ImapConnectError(f"STARTTLS refused: {_response_text(response)}", "tls")
+            raise ImapConnectError(f"STARTTLS refused: {response_text(response)}", "tls")
         loop = asyncio.get_running_loop()
         try:
             transport = await asyncio.wait_for(
@@ -425,7 +213,7 @@ class ImapMailbox:
                 self.timeout,
             )
         except Exception as exc:
-            raise _connect_failure(exc, self.host, self.port, self.tls, self.timeout) from exc
+            raise connect_failure(exc, self.host, self.port, self.tls, self.timeout) from exc
         protocol.transport = transport
         await self._run("CAPABILITY", protocol.capability())
 
@@ -441,10 +229,10 @@ class ImapMailbox:
                 )
             assert self._password is not None
             # aioimaplib sends the user name as is: quote it (spaces, quotes, @).
-            response = await self._run("LOGIN", client.login(_quote(self.user), self._password))
+            response = await self._run("LOGIN", client.login(quote(self.user), self._password))
         if response.result != "OK":
             raise ImapAuthError(
-                f"login as {self.user!r} on {self.host} failed: {_response_text(response) or response.result}"
+                f"login as {self.user!r} on {self.host} failed: {response_text(response) or response.result}"
             )
 
     async def _drop(self) -> None:
@@ -542,7 +330,7 @@ class ImapMailbox:
     def _check(response: Any, what: str) -> None:
         if response.result != "OK":
             raise ImapCommandError(
-                f"IMAP {what} failed: {response.result} {_response_text(response)}"
+                f"IMAP {what} failed: {response.result} {response_text(response)}"
             )
 
     # -- folder ------------------------------------------------------------------------
@@ -556,7 +344,7 @@ class ImapMailbox:
         response = await self._run("SELECT", client.select(encode_mailbox(self.folder)))
         if response.result != "OK":
             raise ImapFolderError(
-                f"cannot open folder {self.folder!r} on {self.host}: {_response_text(response)}"
+                f"cannot open folder {self.folder!r} on {self.host}: {response_text(response)}"
             )
         text = b" ".join(bytes(line) for line in response.lines if isinstance(line, bytes))
         validity = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
@@ -622,7 +410,7 @@ class ImapMailbox:
             for start in range(0, len(wanted), max(1, batch_size)):
                 batch = wanted[start : start + max(1, batch_size)]
                 response = await self._run(
-                    "UID FETCH", client.uid("fetch", _uid_set(batch), "(UID FLAGS BODY.PEEK[])")
+                    "UID FETCH", client.uid("fetch", uid_set(batch), "(UID FLAGS BODY.PEEK[])")
                 )
                 self._check(response, "UID FETCH")
                 requested = set(batch)
@@ -654,7 +442,7 @@ class ImapMailbox:
         ``\\Deleted`` and EXPUNGE where MOVE is missing). UIDs no longer in the
         folder are ignored by the server, so repeating a call is harmless.
         """
-        if isinstance(mode, AddFlag) and not _ATOM_RE.match(mode.flag):
+        if isinstance(mode, AddFlag) and not ATOM_RE.match(mode.flag):
             raise ValueError(f"not an IMAP flag or keyword: {mode.flag!r}")
         ordered = sorted(set(uids))
         if not ordered:
@@ -662,14 +450,14 @@ class ImapMailbox:
         async with self._exclusive() as client:
             await self._ensure_selected(client)
             for start in range(0, len(ordered), _MARK_CHUNK):
-                uid_set = _uid_set(ordered[start : start + _MARK_CHUNK])
+                chunk = uid_set(ordered[start : start + _MARK_CHUNK])
                 if isinstance(mode, AddFlag):
                     response = await self._run(
-                        "UID STORE", client.uid("store", uid_set, "+FLAGS.SILENT", f"({mode.flag})")
+                        "UID STORE", client.uid("store", chunk, "+FLAGS.SILENT", f"({mode.flag})")
                     )
                     self._check(response, f"UID STORE +FLAGS ({mode.flag})")
                 else:
-                    await self._move(client, uid_set, mode.folder)
+                    await self._move(client, chunk, mode.folder)
 
     async def _move(self, client: aioimaplib.IMAP4, uid_set: str, folder: str) -> None:
         target = encode_mailbox(folder)
@@ -680,12 +468,12 @@ class ImapMailbox:
                 response = await self._run("UID COPY", client.uid("copy", uid_set, target))
             if response.result == "OK":
                 break
-            if attempt == 1 and "TRYCREATE" in _response_text(response).upper():
+            if attempt == 1 and "TRYCREATE" in response_text(response).upper():
                 created = await self._run("CREATE", client.create(target))
                 self._check(created, f"CREATE {folder}")
                 continue
             raise ImapFolderError(
-                f"cannot move messages {uid_set} to {folder!r}: {_response_text(response)}"
+                f"cannot move messages {uid_set} to {folder!r}: {response_text(response)}"
             )
         if self.has_capability("MOVE"):
             return
@@ -705,7 +493,7 @@ class ImapMailbox:
     ) -> int | None:
         """APPEND a message (e.g. our sent reply to Sent); returns its UID when the server says."""
         for flag in flags:
-            if not _ATOM_RE.match(flag):
+            if not ATOM_RE.match(flag):
                 raise ValueError(f"not an IMAP flag or keyword: {flag!r}")
         async with self._exclusive() as client:
             response = await self._run(
@@ -713,11 +501,11 @@ class ImapMailbox:
                 client.append(raw, mailbox=encode_mailbox(folder), flags=" ".join(flags) or None),
             )
             if response.result != "OK":
-                text = _response_text(response)
+                text = response_text(response)
                 if "TRYCREATE" in text.upper() or "NONEXISTENT" in text.upper():
                     raise ImapFolderError(f"cannot append to folder {folder!r}: {text}")
                 raise ImapCommandError(f"IMAP APPEND to {folder!r} failed: {text}")
-            match = re.search(r"\[APPENDUID \d+ (\d+)\]", _response_text(response))
+            match = re.search(r"\[APPENDUID \d+ (\d+)\]", response_text(response))
             return int(match.group(1)) if match else None
 
     # -- waiting for mail --------------------------------------------------------------
@@ -740,7 +528,7 @@ class ImapMailbox:
         await asyncio.sleep(max(0.0, min(timeout, self.poll_interval)))
         async with self._exclusive() as client:
             response = await self._run("NOOP", client.noop())
-            pushed = _response_text(response).upper()
+            pushed = response_text(response).upper()
             if " EXISTS" in f" {pushed}" or " RECENT" in f" {pushed}":
                 return True
             return bool(await self._uids_above(client, self._highest_uid))
@@ -776,7 +564,7 @@ class ImapMailbox:
                 if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
                     break
                 for line in lines:
-                    upper = _text(line).upper()
+                    upper = line_text(line).upper()
                     if upper.endswith(" EXISTS") or upper.endswith(" RECENT"):
                         seen = True
         finally:
