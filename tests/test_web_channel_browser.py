@@ -201,7 +201,7 @@ async def test_channel_page_at_volume(
 
     # won with a reason: it leaves the open view and is found in the archive
     form = esc.locator(f'form[data-action="cd1:status:{escalated}"]')
-    await form.locator("select").select_option("won")
+    await form.locator('select[name="value"]').select_option("won")
     await form.get_by_label(f"Reason for #{escalated}").fill("Order of 2 containers")
     await form.get_by_role("button", name=f"Apply Set status for #{escalated}").click()
     await expect(esc).to_have_count(0, timeout=WAIT_MS)

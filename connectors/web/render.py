@@ -32,7 +32,7 @@ DEFAULT_LABELS: dict[str, str] = {
 }
 
 
-def _select_extras(control: Select, labels: Mapping[str, str], key: str) -> str:
+def _select_extras(control: Select, labels: Mapping[str, str], key: str, locale: str) -> str:
     """The fields a status change may need, each shown only when its choice is picked:
     the reason box for won/lost, the team's lost reasons, the follow-up date."""
     parts: list[str] = []
@@ -48,7 +48,7 @@ def _select_extras(control: Select, labels: Mapping[str, str], key: str) -> str:
     if control.reason_for:
         parts.append(
             f'<label class="extra reason-box" data-for="{e(" ".join(control.reason_for))}" hidden>'
-            f"{e(labels['reason'])} "
+            f"{e(web_text(locale, 'reason_for', number=key))} "
             f'<input name="reason" class="reason" maxlength="500"></label>'
         )
     if control.date_for:
@@ -83,7 +83,7 @@ def _control(control: Button | Select, labels: Mapping[str, str], key: str, loca
         f'<form class="select-form" data-action="{e(control.action_id)}">'
         f'<select name="value" id="{base}-value" aria-label="{choice}">'
         f'<option value="" disabled selected>{e(control.placeholder)}</option>{options}</select>'
-        f"{_select_extras(control, labels, key)}"
+        f"{_select_extras(control, labels, key, locale)}"
         f'<button type="submit" class="btn" aria-label="{apply_name}">{e(labels["apply"])}</button></form>'
     )
 
