@@ -12,7 +12,6 @@ over by name; none is imported here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -172,8 +171,17 @@ class Service:
         if self.scheduler is not None:
             self.scheduler.stop()
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.wait_for(task, timeout=10)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                # a send stuck past the grace period is cancelled: its outbox row keeps its
+                # recorded attempt and is settled by the next start (find_posted / lease)
+                log.warning(
+                    "background task did not stop in 10 s; cancelled",
+                    extra={"task": task.get_name()},
+                )
         self.tasks = []
 
     async def close(self) -> None:
