@@ -311,6 +311,12 @@ class WeComChannel:
                 if exc.errcode == CODE_USED:
                     log.info("wecom: response_code spent or expired", extra={"task_id": task_id})
                     continue
+                # Refused before use (throttled, busy, token): the code is still good for the
+                # outbox's retry. Were it spent after all, the retry gets 60140 and moves on.
+                self._used.discard(str(code))
+                raise
+            except DeliveryError:
+                self._used.discard(str(code))  # transport failure: same reasoning
                 raise
             self._done[marker] = None
             self._offered.pop(task_id, None)
