@@ -29,6 +29,7 @@ from tests.support.clock import Walk, berlin, clock_config
 from tests.support.clock import new_inquiry as ingest_inquiry
 from tests.support.surfaces import (
     GROUP,
+    NAMES,
     Fakes,
     dingtalk_card,
     dingtalk_click,
@@ -253,6 +254,15 @@ async def test_dingtalk_claim_race_redelivery_and_stranger(
     assert after["assignee"] == winner and after["status"] == "claimed"
     assert (await timeline_kinds(client, number)).count("released") == 0
 
+    # The gateway drops the socket mid-stream: the service reconnects, clicks work again.
+    await gateway.drop()
+    await gateway.wait_connected(total=2)
+    released = await gateway.callback(dingtalk_click(track, user, action="release"))
+    assert dingtalk_notice(released)
+    await eventually(lambda: dingtalk_shows(fakes.dingtalk, number, "Unclaimed"), what="released")
+    assert (await api(client, f"/api/inquiries/{number}"))["status"] == "new"
+    assert (await timeline_kinds(client, number)).count("released") == 1
+
 
 async def test_failures_recover_through_the_outbox_and_post_once(
     sqlite_url: str, smtp: Any, fakes: Fakes, service_factory: Any, client_factory: Any
@@ -379,3 +389,62 @@ async def test_clock_reaches_dingtalk_and_wecom(
     assert f"cd1:claim:{number}" in escalation and f"cd1:reassign:{number}" in escalation
     for platform in service.ctx.platforms.values():
         await platform.stop()
+
+
+async def test_wecom_race_retry_bad_signature_and_a_fresh_card(
+    db_url: str, smtp: Any, fakes: Fakes, service_factory: Any, client_factory: Any
+) -> None:
+    """Two reps press Claim in WeCom at once: one wins, every surface shows it, the late one
+    is told who won; WeCom's retry of a callback applies nothing twice; a forged callback is
+    refused; when every code of a card is spent or expired the reps get a fresh card, and
+    the CardRef follows it (the update's new PostedCard is stored)."""
+    service, client = await start(
+        settings_for(db_url, smtp, fakes), fakes, service_factory, client_factory
+    )
+    wc = fakes.wecom
+    number, _track = await new_inquiry(client, fakes, "wecom")
+    first_task = wecom_task(wc, number)
+    await card_refs(service, number, count=3)
+
+    clicks = [wecom_click(wc, user, f"cd1:claim:{number}") for user in ("wx-alice", "wx-bob")]
+    answers = await asyncio.gather(
+        *(client.post("/wecom/callback", params=c.query, data=c.body) for c in clicks)
+    )
+    assert [a.status for a in answers] == [200, 200]
+    winner = (await api(client, f"/api/inquiries/{number}"))["assignee"]
+    loser = "wx-bob" if winner == "alice" else "wx-alice"
+    name = NAMES[winner]
+    await shows_everywhere(client, fakes, number, name, rep=winner)
+    await eventually(lambda: wc.direct.get(loser), what="the late clicker is told")
+    assert name in wc.direct[loser][-1]["markdown"]["content"]
+
+    # WeCom retries the winner's callback (same event): nothing applied twice
+    won = clicks[0] if winner == "alice" else clicks[1]
+    retried = await client.post("/wecom/callback", params=won.query, data=won.body)
+    assert retried.status == 200
+    assert (await timeline_kinds(client, number)).count("claimed") == 1
+
+    # a callback with a bad signature is refused and changes nothing
+    forged = wecom_click(wc, loser, f"cd1:release:{number}")
+    query = {**forged.query, "msg_signature": "0" * 40}
+    refused = await client.post("/wecom/callback", params=query, data=forged.body)
+    assert refused.status == 401
+    assert (await api(client, f"/api/inquiries/{number}"))["assignee"] == winner
+
+    # every code spent or expired: the next change sends the reps a fresh card
+    wc.age_codes(73 * 3600)
+    owner = "alice" if winner == "alice" else "bob"
+    csrf = await sign_in(client, service, owner)
+    status, outcome = await act(client, csrf, f"cd1:release:{number}")
+    assert status == 200 and outcome["ok"] is True, outcome
+    await eventually(lambda: wecom_task(wc, number) != first_task, what="a fresh WeCom card")
+    fresh = wecom_task(wc, number)
+    refs = await card_refs(service, number, count=3)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while refs["wecom"].ref != fresh:
+        assert loop.time() < deadline, "the CardRef did not follow the fresh card"
+        await asyncio.sleep(0.05)
+        refs = await card_refs(service, number, count=3)
+    assert first_task in refs["wecom"].data["stale"]
+    assert (await api(client, f"/api/inquiries/{number}"))["status"] == "new"
