@@ -12,6 +12,7 @@ import copy
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,15 +46,19 @@ class Fakes:
     wecom: FakeWeCom
 
     @classmethod
-    async def start(cls) -> Fakes:
+    async def start(cls, prepare: Callable[[Fakes], object] | None = None) -> Fakes:
+        """Start all three; ``prepare`` sees them before their routes are bound (benches wrap
+        handlers there)."""
         slack = FakeSlack(
             channels={CHANNEL: {"name": "sales", "is_member": True}},
             users={"UALICE": {"email": "alice@seller.test"}, "UBOB": {"email": "bob@seller.test"}},
         )
-        dingtalk, wecom = FakeDingTalk(), FakeWeCom(corp_id=CORP)
-        for fake in (slack, dingtalk, wecom):
+        fakes = cls(slack, FakeDingTalk(), FakeWeCom(corp_id=CORP))
+        if prepare is not None:
+            prepare(fakes)
+        for fake in (fakes.slack, fakes.dingtalk, fakes.wecom):
             await fake.start()
-        return cls(slack, dingtalk, wecom)
+        return fakes
 
     async def stop(self) -> None:
         self.slack.release()
