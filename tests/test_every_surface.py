@@ -133,6 +133,13 @@ async def test_one_claim_across_every_surface(
         lambda: any("Alice" in line for line in wecom_group_lines(wc, first)),
         what="WeCom group line",
     )
+    # Reply from DingTalk: the card cannot hold an editor, so Alice gets the signed reply page.
+    reply = await dt.gateway.callback(dingtalk_click(track, "ding-alice", action="reply"))
+    private = json.loads(reply["data"])["response"]["userPrivateData"]["cardParamMap"]
+    assert private["show_reply_link"] == "true"
+    path = private["reply_url"].removeprefix(service.ctx.settings.server.base_url)
+    landed = await client.get(path, allow_redirects=False)
+    assert landed.status == 302 and landed.headers["Location"] == f"/web/inquiries/{first}/reply"
 
     # 3. Bob claims the next one in WeCom (encrypted callback): DingTalk and Slack show it.
     second, track2 = await new_inquiry(client, fakes, "surface")
@@ -417,6 +424,15 @@ async def test_wecom_race_retry_bad_signature_and_a_fresh_card(
     await shows_everywhere(client, fakes, number, name, rep=winner)
     await eventually(lambda: wc.direct.get(loser), what="the late clicker is told")
     assert name in wc.direct[loser][-1]["markdown"]["content"]
+
+    # Reply from the WeCom card: the winner gets the signed reply page as an app message
+    winner_wx = "wx-alice" if winner == "alice" else "wx-bob"
+    before = len(wc.direct.get(winner_wx, []))
+    reply = wecom_click(wc, winner_wx, f"cd1:reply:{number}")
+    assert (await client.post("/wecom/callback", params=reply.query, data=reply.body)).status == 200
+    await eventually(lambda: len(wc.direct.get(winner_wx, [])) > before, what="the reply link")
+    link = wc.direct[winner_wx][-1]["markdown"]["content"]
+    assert "token=" in link and f"inquiries/{number}/reply" in link.replace("%2F", "/")
 
     # WeCom retries the winner's callback (same event): nothing applied twice
     won = clicks[0] if winner == "alice" else clicks[1]
