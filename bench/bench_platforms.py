@@ -49,15 +49,14 @@ from connectors.webhooks import sign_body  # noqa: E402
 from connectors.wecom.api import RecipientLimiter  # noqa: E402
 from tests.conftest import WEBHOOK_SECRET, base_config  # noqa: E402
 from tests.fakes.dingtalk_gateway import callback_frame  # noqa: E402
+from tests.support.slack import CHANNEL  # noqa: E402
 from tests.support.surfaces import (  # noqa: E402
     Fakes,
     dingtalk_card,
     dingtalk_click,
     every_surface_config,
-    slack_card,
     unpaced,
     wecom_click,
-    wecom_task,
 )
 
 _NUMBER = re.compile(r"/web/inquiries/(\d+)")
@@ -244,15 +243,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             total = 2 * args.clicks
             numbers = [await post_inquiry(client, n, "card") for n in range(total)]
 
-            def all_posted() -> bool:
-                return all(
-                    dingtalk_card(fakes.dingtalk, n)
-                    and wecom_task(fakes.wecom, n)
-                    and slack_card(fakes.slack, n)
-                    for n in numbers
+            def posted(
+                cards: int,
+            ) -> bool:  # counts only: scanning every card each poll starves the loop
+                return (
+                    len(fakes.dingtalk.cards) >= cards
+                    and len(fakes.wecom.tasks) >= cards
+                    and len(fakes.slack.messages(CHANNEL)) >= cards
                 )
 
-            await until(all_posted)
+            await until(lambda: posted(total), 600)
+            assert all(dingtalk_card(fakes.dingtalk, n) for n in numbers)
             quiet = await clicks(client, fakes, watch, numbers[: args.clicks])
             burst_started = asyncio.get_running_loop().time()
             gate = asyncio.Semaphore(50)
@@ -265,7 +266,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             loaded = await clicks(client, fakes, watch, numbers[args.clicks :])
             burst_numbers = await burst
             accepted = asyncio.get_running_loop().time() - burst_started
-            await until(lambda: all(dingtalk_card(fakes.dingtalk, n) for n in burst_numbers), 600)
+            await until(lambda: posted(total + len(burst_numbers)), 900)
             drained = asyncio.get_running_loop().time() - burst_started
         finally:
             await client.close()
@@ -278,7 +279,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "quiet": quiet,
             "during_burst": loaded,
             "burst_accepted_s": round(accepted, 2),
-            "burst_cards_on_dingtalk_s": round(drained, 2),
+            "burst_cards_everywhere_s": round(drained, 2),
         }
     }
 

@@ -11,9 +11,10 @@ the team with a ``wecom_id`` gets the interactive ``button_interaction`` card by
 group), ``task_id``, ``users`` (who got the card), ``codes`` (unused
 ``response_code``s with the wall-clock time each was obtained), the last
 ``status``/``owner`` the group was told, ``stale`` (older task ids of the
-same card) and ``offered`` (codes from clicks, ``[code, obtained, task_id]``, which the
-application appends to the stored ``CardRef`` in any process — see
-``bot.interactions`` — and the next update absorbs into ``codes``). Every change updates every rep's copy with
+same card) and ``offered`` (codes from clicks, ``[code, obtained, task_id]``,
+which the application appends to the stored ``CardRef`` in any process — see
+``bot.interactions`` — and the next update absorbs into ``codes``). Every
+change updates every rep's copy with
 ``message/update_template_card`` and ``atall: 1`` (document/path/94888 / 94945),
 spending one code: "一个code只能调用一次该接口,且只能在72小时内调用". Codes come
 from the send and from each click callback: stored with the card by the
