@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from config.loading import settings_from_mapping
+from connectors.dingtalk.render import out_track_id
 from connectors.memory import RecordingChannel
 from store.engine import transaction
 from store.models import CardRef
@@ -114,6 +115,8 @@ async def test_one_claim_across_every_surface(
     # 1. A webhook inquiry becomes a card on every platform.
     first, track = await new_inquiry(client, fakes, "surface")
     (delivery,) = [d for d in dt.deliveries if d["outTrackId"] == track]
+    # our own outTrackId, derived from the outbox row's key: a retried post names the same card
+    assert track == out_track_id(str(first), f"card.post:dingtalk:{GROUP}:{first}")
     body = dt.cards[track]["body"]
     assert body["openSpaceId"] == f"dtv1.card//IM_GROUP.{GROUP}"
     assert body["callbackType"] == "STREAM" and body["cardTemplateId"] == "tpl-claimdesk.schema"
