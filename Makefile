@@ -40,6 +40,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/bench_wecom.py --out bench/wecom.json
 	$(BIN)/python bench/bench_imap.py --out bench/results.json
 	$(BIN)/python bench/bench_dingtalk.py --out bench/results.json
+	$(BIN)/python bench/bench_platforms.py --out bench/results.json
 	$(BIN)/python bench/bench_routing.py --out bench/results.json
 	$(MAKE) soak
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
@@ -82,8 +83,8 @@ async def test_new_card_goes_to_group_and_every_rep(fake: FakeWeCom, channel: We
     assert posted.data["users"] == REPS
     (code,) = posted.data["codes"]
     assert fake.codes[code[0]][0] == posted.ref  # the send's own code, unused
-    assert await channel.find_posted(CHAT, "k1") == posted
-    assert await channel.find_posted(CHAT, "other") is None
+    assert await channel.find_posted(CHAT, "k1", since=datetime.now(UTC)) == posted
+    assert await channel.find_posted(CHAT, "other", since=datetime.now(UTC)) is None
     again = await channel.post_card(CHAT, inquiry_card(), locale="zh-CN", idempotency_key="k1")
     assert again == posted
     assert len(fake.called("message/send")) == 1 and len(fake.groups[CHAT]) == 1

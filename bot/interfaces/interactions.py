@@ -6,11 +6,19 @@ processes), find the rep behind a platform user (ids in the config via the
 platform's ``user_id``, then identities remembered in the store), draft and
 send a reply, and a signed link to the reply page. Authorization is
 ``card_actions.authorize``, the same for every path.
+
+A click may bring a fresh single-use code for updating the clicked card
+(WeCom's ``ResponseCode``: ``Action.extra["response_code"]`` with the card's
+``task_id``). ``act`` stores it with the card (``CardRef.data["offered"]``) and
+commits that *before* the click is applied, so the card update the click queues
+— run by any process, or after a restart — finds it; a refused click (a late
+claim) still hands over its code, which a shared transaction would roll back.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -27,7 +35,7 @@ from connectors.platform import ChatPlatform, ReplyDraftView
 from connectors.web.auth import Signer, login_link
 from store import inquiries as repo
 from store.engine import transaction
-from store.models import RepIdentity
+from store.models import CardRef, RepIdentity
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +145,35 @@ class AppInteractions:
                     request_id=action.request_id,
                     extra=action.extra,
                 )
+        code, task = action.extra.get("response_code", ""), action.extra.get("task_id", "")
+        if code and task:
+            await self.offer_card_code(action.platform, action.inquiry_id, task, code)
         return await perform(self.ctx, action, rep_id=rep_id)
+
+    async def offer_card_code(self, platform: str, inquiry_id: int, ref: str, code: str) -> bool:
+        """Keep ``code`` (a single-use card-update code a click brought) with the card whose
+        ``ref`` is ``ref``, for whichever process updates the card next. ``False``: no such
+        card (a stale copy, another inquiry's, or not posted by us)."""
+        async with transaction(self.ctx.sessions) as session:
+            stmt = select(CardRef).where(
+                col(CardRef.inquiry_id) == inquiry_id,
+                col(CardRef.platform) == platform,
+                col(CardRef.ref) == ref,
+            )
+            if self.ctx.engine.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()  # two clicks at once: no lost append
+            card = (await session.exec(stmt)).first()
+            if card is None:
+                return False
+            offered = [list(o) for o in card.data.get("offered", [])]
+            if any(o and o[0] == code for o in offered):
+                return True  # a redelivered callback
+            # Wall-clock seconds: the code's 72 h lifetime runs in real time.
+            offered.append([code, time.time(), ref])
+            card.data = {**card.data, "offered": offered[-50:]}
+            card.updated_at = self.ctx.clock()
+            session.add(card)
+        return True
 
     # -- replies -------------------------------------------------------------
 

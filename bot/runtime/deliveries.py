@@ -118,7 +118,7 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
         # adopted from an earlier attempt (version unknown) or behind: bring it up to date
         shown = PostedCard(ref.ref, dict(ref.data))
         fresh = await channel.update_card(row.destination, shown, card, locale=locale)
-        await _save_ref(ctx, row, fresh or shown, card.version)
+        await _save_ref(ctx, row, fresh or shown, card.version, shown)
         return
     if ref is None:
         if post_state is not None and post_state[0] == OutboxState.PENDING.value:
@@ -144,7 +144,7 @@ async def _card(ctx: AppContext, row: Outbox) -> None:
     if int(ref.data.get("version", 0)) >= card.version:
         return  # this or a newer state is already shown
     fresh = await channel.update_card(row.destination, posted, card, locale=locale)
-    await _save_ref(ctx, row, fresh or posted, card.version)
+    await _save_ref(ctx, row, fresh or posted, card.version, posted)
 
 
 async def _post_once(
@@ -176,20 +176,33 @@ async def _post_once(
     await _save_ref(ctx, row, posted, card.version)
 
 
-async def _save_ref(ctx: AppContext, row: Outbox, posted: PostedCard, version: int) -> None:
+async def _save_ref(
+    ctx: AppContext,
+    row: Outbox,
+    posted: PostedCard,
+    version: int,
+    shown: PostedCard | None = None,
+) -> None:
+    """Store where the card lives now (``update_card`` may have moved it: WeCom's fresh card,
+    its spent codes). ``shown``: the ref the call started from; codes a click stored with the
+    card meanwhile (``data["offered"]``, see ``bot.interfaces.interactions``) are kept, not overwritten."""
     now = ctx.clock()
     assert row.inquiry_id is not None
     async with transaction(ctx.sessions) as session:
-        ref = (
-            await session.exec(
-                select(CardRef).where(
-                    col(CardRef.inquiry_id) == row.inquiry_id,
-                    col(CardRef.platform) == row.channel,
-                    col(CardRef.destination) == row.destination,
-                )
-            )
-        ).first()
+        stmt = select(CardRef).where(
+            col(CardRef.inquiry_id) == row.inquiry_id,
+            col(CardRef.platform) == row.channel,
+            col(CardRef.destination) == row.destination,
+        )
+        if ctx.engine.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        ref = (await session.exec(stmt)).first()
         data = {**posted.data, "version": version}
+        if ref is not None and shown is not None:
+            seen = [list(o) for o in shown.data.get("offered", [])]
+            arrived = [list(o) for o in ref.data.get("offered", []) if list(o) not in seen]
+            if arrived:
+                data["offered"] = [*data.get("offered", []), *arrived]
         if ref is None:
             session.add(
                 CardRef(

@@ -491,4 +491,6 @@ async def deliver_group_post(ctx: AppContext, row: Outbox) -> None:
     if channel is None:
         raise DeliveryError(f"channel {row.channel!r} is not configured", permanent=True)
     report = DigestReport.from_dict(dict(row.payload["digest"]))
-    await channel.post_card(row.destination, build_digest_card(report), locale=report.locale)
+    await channel.post_card(
+        row.destination, build_digest_card(report), locale=report.locale, idempotency_key=row.key
+    )

@@ -18,6 +18,7 @@ so posts are spaced 3 s; updates are not paced (the interactive lane).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from cards.model import Card
@@ -25,6 +26,7 @@ from config.schema import DingTalkSettings, TeamSettings
 from connectors.channels import DeliveryError, Pacing, PostedCard
 from connectors.dingtalk.openapi import DingTalkOpenApi
 from connectors.dingtalk.render import (
+    is_interactive,
     markdown_card,
     markdown_note,
     out_track_id,
@@ -87,6 +89,17 @@ class DingTalkChannel:
     async def post_card(
         self, destination: str, card: Card, *, locale: str, idempotency_key: str = ""
     ) -> PostedCard:
+        if not is_interactive(card):
+            # Digests and other read-only cards: a robot markdown post in the group
+            # (the card template is for inquiries; a digest has nothing to press).
+            await self.group_markdown(
+                destination,
+                "",
+                locale=locale,
+                title=card.title,
+                trusted_markdown=markdown_card(card, "", locale=locale),
+            )
+            return PostedCard(ref=f"group-{card.key}", data={"conversation": destination})
         track = self.track_id(destination, card, idempotency_key)
         params = render_card(card, locale=locale)
         body: dict[str, Any] = {
@@ -113,7 +126,9 @@ class DingTalkChannel:
         _check_delivered(answer, track)
         return PostedCard(ref=track, data={"conversation": destination})
 
-    async def find_posted(self, destination: str, idempotency_key: str) -> PostedCard | None:
+    async def find_posted(
+        self, destination: str, idempotency_key: str, *, since: datetime
+    ) -> PostedCard | None:
         """Whether a post with ``idempotency_key`` already reached DingTalk.
 
         DingTalk documents no lookup of a card instance by ``outTrackId``, so this

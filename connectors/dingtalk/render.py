@@ -113,6 +113,11 @@ def render_card(card: Card, *, locale: str) -> dict[str, str]:
     return {key: _cut_bytes(value) for key, value in params.items()}
 
 
+def is_interactive(card: Card) -> bool:
+    """Whether the card has anything to press (a digest has not: a markdown post instead)."""
+    return any(isinstance(c, Select) or (isinstance(c, Button) and not c.url) for c in card.actions)
+
+
 def render_notice(message: str) -> dict[str, str]:
     """The clicker's private ``cardParamMap``: the outcome line the template shows them only."""
     return {"notice": _cut_bytes(inert_line(message, 300))}

@@ -130,7 +130,8 @@ class CardCallbackRouter(CallbackHandler):  # type: ignore[misc]
         outcome = await self.interactions.act(action)
         private = render_notice(outcome.message)
         if click.verb is Verb.REPLY and outcome.ok:
-            url = outcome.open_url or await self._reply_link(click, outcome)
+            # The signed link: DingTalk's in-app browser has no claimdesk session.
+            url = await self._reply_link(click, outcome) or outcome.open_url
             if url:
                 private["reply_url"] = url
                 private["show_reply_link"] = "true"

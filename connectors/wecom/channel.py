@@ -10,12 +10,16 @@ the team with a ``wecom_id`` gets the interactive ``button_interaction`` card by
 ``PostedCard``: ``ref`` is the card's ``task_id``; ``data`` holds ``chat`` (the
 group), ``task_id``, ``users`` (who got the card), ``codes`` (unused
 ``response_code``s with the wall-clock time each was obtained), the last
-``status``/``owner`` the group was told, and ``stale`` (older task ids of the
-same card). Every change updates every rep's copy with
+``status``/``owner`` the group was told, ``stale`` (older task ids of the
+same card) and ``offered`` (codes from clicks, ``[code, obtained, task_id]``,
+which the application appends to the stored ``CardRef`` in any process — see
+``bot.interfaces.interactions`` — and the next update absorbs into ``codes``). Every
+change updates every rep's copy with
 ``message/update_template_card`` and ``atall: 1`` (document/path/94888 / 94945),
 spending one code: "一个code只能调用一次该接口,且只能在72小时内调用". Codes come
-from the send and from each click callback (``offer_code``, fed by the callback
-route before the click is applied, so the update the click causes can use it).
+from the send and from each click callback: stored with the card by the
+application before the click is applied (``offered``, so another process or a
+restart can spend it), and also kept in this process (``offer_code``).
 A code answered with 60140 (used or expired) is skipped; when none is left the
 reps get a fresh card (new task id) and the old one is recorded as stale.
 ``update_card`` returns the new ``PostedCard`` so the caller stores it.
@@ -41,6 +45,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from cards.model import Card
@@ -118,7 +123,9 @@ class WeComChannel:
         chat = team.destinations.wecom_chat
         return [chat] if chat else []
 
-    async def find_posted(self, destination: str, idempotency_key: str) -> PostedCard | None:
+    async def find_posted(
+        self, destination: str, idempotency_key: str, *, since: datetime
+    ) -> PostedCard | None:
         """The post accepted under ``idempotency_key`` in this process (WeCom has no lookup)."""
         return self._accepted.get((destination, idempotency_key))
 
@@ -262,7 +269,12 @@ class WeComChannel:
 
     def _usable_codes(self, data: dict[str, Any], task_id: str) -> list[list[Any]]:
         now = self._now()
-        pool = [*data.get("codes", []), *self._offered.get(task_id, [])]
+        pool = [
+            *data.get("codes", []),
+            # [code, at, task]: a code is for the task it came from (not a later fresh card)
+            *(o[:2] for o in data.get("offered", []) if len(o) < 3 or o[2] == task_id),
+            *self._offered.get(task_id, []),
+        ]
         fresh: dict[str, tuple[float, int]] = {}
         for order, (code, at) in enumerate(pool):
             if code in self._used or now - float(at) > CODE_LIFETIME - CODE_MARGIN:
@@ -278,6 +290,7 @@ class WeComChannel:
         task_id = str(data["task_id"])
         marker = ("card", task_id, str(card.version), card.badge.status)
         codes = self._usable_codes(data, task_id)
+        data["offered"] = []  # absorbed into ``codes`` (those still usable)
         if marker in self._done:
             data["codes"] = codes
             return data
@@ -299,6 +312,12 @@ class WeComChannel:
                 if exc.errcode == CODE_USED:
                     log.info("wecom: response_code spent or expired", extra={"task_id": task_id})
                     continue
+                # Refused before use (throttled, busy, token): the code is still good for the
+                # outbox's retry. Were it spent after all, the retry gets 60140 and moves on.
+                self._used.discard(str(code))
+                raise
+            except DeliveryError:
+                self._used.discard(str(code))  # transport failure: same reasoning
                 raise
             self._done[marker] = None
             self._offered.pop(task_id, None)

@@ -137,12 +137,15 @@ class CallbackHandler:
         """What only the clicker needs: the reply link, or why nothing happened."""
         try:
             if action.verb == Verb.REPLY and outcome.ok:
-                link = outcome.open_url
+                # The signed link: WeCom's in-app browser has no claimdesk session.
+                rep = await self._interactions.rep_for("wecom", action.user)
+                link = (
+                    await self._interactions.reply_link(action.inquiry_id, rep)
+                    if rep is not None
+                    else outcome.open_url
+                )
                 if not link:
-                    rep = await self._interactions.rep_for("wecom", action.user)
-                    if rep is None:
-                        return
-                    link = await self._interactions.reply_link(action.inquiry_id, rep)
+                    return
                 label = wecom_text(self._locale, "click.reply", title=f"#{action.inquiry_id}")
                 await self._channel.tell(action.user, f"[{inert_markdown(label)}]({link})")
             elif not outcome.ok and outcome.message:
