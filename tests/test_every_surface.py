@@ -311,13 +311,12 @@ async def test_failures_recover_through_the_outbox_and_post_once(
     assert [d["outTrackId"] for d in dt.deliveries].count(track) == 1
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_click_reaches_either_of_two_processes(
     db_url: str, smtp: Any, fakes: Fakes, service_factory: Any, client_factory: Any
 ) -> None:
     """Two claimdesk processes on one database, each with its own Stream connection; the
     gateway pushes each callback to one connection (protocol.md FAQ)."""
-    if "sqlite" in db_url:
-        pytest.skip("two processes share a PostgreSQL database")
     settings = settings_for(db_url, smtp, fakes)
     one, client_one = await start(settings, fakes, service_factory, client_factory)
     two = await service_factory(settings, worker=None)
