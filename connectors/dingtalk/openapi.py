@@ -42,6 +42,7 @@ from typing import Any
 import aiohttp
 
 from connectors.channels import DeliveryError
+from connectors.http_session import OwnedSession
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,8 @@ class DingTalkOpenApi:
         self._client_id = client_id
         self._client_secret = client_secret
         self.base_url = base_url.rstrip("/")
-        self._timeout = timeout
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
+        self._owned = OwnedSession(timeout)
         self._token = ""
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
@@ -96,24 +96,15 @@ class DingTalkOpenApi:
 
     async def start(self) -> None:
         """Open the session (idempotent)."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
+        await self._owned.start()
 
     async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._owned.stop()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The shared session (opened on first use inside the running loop)."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-        return self._session
+        return self._owned.get()
 
     # -- token -------------------------------------------------------------------
 

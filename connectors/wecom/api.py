@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from connectors.channels import DeliveryError
+from connectors.http_session import OwnedSession
 
 log = logging.getLogger(__name__)
 
@@ -84,32 +85,22 @@ class WeComApi:
         self.corp_id = corp_id
         self._secret = secret
         self._base = base_url.rstrip("/")
-        self._timeout = timeout
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
+        self._owned = OwnedSession(timeout)
         self._token = ""
         self._token_until = 0.0
         self._token_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
+        """Open the session (idempotent)."""
+        await self._owned.start()
 
     async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._owned.stop()
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # First use inside the running loop (the outbox may deliver before ``start``).
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-        return self._session
+        return self._owned.get()
 
     async def _http(
         self, method: str, path: str, params: dict[str, str], body: dict[str, Any] | None
