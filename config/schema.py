@@ -170,7 +170,7 @@ class WebhookSettings(_Section):
     """An inbound webhook at ``POST /webhooks/{name}``; authenticated by HMAC secret or token."""
 
     name: str
-    secret: str = ""  # HMAC-SHA256 of the raw body in X-Claimdesk-Signature: sha256=<hex>
+    secret: str = ""  # HMAC-SHA256 key: X-Claimdesk-Signature over "timestamp.body" (X-Claimdesk-Timestamp) or the body
     token: str = ""  # or a shared token in X-Claimdesk-Token / Authorization: Bearer
     team: str = ""
     mailbox: str = ""

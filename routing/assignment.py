@@ -99,9 +99,7 @@ def choose(settings: Settings, request: AssignmentRequest) -> AssignmentChoice:
             owner, f"returning customer of {owner}{suffix}", "sticky", candidates=ready
         )
     if strategy == "pool":
-        return AssignmentChoice(
-            "", f"pool: claimed from the card{suffix}", "pool", candidates=ready
-        )
+        return AssignmentChoice("", f"pool{suffix}", "pool", candidates=ready)
     if not ready:
         return AssignmentChoice(
             "", f"{strategy}: nobody on duty{suffix}", strategy, candidates=ready

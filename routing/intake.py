@@ -189,8 +189,9 @@ def explain_lines(data: Mapping[str, Any], *, only_matches: bool = False) -> lis
     )
     assignment = data.get("assignment")
     if assignment:
-        who = assignment.get("rep") or "nobody (the pool)"
-        lines.append(
-            f"assignment: {who} by {assignment.get('strategy')}: {assignment.get('reason')}"
-        )
+        rep, reason = assignment.get("rep"), assignment.get("reason")
+        if rep:
+            lines.append(f"assignment: {rep} ({assignment.get('strategy')}): {reason}")
+        else:
+            lines.append(f"assignment: none, the team claims from the card ({reason})")
     return lines

@@ -114,7 +114,7 @@ def test_route_explain_inline_json_shows_spam_reasons_and_assignment(
     out = capsys.readouterr().out
     assert "country: DE (phone: +49 30 1234567)" in out
     assert "language: de (detected)" in out
-    assert "assignment: ann by least_open" in out
+    assert "assignment: ann (least_open)" in out
     spam = json.dumps(
         {
             "email": "x@seo.example",

@@ -561,7 +561,7 @@ def test_inquiry_page_line_shows_why() -> None:
     assert "language: es (detected)" in line
     assert "country: MX (domain: empresa.com.mx)" in line
     assert "spam: no, score 1 (+1 Reply-To on a.example, From on b.example)" in line
-    assert "assignment: diego by round_robin: round robin (turn 3)" in line
+    assert "assignment: diego (round_robin): round robin (turn 3)" in line
 
 
 def test_check_warns_about_teams_nobody_covers_and_rule_reps_outside_the_team() -> None:
