@@ -25,6 +25,8 @@ from tests.support.slack_preview import UnknownBlock, mrkdwn_html, preview_page
 
 browser = wb.browser
 SHOTS = os.environ.get("CLAIMDESK_SCREENSHOTS", "")
+if SHOTS:
+    Path(SHOTS).mkdir(parents=True, exist_ok=True)
 NOW = datetime(2026, 11, 23, 9, 40, tzinfo=UTC)
 
 VIEW = InquiryView(
@@ -69,7 +71,9 @@ def _messages() -> list[list[dict[str, Any]]]:
 
 def test_preview_draws_slack_markup_and_refuses_unknown_blocks() -> None:
     assert mrkdwn_html("*Owner*\nAlice") == "<b>Owner</b><br>Alice"
-    assert mrkdwn_html("&lt;b&gt; &amp; <@U1>") == '&lt;b&gt; &amp; <span class="mention">@U1</span>'
+    assert (
+        mrkdwn_html("&lt;b&gt; &amp; <@U1>") == '&lt;b&gt; &amp; <span class="mention">@U1</span>'
+    )
     assert mrkdwn_html("> quoted\n> twice") == "<blockquote>quoted<br>twice</blockquote>"
     assert mrkdwn_html("&gt; typed") == "&gt; typed"  # a customer's ">" quotes nothing
     with pytest.raises(UnknownBlock):
@@ -103,6 +107,5 @@ async def test_slack_card_preview(browser: Any) -> None:
     await expect(claimed.locator(".btn.primary")).to_have_text("Reply")
     await expect(claimed.locator(".context")).to_contain_text("reply due in 58 min")
     if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=os.path.join(SHOTS, "slack-card.png"), full_page=True)
     await context.close()

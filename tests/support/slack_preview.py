@@ -118,7 +118,9 @@ def _element(element: Block) -> str:
             options.extend(text_html(o["text"]) for o in group.get("options", []))
         title = html.escape(" · ".join(re.sub("<[^>]+>", "", o) for o in options)[:300])
         placeholder = text_html(element["placeholder"])
-        return f'<span class="select" title="{title}">{placeholder}<span class="caret">⌄</span></span>'
+        return (
+            f'<span class="select" title="{title}">{placeholder}<span class="caret">⌄</span></span>'
+        )
     if kind == "overflow":
         return '<span class="overflow" title="more">⋮</span>'
     raise UnknownBlock(f"element {kind!r}")
