@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from connectors.platform import ReplyDraftView
 from connectors.slack.events import parse_block_actions, parse_reply_submission
-from connectors.slack.render import body_block_id, fallback_text, render_card, reply_modal
+from connectors.slack.render import (
+    body_block_id,
+    fallback_text,
+    render_card,
+    reply_modal,
+    split_status_value,
+)
 from tests.support.slack import fixture
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -141,3 +147,31 @@ def test_fixture_payloads_parse() -> None:
         "body-en/thank_you",
     )
     assert submission.subject.startswith("Re: Quotation") and "our offer follows" in submission.body
+
+
+def _status_select(card: object) -> dict[str, object]:
+    blocks = render_card(card, locale="en")  # type: ignore[arg-type]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    return next(e for e in actions["elements"] if e["action_id"] == "cd1:status:1042")
+
+
+def test_status_select_carries_the_teams_lost_reasons() -> None:
+    card = _card(status="claimed", lost_reasons=("price", "MOQ", "other"))
+    select = _status_select(card)
+    assert "options" not in select
+    plain_group, lost_group = select["option_groups"]  # type: ignore[misc]
+    values = {o["value"]: o["text"]["text"] for o in plain_group["options"]}
+    assert "waiting" in values and "closed" in values
+    assert values["won|?"] == "Won" and "lost" not in values
+    assert lost_group["label"]["text"] == "Lost"
+    assert [(o["value"], o["text"]["text"]) for o in lost_group["options"]] == [
+        ("lost|price", "Lost: Price"),
+        ("lost|MOQ", "Lost: MOQ"),
+        ("lost|?", "Lost: Other"),
+    ]
+    # without a list (an older card): won and lost ask for words
+    bare = _status_select(_card(status="claimed"))
+    assert {"won|?", "lost|?"} <= {o["value"] for o in bare["options"]}  # type: ignore[attr-defined]
+    assert split_status_value("lost|price") == ("lost", "price", False)
+    assert split_status_value("won|?") == ("won", "", True)
+    assert split_status_value("waiting") == ("waiting", "", False)

@@ -81,12 +81,59 @@ def _control(control: Button | Select) -> Block:
     options = [_option(o.label, o.value) for o in control.options][:100]
     if control.overflow:
         return {"type": "overflow", "action_id": control.action_id, "options": options[:5]}
-    return {
+    select: Block = {
         "type": "static_select",
         "action_id": control.action_id,
         "placeholder": plain(control.placeholder),
-        "options": options,
     }
+    if not control.reason_for:
+        select["options"] = options
+        return select
+    return select | _reason_options(control)
+
+
+def _reason_options(control: Select) -> Block:
+    """A status select whose choices need a reason (won/lost): the reason travels in the value.
+
+    Slack's select cannot hold a text box, so a choice that needs words is written
+    ``lost|?`` and opens a small modal (``reason_modal``); with the team's lost reasons
+    (``Select.reasons``) each becomes a choice of its own, ``lost|price``, grouped under
+    the status, and only "other" asks for words. ``split_status_value`` reads them back.
+    """
+    plain_options: list[Block] = []
+    groups: list[Block] = []
+    for option in control.options:
+        if option.value in control.reasons_for and control.reasons:
+            choices = [
+                _option(
+                    f"{option.label}: {r.label}",
+                    f"{option.value}|{ASK if r.value.lower() == 'other' else r.value}",
+                )
+                for r in control.reasons
+            ]
+            groups.append({"label": plain(option.label), "options": choices[:100]})
+        elif option.value in control.reason_for:
+            plain_options.append(_option(option.label, f"{option.value}|{ASK}"))
+        else:
+            plain_options.append(_option(option.label, option.value))
+    if not groups:
+        return {"options": plain_options[:100]}
+    return {
+        "option_groups": [{"label": plain(control.placeholder), "options": plain_options}, *groups]
+    }
+
+
+ASK = "?"
+
+
+def split_status_value(value: str) -> tuple[str, str, bool]:
+    """A status select's value as (status, listed reason, ask for words): ``"lost|price"`` ->
+    ``("lost", "price", False)``, ``"won|?"`` -> ``("won", "", True)``, ``"claimed"`` ->
+    ``("claimed", "", False)``."""
+    status, sep, reason = value.partition("|")
+    if not sep:
+        return value, "", False
+    return status, "" if reason == ASK else reason, reason == ASK
 
 
 def _reassign_control(card: Card, locale: str) -> Block | None:
@@ -193,6 +240,36 @@ def loading_modal(inquiry_id: int, *, locale: str) -> Block:
     view["blocks"] = [
         {"type": "section", "text": mrkdwn(escape_slack(slack_text(locale, "slack.loading")))}
     ]
+    return view
+
+
+REASON_CALLBACK = "cd1-reason"
+REASON_BLOCK = "reason"
+
+
+def reason_modal(inquiry_id: int, status: str, status_label: str, *, locale: str) -> Block:
+    """Asks the words a status needs (won, lost "other"); submitted as ``REASON_CALLBACK``."""
+    view: Block = {
+        "type": "modal",
+        "callback_id": REASON_CALLBACK,
+        "private_metadata": json.dumps({"inquiry": inquiry_id, "status": status}),
+        "title": plain(f"{status_label} #{inquiry_id}", 24),
+        "close": plain(slack_text(locale, "slack.cancel"), 24),
+        "submit": plain(slack_text(locale, "slack.save"), 24),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": plain(slack_text(locale, "slack.reason", status=status_label)),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_BLOCK,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            }
+        ],
+    }
     return view
 
 
