@@ -229,6 +229,18 @@ async def test_channel_page_at_volume(
     assert response is not None and response.status == 200
     await expect(page.locator("#showing")).to_have_text("51–61 of 61")  # the last page
 
+    # the default page's counts follow live too
+    await page.goto(f"{base}/web/teams/sales")
+    await wb.wait_live(page)
+    open_count = page.locator('nav.views [data-view="open"] .count')
+    before = int(await open_count.inner_text())
+    await wb.post_webhook(
+        base,
+        {"email": "li@shop.example", "name": "Li Wei", "country": "CN", "subject": "MOQ?"},
+        "chan-default-1",
+    )
+    await expect(open_count).to_have_text(str(before + 1), timeout=WAIT_MS)
+
     if SHOTS:
         await page.goto(f"{base}/web/inquiries/{zebra}")
         await shot(page, "inquiry")

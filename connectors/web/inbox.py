@@ -382,9 +382,9 @@ class WebInbox:
             query = ChannelQuery.from_query({**request.query, "page": str(page.pages)})
             page = await self.backend.channel_page(team.name, rep, query, PAGE_SIZE)
         base = f"/web/teams/{team.name}"
-        stream = f"{base}/events"
-        if query.params():
-            stream += "?" + urlencode(query.params())
+        # always with the page's query (``view=open`` for the default page), so the stream
+        # answers for this page: whether each card belongs, and the counts
+        stream = f"{base}/events?" + urlencode(query.params() or {"view": query.view})
         return self._page(
             "team.html",
             team=team,
