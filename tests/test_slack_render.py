@@ -157,14 +157,12 @@ def _status_select(card: object) -> dict[str, object]:
 
 def test_status_select_carries_the_teams_lost_reasons() -> None:
     card = _card(status="claimed", lost_reasons=("price", "MOQ", "other"))
-    select = _status_select(card)
-    assert "options" not in select
-    plain_group, lost_group = select["option_groups"]  # type: ignore[misc]
-    values = {o["value"]: o["text"]["text"] for o in plain_group["options"]}
-    assert "waiting" in values and "closed" in values
-    assert values["won|?"] == "Won" and "lost" not in values
-    assert lost_group["label"]["text"] == "Lost"
-    assert [(o["value"], o["text"]["text"]) for o in lost_group["options"]] == [
+    options = [(o["value"], o["text"]["text"]) for o in _status_select(card)["options"]]  # type: ignore[attr-defined]
+    values = dict(options)
+    assert "waiting" in values and "follow_up" in values
+    assert values["won|?"] == "Won" and "lost" not in values and "won" not in values
+    lost = [o for o in options if o[0].startswith("lost|")]
+    assert lost == [
         ("lost|price", "Lost: Price"),
         ("lost|MOQ", "Lost: MOQ"),
         ("lost|?", "Lost: Other"),

@@ -81,46 +81,38 @@ def _control(control: Button | Select) -> Block:
     options = [_option(o.label, o.value) for o in control.options][:100]
     if control.overflow:
         return {"type": "overflow", "action_id": control.action_id, "options": options[:5]}
-    select: Block = {
+    return {
         "type": "static_select",
         "action_id": control.action_id,
         "placeholder": plain(control.placeholder),
+        "options": _status_options(control)[:100] if control.reason_for else options,
     }
-    if not control.reason_for:
-        select["options"] = options
-        return select
-    return select | _reason_options(control)
 
 
-def _reason_options(control: Select) -> Block:
+def _status_options(control: Select) -> list[Block]:
     """A status select whose choices need a reason (won/lost): the reason travels in the value.
 
     Slack's select cannot hold a text box, so a choice that needs words is written
-    ``lost|?`` and opens a small modal (``reason_modal``); with the team's lost reasons
-    (``Select.reasons``) each becomes a choice of its own, ``lost|price``, grouped under
-    the status, and only "other" asks for words. ``split_status_value`` reads them back.
+    ``won|?`` and opens a small modal (``reason_modal``); with the team's lost reasons
+    (``Select.reasons``) each is a choice of its own, "Lost: Price" = ``lost|price``, and
+    only "other" asks for words. One flat list, in the order of the moves.
+    ``split_status_value`` reads the values back.
     """
-    plain_options: list[Block] = []
-    groups: list[Block] = []
+    out: list[Block] = []
     for option in control.options:
         if option.value in control.reasons_for and control.reasons:
-            choices = [
+            out.extend(
                 _option(
                     f"{option.label}: {r.label}",
                     f"{option.value}|{ASK if r.value.lower() == 'other' else r.value}",
                 )
                 for r in control.reasons
-            ]
-            groups.append({"label": plain(option.label), "options": choices[:100]})
+            )
         elif option.value in control.reason_for:
-            plain_options.append(_option(option.label, f"{option.value}|{ASK}"))
+            out.append(_option(option.label, f"{option.value}|{ASK}"))
         else:
-            plain_options.append(_option(option.label, option.value))
-    if not groups:
-        return {"options": plain_options[:100]}
-    return {
-        "option_groups": [{"label": plain(control.placeholder), "options": plain_options}, *groups]
-    }
+            out.append(_option(option.label, option.value))
+    return out
 
 
 ASK = "?"
