@@ -5,7 +5,9 @@ after; the Reply button opens its modal with ``views.open`` right after the ack
 (a ``trigger_id`` expires in 3 s) showing "Preparing…", then fills it in with
 ``views.update``. The modal's submission is the exception: it is answered
 *with* the outcome, so a template problem is shown in place
-(``response_action: errors``).
+(``response_action: errors``). The same holds for the small reason modal a status
+choice that needs words opens (won, lost "other"); a listed lost reason ("Lost:
+Price") travels in the select's value and is applied at once.
 
 Duplicates: a redelivered payload (Slack's ``X-Slack-Retry-Num``, Socket Mode
 redelivery) carries the same ``action_ts``; it travels as ``Action.request_id``
@@ -336,18 +338,32 @@ class SlackListeners:
                 errors={REASON_BLOCK: "This form is out of date; close it and choose again."},
             )
             return
-        await self.rep_for_user(submission.user)
-        outcome = await self.interactions.act(
-            Action(
-                submission.inquiry_id,
-                Verb.STATUS,
-                PLATFORM,
-                submission.user,
-                value=submission.status,
-                reason=submission.reason,
-                request_id=f"slack:view:{submission.view_id}"[:200] if submission.view_id else "",
+
+        async def apply() -> ActionOutcome:
+            await self.rep_for_user(submission.user)
+            return await self.interactions.act(
+                Action(
+                    submission.inquiry_id,
+                    Verb.STATUS,
+                    PLATFORM,
+                    submission.user,
+                    value=submission.status,
+                    reason=submission.reason,
+                    request_id=f"slack:view:{submission.view_id}"[:200]
+                    if submission.view_id
+                    else "",
+                )
             )
-        )
+
+        work = asyncio.ensure_future(apply())
+        done, _ = await asyncio.wait({work}, timeout=self.submit_budget_seconds)
+        if not done:  # too slow to answer in place (Slack's 3 s): close, tell a refusal by DM
+            await ack()
+            late = await work
+            if not late.ok:
+                await self.channel.send_direct(submission.user, None, late.message, locale="en")
+            return
+        outcome = work.result()
         if outcome.ok:
             await ack()
             return

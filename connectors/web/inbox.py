@@ -383,7 +383,7 @@ class WebInbox:
             page = await self.backend.channel_page(team.name, rep, query, PAGE_SIZE)
         base = f"/web/teams/{team.name}"
         # always with the page's query (``view=open`` for the default page), so the stream
-        # answers for this page: whether each card belongs, and the counts
+        # sends this page's counts (and, when filtered, whether each card belongs on it)
         stream = f"{base}/events?" + urlencode(query.params() or {"view": query.view})
         return self._page(
             "team.html",
@@ -658,7 +658,9 @@ class WebInbox:
                 item = getter.result()
                 card = item.card
                 match = True
-                if query is not None and card.key.isdigit():
+                # the default page (no filter) keeps a card it shows, so whoever acted on it
+                # sees the outcome (e.g. "Lost") in place; its counts still follow below
+                if query is not None and query.params() and card.key.isdigit():
                     match = await self.backend.channel_matches(team.name, rep, query, int(card.key))
                 payload = json.dumps(
                     {
