@@ -66,6 +66,7 @@ from connectors.slack.render import (
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _NEGATIVE_TTL = 300.0
 
 
@@ -222,7 +223,8 @@ class SlackListeners:
                 )
                 return
         await self.rep_for_user(click.user)  # profile-email match, remembered for ``act``
-        if verb == Verb.REASSIGN and value:
+        if verb == Verb.REASSIGN and value and _SLACK_USER.match(value):
+            # the user picker gives a Slack user; the escalation DM's list gives rep ids
             value = await self.rep_for_user(value) or value
         outcome = await self.interactions.act(
             Action(

@@ -129,7 +129,18 @@ def split_status_value(value: str) -> tuple[str, str, bool]:
 
 
 def _reassign_control(card: Card, locale: str) -> Block | None:
-    """Leads and managers reassign with a user picker; shown while the inquiry is open."""
+    """Leads and managers reassign with a user picker; shown while the inquiry is open.
+
+    Not when the card brings its own Reassign (the escalation DM's list of the team's
+    members): Slack refuses a block whose action ids repeat (``invalid_blocks``)."""
+    verbs = set()
+    for control in card.actions:
+        try:
+            verbs.add(decode_action(control.action_id)[0])
+        except BadActionId:
+            continue
+    if Verb.REASSIGN in verbs:
+        return None
     for control in card.actions:
         try:
             verb, number = decode_action(control.action_id)
