@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from cards.escalation_card import build_escalation_card
 from cards.inquiry_card import InquiryView, build_inquiry_card
+from cards.model import Option
 from config.loading import settings_from_mapping
 from connectors.channels import DeliveryError, PostedCard
 from connectors.slack.channel import SlackChannel
@@ -73,6 +75,30 @@ async def test_post_update_thread_and_dm(fake: FakeSlack, channel: SlackChannel)
     await channel.send_direct("UMAX", card(), "Escalation", locale="en")
     assert fake.calls_of("conversations.open")[0].args["users"] == "UMAX"
     assert fake.calls_of("chat.postMessage")[-1].args["channel"].startswith("D")
+    # the escalation DM of an unclaimed item (Claim + the team's members to reassign to):
+    # accepted by Slack's block validation (one Reassign, no repeated action id)
+    view = InquiryView(
+        number=8,
+        version=1,
+        team="sales",
+        status="new",
+        priority="normal",
+        subject="MOQ",
+        snippet="",
+        source="website",
+        contact_name="Li",
+        contact_email="li@b.example",
+        company="",
+        country="CN",
+        language="en",
+        received_at=NOW,
+    )
+    escalation = build_escalation_card(
+        view, now=NOW, locale="en", headline="Escalated to you", members=(Option("Bob", "bob"),)
+    )
+    await channel.send_direct("UMAX", escalation, "Escalation", locale="en")
+    blocks = fake.calls_of("chat.postMessage")[-1].args["blocks"]
+    assert "cd1:reassign:8" in str(blocks) and "users_select" not in str(blocks)
 
 
 async def test_errors_are_translated_for_the_worker(fake: FakeSlack, channel: SlackChannel) -> None:

@@ -510,3 +510,89 @@ async def test_rep_mapping_reassign_and_escalation_dm(
     assert len(fake_slack.calls_of("users.lookupByEmail")) == 1
     assert fake_slack.calls_of("users.lookupByEmail")[0].args["email"] == "max@seller.test"
     assert await service.interactions.rep_for("slack", "UMAX") == "max"
+
+
+def _status_options(fake: FakeSlack, ts: str, number: int) -> dict[str, str]:
+    """The card's status select as {value: label}, option groups included."""
+    blocks = fake.message(CHANNEL, ts)["blocks"]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    select = next(e for e in actions["elements"] if e["action_id"] == f"cd1:status:{number}")
+    options = list(select.get("options", []))
+    for group in select.get("option_groups", []):
+        options.extend(group["options"])
+    return {o["value"]: o["text"]["text"] for o in options}
+
+
+async def test_lost_reasons_and_won_reason_on_the_card(
+    sqlite_url: str, smtp: Any, fake_slack: FakeSlack, service_factory: Any, client_factory: Any
+) -> None:
+    service, client = await start(sqlite_url, smtp, fake_slack, service_factory, client_factory)
+
+    async def claimed_card(subject: str) -> tuple[int, str]:
+        number, ts = await new_card(client, fake_slack, subject)
+        claim = fixture(
+            "block_actions_button.json",
+            action_id=f"cd1:claim:{number}",
+            user="UALICE",
+            message_ts=ts,
+        )
+        assert (await click(client, claim)).status == 200
+        await eventually(lambda: "Alice" in card_text(fake_slack, ts), what="claimed card")
+        return number, ts
+
+    number, ts = await claimed_card("First inquiry")
+    options = _status_options(fake_slack, ts, number)
+    # the team's lost reasons are choices on the card; "other" and "won" ask for words
+    assert options["lost|price"] == "Lost: Price"
+    assert options["lost|?"] == "Lost: Other"
+    assert options["won|?"] == "Won"
+    assert "lost" not in options and "won" not in options
+
+    pick = fixture(
+        "block_actions_static_select.json",
+        action_id=f"cd1:status:{number}",
+        value="lost|price",
+        user="UALICE",
+        message_ts=ts,
+    )
+    assert (await click(client, pick)).status == 200
+    await eventually(lambda: "Reason*\\nPrice" in card_text(fake_slack, ts), what="lost card")
+    assert (await detail(client, number))["status"] == "lost"
+    assert fake_slack.ephemerals == []  # no "reason required"
+
+    # won: a modal asks why; an empty reason is refused in place, then it is applied
+    number, ts = await claimed_card("Second inquiry")
+    trigger = fake_slack.new_trigger()
+    pick = fixture(
+        "block_actions_static_select.json",
+        action_id=f"cd1:status:{number}",
+        value="won|?",
+        user="UALICE",
+        message_ts=ts,
+        trigger_id=trigger,
+    )
+    assert (await click(client, pick)).status == 200
+    opened = await eventually(lambda: fake_slack.calls_of("views.open"), what="reason modal")
+    assert opened[0].args["trigger_id"] == trigger
+    view = next(iter(fake_slack.views.values()))
+    assert view["callback_id"] == "cd1-reason" and "Why Won?" in json.dumps(view)
+    assert (await detail(client, number))["status"] == "claimed"
+
+    def submission(words: str) -> dict[str, Any]:
+        sub = fixture("view_submission.json", user="UALICE")
+        sub["view"]["callback_id"] = "cd1-reason"
+        sub["view"]["private_metadata"] = view["private_metadata"]
+        sub["view"]["id"] = view["id"]
+        sub["view"]["state"]["values"] = {
+            "reason": {"reason": {"type": "plain_text_input", "value": words}}
+        }
+        return sub
+
+    bad = await click(client, submission("  "))
+    answer = await bad.json()
+    assert answer["response_action"] == "errors" and "reason" in answer["errors"]
+    assert (await detail(client, number))["status"] == "claimed"
+    good = await click(client, submission("Order of 2 containers"))
+    assert good.status == 200 and (await good.text()) == ""
+    await eventually(lambda: "Order of 2 containers" in card_text(fake_slack, ts), what="won card")
+    assert (await detail(client, number))["status"] == "won"

@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from cards.escalation_card import build_escalation_card
 from cards.inquiry_card import InquiryView, build_inquiry_card
+from cards.model import Option
 from connectors.platform import ReplyDraftView
 from connectors.slack.events import parse_block_actions, parse_reply_submission
-from connectors.slack.render import body_block_id, fallback_text, render_card, reply_modal
+from connectors.slack.render import (
+    body_block_id,
+    fallback_text,
+    render_card,
+    reply_modal,
+    split_status_value,
+)
 from tests.support.slack import fixture
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -141,3 +149,67 @@ def test_fixture_payloads_parse() -> None:
         "body-en/thank_you",
     )
     assert submission.subject.startswith("Re: Quotation") and "our offer follows" in submission.body
+
+
+def _status_select(card: object) -> dict[str, object]:
+    blocks = render_card(card, locale="en")  # type: ignore[arg-type]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    return next(e for e in actions["elements"] if e["action_id"] == "cd1:status:1042")
+
+
+def test_status_select_carries_the_teams_lost_reasons() -> None:
+    card = _card(status="claimed", lost_reasons=("price", "MOQ", "other"))
+    options = [(o["value"], o["text"]["text"]) for o in _status_select(card)["options"]]  # type: ignore[attr-defined]
+    values = dict(options)
+    assert "waiting" in values and "follow_up" in values
+    assert values["won|?"] == "Won" and "lost" not in values and "won" not in values
+    lost = [o for o in options if o[0].startswith("lost|")]
+    assert lost == [
+        ("lost|price", "Lost: Price"),
+        ("lost|MOQ", "Lost: MOQ"),
+        ("lost|?", "Lost: Other"),
+    ]
+    # without a list (an older card): won and lost ask for words
+    bare = _status_select(_card(status="claimed"))
+    assert {"won|?", "lost|?"} <= {o["value"] for o in bare["options"]}  # type: ignore[attr-defined]
+    assert split_status_value("lost|price") == ("lost", "price", False)
+    assert split_status_value("won|?") == ("won", "", True)
+    assert split_status_value("waiting") == ("waiting", "", False)
+
+
+def test_every_card_has_reassign_once_while_open() -> None:
+    def reassigns(card: object) -> list[str]:
+        blocks = render_card(card, locale="en")  # type: ignore[arg-type]
+        actions = next(b for b in blocks if b["type"] == "actions")
+        ids = [e["action_id"] for e in actions["elements"]]
+        assert len(ids) == len(set(ids)), ids  # Slack refuses repeated action ids in a block
+        return [e["type"] for e in actions["elements"] if e["action_id"] == "cd1:reassign:1042"]
+
+    # the channel card, new and claimed: the user picker
+    assert reassigns(_card()) == ["users_select"]
+    assert reassigns(_card(status="claimed", owner_name="Alice")) == ["users_select"]
+    # the escalation DM brings the team's members as its own Reassign: only that one
+    data: dict[str, object] = dict(
+        number=1042,
+        version=3,
+        team="sales",
+        status="new",
+        priority="normal",
+        subject="s",
+        snippet="",
+        source="website",
+        contact_name="M",
+        contact_email="m@buyer.example",
+        company="",
+        country="ES",
+        language="en",
+        received_at=NOW,
+    )
+    dm = build_escalation_card(
+        InquiryView(**data),  # type: ignore[arg-type]
+        now=NOW,
+        locale="en",
+        headline="Escalated",
+        members=(Option("Bob", "bob"),),
+    )
+    assert reassigns(dm) == ["static_select"]

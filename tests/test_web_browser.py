@@ -181,7 +181,7 @@ async def test_live_inbox_claim_race_and_reply(
     # bob's page is open too, but his live stream is cut (a proxy that buffers it):
     # he keeps seeing the card as it was when his page loaded.
     bob_context = await browser.new_context()
-    await bob_context.route(re.compile(r".*/events$"), lambda route: route.abort())
+    await bob_context.route(re.compile(r".*/events(\?.*)?$"), lambda route: route.abort())
     bob = await bob_context.new_page()
     await bob.goto(login_link(service.signer, base, "bob"))
 

@@ -6,7 +6,7 @@ A real claimdesk server on a SQLite file with 62 open inquiries. alice, on a des
   reaches the rest on the next page;
 - searches (``?q=``) and filters (mine, country), and sees cards enter and leave her
   filtered page live (a new inquiry that matches appears, a claimed one leaves the
-  "New" view);
+  "New" view) and the per-status counts follow without a reload;
 - sees "claim due in …" turn into a highlighted "overdue by …" without a reload, and an
   "Escalated" note clear when the item is claimed;
 - marks one won with a reason and finds it in the archive.
@@ -167,6 +167,9 @@ async def test_channel_page_at_volume(
     await wb.wait_live(page)
     await expect(page.locator("#empty")).to_be_visible()
     await expect(page.locator("#empty")).to_have_text("No inquiries match these filters.")
+    tabs = page.locator("nav.views")
+    await expect(tabs.locator('[data-view="new"] .count')).to_have_text("0")
+    await expect(tabs.locator('[data-view="claimed"] .count')).to_have_text("0")
     japan = await wb.post_webhook(
         base,
         {
@@ -181,10 +184,16 @@ async def test_channel_page_at_volume(
     japan_card = page.locator(f"#card-{japan}")
     await expect(japan_card).to_be_visible(timeout=WAIT_MS)
     await expect(page.locator("#empty")).to_be_hidden()
+    # the per-status counts (for Japan: this page's other filters apply) follow live
+    await expect(tabs.locator('[data-view="new"] .count')).to_have_text("1", timeout=WAIT_MS)
+    await expect(tabs.locator('[data-view="open"] .count')).to_have_text("1")
     await japan_card.locator(f'button[data-action="cd1:claim:{japan}"]').click()
     await expect(page.locator("#toast")).to_contain_text(f"#{japan}", timeout=WAIT_MS)
     await expect(japan_card).to_have_count(0, timeout=WAIT_MS)
     await expect(page.locator("#empty")).to_be_visible()
+    await expect(tabs.locator('[data-view="new"] .count')).to_have_text("0", timeout=WAIT_MS)
+    await expect(tabs.locator('[data-view="claimed"] .count')).to_have_text("1")
+    await expect(tabs.locator('[data-view="open"] .count')).to_have_text("1")
 
     # "Mine": alice's claimed item; its Escalated note is gone once claimed
     await page.goto(f"{base}/web/teams/sales?view=all&owner=mine")
@@ -219,6 +228,18 @@ async def test_channel_page_at_volume(
     response = await page.goto(f"{base}/web/teams/sales?page=999&sort=evil&view=nope")
     assert response is not None and response.status == 200
     await expect(page.locator("#showing")).to_have_text("51–61 of 61")  # the last page
+
+    # the default page's counts follow live too
+    await page.goto(f"{base}/web/teams/sales")
+    await wb.wait_live(page)
+    open_count = page.locator('nav.views [data-view="open"] .count')
+    before = int(await open_count.inner_text())
+    await wb.post_webhook(
+        base,
+        {"email": "li@shop.example", "name": "Li Wei", "country": "CN", "subject": "MOQ?"},
+        "chan-default-1",
+    )
+    await expect(open_count).to_have_text(str(before + 1), timeout=WAIT_MS)
 
     if SHOTS:
         await page.goto(f"{base}/web/inquiries/{zebra}")

@@ -123,6 +123,11 @@ class WebInboxBackend:
             owners=owners,
         )
 
+    async def channel_counts(self, team: str, rep_id: str, query: ChannelQuery) -> dict[str, int]:
+        """The channel page's per-status counts (its other filters apply), for the live stream."""
+        async with transaction(self.ctx.readers) as session:
+            return await search.status_counts(session, self._filter(team, rep_id, query))
+
     async def channel_matches(
         self, team: str, rep_id: str, query: ChannelQuery, inquiry_id: int
     ) -> bool:

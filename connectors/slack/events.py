@@ -25,8 +25,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from cards.actions import parse_inquiry_id
 from connectors.safe_decode import BadInput, text_of
-from connectors.slack.render import BODY_ACTION, SUBJECT_BLOCK
+from connectors.slack.render import BODY_ACTION, REASON_BLOCK, SUBJECT_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,36 @@ def parse_block_actions(body: dict[str, Any]) -> list[SlackClick]:
             )
         )
     return clicks
+
+
+@dataclass(frozen=True)
+class ReasonSubmission:
+    """The reason modal's ``view_submission``: which inquiry, which status, the rep's words."""
+
+    user: str
+    inquiry_id: int
+    status: str
+    reason: str
+    view_id: str
+
+
+def parse_reason_submission(body: dict[str, Any]) -> ReasonSubmission:
+    """The reason modal's submission (``render.reason_modal``)."""
+    view = body.get("view") or {}
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        inquiry_id, status = parse_inquiry_id(str(meta["inquiry"])), str(meta["status"])[:40]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadPayload("reason modal without inquiry/status in private_metadata") from exc
+    values: dict[str, Any] = (view.get("state") or {}).get("values") or {}
+    words = str((values.get(REASON_BLOCK, {}).get(REASON_BLOCK) or {}).get("value") or "")
+    return ReasonSubmission(
+        user=str((body.get("user") or {}).get("id", "")),
+        inquiry_id=inquiry_id,
+        status=status,
+        reason=words.strip(),
+        view_id=str(view.get("id", "")),
+    )
 
 
 def parse_reply_submission(body: dict[str, Any]) -> ReplySubmission:

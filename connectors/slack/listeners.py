@@ -5,7 +5,9 @@ after; the Reply button opens its modal with ``views.open`` right after the ack
 (a ``trigger_id`` expires in 3 s) showing "Preparing…", then fills it in with
 ``views.update``. The modal's submission is the exception: it is answered
 *with* the outcome, so a template problem is shown in place
-(``response_action: errors``).
+(``response_action: errors``). The same holds for the small reason modal a status
+choice that needs words opens (won, lost "other"); a listed lost reason ("Lost:
+Price") travels in the select's value and is applied at once.
 
 Duplicates: a redelivered payload (Slack's ``X-Slack-Retry-Num``, Socket Mode
 redelivery) carries the same ``action_ts``; it travels as ``Action.request_id``
@@ -45,20 +47,26 @@ from connectors.slack.events import (
     SocketMode,
     build_bolt_app,
     parse_block_actions,
+    parse_reason_submission,
     parse_reply_submission,
 )
 from connectors.slack.render import (
+    REASON_BLOCK,
+    REASON_CALLBACK,
     REPLY_CALLBACK,
     SUBJECT_BLOCK,
     TEMPLATE_ACTION,
     loading_modal,
     message_modal,
+    reason_modal,
     reply_modal,
+    split_status_value,
 )
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _NEGATIVE_TTL = 300.0
 
 
@@ -85,6 +93,7 @@ class SlackListeners:
         self.bolt.action(re.compile(r"^cd1:"))(self._on_action)
         self.bolt.action(TEMPLATE_ACTION)(self._on_template)
         self.bolt.view(REPLY_CALLBACK)(self._on_reply_submit)
+        self.bolt.view(REASON_CALLBACK)(self._on_reason_submit)
         app_token = settings.slack.app_token
         self.socket = (
             SocketMode(self.bolt, app_token=app_token, client=channel.client) if app_token else None
@@ -200,9 +209,22 @@ class SlackListeners:
         if verb == Verb.REPLY:
             await self._open_reply(click, number)
             return
+        value, reason = click.value, ""
+        if verb == Verb.STATUS:
+            value, reason, ask = split_status_value(value)
+            if ask:  # won / lost "other": the words come from a small modal
+                locale = self._locale_of_channel(click.channel)
+                try:
+                    label = text(locale, f"status.{value}")
+                except KeyError:
+                    label = value[:20]
+                await self.channel.open_view(
+                    click.trigger_id, reason_modal(number, value, label, locale=locale)
+                )
+                return
         await self.rep_for_user(click.user)  # profile-email match, remembered for ``act``
-        value = click.value
-        if verb == Verb.REASSIGN and value:
+        if verb == Verb.REASSIGN and value and _SLACK_USER.match(value):
+            # the user picker gives a Slack user; the escalation DM's list gives rep ids
             value = await self.rep_for_user(value) or value
         outcome = await self.interactions.act(
             Action(
@@ -211,6 +233,7 @@ class SlackListeners:
                 PLATFORM,
                 click.user,
                 value=value,
+                reason=reason,
                 request_id=click.dedupe_key if click.action_ts else "",
             )
         )
@@ -304,3 +327,46 @@ class SlackListeners:
             return
         block = submission.body_block or SUBJECT_BLOCK
         await ack(response_action="errors", errors={block: outcome.message[:300]})
+
+    async def _on_reason_submit(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """The reason modal: the status change is applied in place, a refusal shown in it."""
+        self._track()
+        try:
+            submission = parse_reason_submission(body)
+        except BadPayload:
+            log.warning("unusable slack reason submission", exc_info=True)
+            await ack(
+                response_action="errors",
+                errors={REASON_BLOCK: "This form is out of date; close it and choose again."},
+            )
+            return
+
+        async def apply() -> ActionOutcome:
+            await self.rep_for_user(submission.user)
+            return await self.interactions.act(
+                Action(
+                    submission.inquiry_id,
+                    Verb.STATUS,
+                    PLATFORM,
+                    submission.user,
+                    value=submission.status,
+                    reason=submission.reason,
+                    request_id=f"slack:view:{submission.view_id}"[:200]
+                    if submission.view_id
+                    else "",
+                )
+            )
+
+        work = asyncio.ensure_future(apply())
+        done, _ = await asyncio.wait({work}, timeout=self.submit_budget_seconds)
+        if not done:  # too slow to answer in place (Slack's 3 s): close, tell a refusal by DM
+            await ack()
+            late = await work
+            if not late.ok:
+                await self.channel.send_direct(submission.user, None, late.message, locale="en")
+            return
+        outcome = work.result()
+        if outcome.ok:
+            await ack()
+            return
+        await ack(response_action="errors", errors={REASON_BLOCK: outcome.message[:300]})

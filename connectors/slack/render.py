@@ -85,12 +85,62 @@ def _control(control: Button | Select) -> Block:
         "type": "static_select",
         "action_id": control.action_id,
         "placeholder": plain(control.placeholder),
-        "options": options,
+        "options": _status_options(control)[:100] if control.reason_for else options,
     }
 
 
+def _status_options(control: Select) -> list[Block]:
+    """A status select whose choices need a reason (won/lost): the reason travels in the value.
+
+    Slack's select cannot hold a text box, so a choice that needs words is written
+    ``won|?`` and opens a small modal (``reason_modal``); with the team's lost reasons
+    (``Select.reasons``) each is a choice of its own, "Lost: Price" = ``lost|price``, and
+    only "other" asks for words. One flat list, in the order of the moves.
+    ``split_status_value`` reads the values back.
+    """
+    out: list[Block] = []
+    for option in control.options:
+        if option.value in control.reasons_for and control.reasons:
+            out.extend(
+                _option(
+                    f"{option.label}: {r.label}",
+                    f"{option.value}|{ASK if r.value.lower() == 'other' else r.value}",
+                )
+                for r in control.reasons
+            )
+        elif option.value in control.reason_for:
+            out.append(_option(option.label, f"{option.value}|{ASK}"))
+        else:
+            out.append(_option(option.label, option.value))
+    return out
+
+
+ASK = "?"
+
+
+def split_status_value(value: str) -> tuple[str, str, bool]:
+    """A status select's value as (status, listed reason, ask for words): ``"lost|price"`` ->
+    ``("lost", "price", False)``, ``"won|?"`` -> ``("won", "", True)``, ``"claimed"`` ->
+    ``("claimed", "", False)``."""
+    status, sep, reason = value.partition("|")
+    if not sep:
+        return value, "", False
+    return status, "" if reason == ASK else reason, reason == ASK
+
+
 def _reassign_control(card: Card, locale: str) -> Block | None:
-    """Leads and managers reassign with a user picker; shown while the inquiry is open."""
+    """Leads and managers reassign with a user picker; shown while the inquiry is open.
+
+    Not when the card brings its own Reassign (the escalation DM's list of the team's
+    members): Slack refuses a block whose action ids repeat (``invalid_blocks``)."""
+    verbs = set()
+    for control in card.actions:
+        try:
+            verbs.add(decode_action(control.action_id)[0])
+        except BadActionId:
+            continue
+    if Verb.REASSIGN in verbs:
+        return None
     for control in card.actions:
         try:
             verb, number = decode_action(control.action_id)
@@ -193,6 +243,36 @@ def loading_modal(inquiry_id: int, *, locale: str) -> Block:
     view["blocks"] = [
         {"type": "section", "text": mrkdwn(escape_slack(slack_text(locale, "slack.loading")))}
     ]
+    return view
+
+
+REASON_CALLBACK = "cd1-reason"
+REASON_BLOCK = "reason"
+
+
+def reason_modal(inquiry_id: int, status: str, status_label: str, *, locale: str) -> Block:
+    """Asks the words a status needs (won, lost "other"); submitted as ``REASON_CALLBACK``."""
+    view: Block = {
+        "type": "modal",
+        "callback_id": REASON_CALLBACK,
+        "private_metadata": json.dumps({"inquiry": inquiry_id, "status": status}),
+        "title": plain(f"{status_label} #{inquiry_id}", 24),
+        "close": plain(slack_text(locale, "slack.cancel"), 24),
+        "submit": plain(slack_text(locale, "slack.save"), 24),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": plain(slack_text(locale, "slack.reason", status=status_label)),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_BLOCK,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            }
+        ],
+    }
     return view
 
 

@@ -15,6 +15,8 @@ SLACK_STRINGS: dict[str, dict[str, str]] = {
         "slack.subject": "Subject",
         "slack.body": "Message",
         "slack.escalation": "Escalation: #{number} needs attention",
+        "slack.save": "Save",
+        "slack.reason": "Why {status}? (the team's reports count it)",
     },
     "zh-CN": {
         "slack.send": "发送",
@@ -25,6 +27,8 @@ SLACK_STRINGS: dict[str, dict[str, str]] = {
         "slack.subject": "主题",
         "slack.body": "正文",
         "slack.escalation": "升级提醒：#{number} 需要处理",
+        "slack.save": "保存",
+        "slack.reason": "{status}的原因（团队报表会统计）",
     },
 }
 

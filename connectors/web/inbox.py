@@ -138,6 +138,10 @@ class InboxBackend(Protocol):
         self, team: str, rep_id: str, query: ChannelQuery, inquiry_id: int
     ) -> bool: ...
 
+    async def channel_counts(
+        self, team: str, rep_id: str, query: ChannelQuery
+    ) -> dict[str, int]: ...
+
     def now(self) -> datetime: ...
 
     async def inquiry_detail(self, inquiry_id: int) -> InquiryDetail | None: ...
@@ -179,6 +183,18 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+COUNTS_EVERY = 1.0  # seconds between two "counts" events of one stream during a burst
+
+
+def _count_totals(counts: Mapping[str, int]) -> dict[str, int]:
+    """The per-status counts plus the "open" and "archive" sums the view tabs show."""
+    return {
+        **counts,
+        "open": sum(counts.get(v, 0) for v in OPEN_VIEWS),
+        "archive": sum(counts.get(v, 0) for v in ARCHIVE_VIEWS),
+    }
 
 
 def _asset(name: str) -> str:
@@ -366,9 +382,9 @@ class WebInbox:
             query = ChannelQuery.from_query({**request.query, "page": str(page.pages)})
             page = await self.backend.channel_page(team.name, rep, query, PAGE_SIZE)
         base = f"/web/teams/{team.name}"
-        stream = f"{base}/events"
-        if query.params():
-            stream += "?" + urlencode(query.params())
+        # always with the page's query (``view=open`` for the default page), so the stream
+        # sends this page's counts (and, when filtered, whether each card belongs on it)
+        stream = f"{base}/events?" + urlencode(query.params() or {"view": query.view})
         return self._page(
             "team.html",
             team=team,
@@ -383,10 +399,7 @@ class WebInbox:
             archive_views=ARCHIVE_VIEWS,
             sorts=SORTS,
             w=lambda key, **kw: web_text(team.locale, key, **kw),
-            totals={
-                "open": sum(page.counts.get(v, 0) for v in OPEN_VIEWS),
-                "archive": sum(page.counts.get(v, 0) for v in ARCHIVE_VIEWS),
-            },
+            totals=_count_totals(page.counts),
             skip_to="cards",
             skip_label=web_text(team.locale, "skip"),
             csrf=self.signer.csrf_token(request.cookies.get(COOKIE, "")),
@@ -629,6 +642,7 @@ class WebInbox:
         queue = self.backend.subscribe(team.name)
         closing = asyncio.ensure_future(self._closing.wait())
         getter: asyncio.Future[ChannelItem] | None = None
+        counts_sent = float("-inf")
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
             while not closing.done():
@@ -644,7 +658,9 @@ class WebInbox:
                 item = getter.result()
                 card = item.card
                 match = True
-                if query is not None and card.key.isdigit():
+                # the default page (no filter) keeps a card it shows, so whoever acted on it
+                # sees the outcome (e.g. "Lost") in place; its counts still follow below
+                if query is not None and query.params() and card.key.isdigit():
                     match = await self.backend.channel_matches(team.name, rep, query, int(card.key))
                 payload = json.dumps(
                     {
@@ -656,6 +672,16 @@ class WebInbox:
                     }
                 )
                 await response.write(f"event: card\ndata: {payload}\n\n".encode())
+                if query is not None:
+                    # fresh per-status counts once a burst has been written (the queue is
+                    # empty), and at most once a second during one: one GROUP BY, not one per card
+                    now = asyncio.get_running_loop().time()
+                    if queue.empty() or now - counts_sent >= COUNTS_EVERY:
+                        counts = await self.backend.channel_counts(team.name, rep, query)
+                        await response.write(
+                            f"event: counts\ndata: {json.dumps(_count_totals(counts))}\n\n".encode()
+                        )
+                        counts_sent = now
         except ConnectionResetError:
             pass
         finally:

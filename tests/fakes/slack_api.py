@@ -329,11 +329,34 @@ class FakeSlack:
             "is_enterprise_install": False,
         }
 
+    @staticmethod
+    def _blocks_error(blocks: Any) -> dict[str, Any] | None:
+        """Slack's ``invalid_blocks`` for what its Block Kit validation refuses (the rules
+        our renderer could break): over 50 blocks, over 25 elements in an actions block,
+        an action id repeated inside one block, a select with both or neither of
+        ``options`` / ``option_groups``."""
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks or "[]")
+        if not isinstance(blocks, list) or len(blocks) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
+        for block in blocks:
+            elements = list(block.get("elements") or [])
+            if block.get("accessory"):
+                elements.append(block["accessory"])
+            ids = [e["action_id"] for e in elements if isinstance(e, dict) and "action_id" in e]
+            if len(ids) != len(set(ids)) or (block.get("type") == "actions" and len(elements) > 25):
+                return {"ok": False, "error": "invalid_blocks"}
+            for e in elements:
+                select = isinstance(e, dict) and e.get("type") == "static_select"
+                if select and ("options" in e) == ("option_groups" in e):
+                    return {"ok": False, "error": "invalid_blocks"}
+        return None
+
     async def _m_chat_postMessage(
         self, args: dict[str, Any], request: web.Request
     ) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
-        error = self._channel_error(channel)
+        error = self._channel_error(channel) or self._blocks_error(args.get("blocks", []))
         if error:
             return error
         if not args.get("text") and not args.get("blocks"):
@@ -393,7 +416,7 @@ class FakeSlack:
 
     async def _m_chat_update(self, args: dict[str, Any], request: web.Request) -> dict[str, Any]:
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
-        error = self._channel_error(channel)
+        error = self._channel_error(channel) or self._blocks_error(args.get("blocks", []))
         if error:
             return error
         found = next((m for m in self.messages_by_channel.get(channel, []) if m["ts"] == ts), None)

@@ -217,6 +217,15 @@
     const source = new EventSource(list.dataset.stream);
     source.addEventListener("hello", () => { live.className = "live on"; live.textContent = live.dataset.live; document.body.dataset.live = "1"; });
     source.addEventListener("card", (ev) => upsert(JSON.parse(ev.data)));
+    // fresh per-status counts after changes: the view tabs follow without a reload
+    source.addEventListener("counts", (ev) => {
+      const counts = JSON.parse(ev.data);
+      document.querySelectorAll("nav.views [data-view]").forEach((tab) => {
+        const n = counts[tab.dataset.view];
+        const el = tab.querySelector(".count");
+        if (el && typeof n === "number" && el.textContent !== String(n)) el.textContent = String(n);
+      });
+    });
     source.onerror = () => { live.className = "live off"; live.textContent = live.dataset.offline; document.body.dataset.live = "0"; };
   }
 })();
