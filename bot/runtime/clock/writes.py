@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, cast, column, insert, update, values
+from sqlalchemy import Integer, TextClause, bindparam, insert, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -136,22 +137,36 @@ async def compare_and_set(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
 async def _compare_and_set_values(
     conn: AsyncConnection, names: tuple[str, ...], group: list[dict[str, Any]]
 ) -> int:
-    table = Inquiry.__table__  # type: ignore[attr-defined]
-    columns = [name for name in names if not name.startswith("_")]
-    given = values(
-        column("_id", Integer),
-        column("_version", Integer),
-        *(column(name, table.c[name].type) for name in columns),
-        name="cas",
-    ).data([(row["_id"], row["_version"], *(row[name] for name in columns)) for row in group])
-    stmt = (
-        update(Inquiry)
-        .where(col(Inquiry.id) == given.c._id, col(Inquiry.version) == given.c._version)
-        # a None is rendered as a bare NULL: cast, or a column of NULLs would be text
-        .values({name: cast(given.c[name], table.c[name].type) for name in columns})
-        .returning(col(Inquiry.id))
-    )
-    return len((await conn.execute(stmt)).all())
+    stmt = _unnest_statement(names)
+    params = {f"p_{name}": [row[name] for row in group] for name in names}
+    return len((await conn.execute(stmt, params)).all())
+
+
+#: One ``UPDATE ... FROM unnest(arrays)`` per set of columns: its text never changes with the
+#: number of rows, so it is compiled and prepared once (a VALUES list would be per chunk).
+_UNNEST: dict[tuple[str, ...], TextClause] = {}
+
+
+def _unnest_statement(names: tuple[str, ...]) -> TextClause:
+    stmt = _UNNEST.get(names)
+    if stmt is None:
+        table = Inquiry.__table__  # type: ignore[attr-defined]
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        types: dict[str, Any] = {"_id": Integer(), "_version": Integer()}
+        types.update({name: table.c[name].type for name in names if not name.startswith("_")})
+        arrays = ", ".join(
+            f"CAST(:p_{name} AS {types[name].compile(dialect=dialect)}[])" for name in names
+        )
+        sets = ", ".join(f'"{name}" = v."{name}"' for name in names if not name.startswith("_"))
+        quoted = ", ".join(f'"{name}"' for name in names)
+        stmt = text(
+            f"UPDATE inquiry SET {sets} FROM unnest({arrays}) AS v({quoted})"
+            ' WHERE inquiry.id = v."_id" AND inquiry.version = v."_version" RETURNING inquiry.id'
+        ).bindparams(
+            *(bindparam(f"p_{name}", type_=postgresql.ARRAY(types[name])) for name in names)
+        )
+        _UNNEST[names] = stmt
+    return stmt
 
 
 def with_values(inquiry: Inquiry, values: dict[str, Any]) -> Inquiry:
