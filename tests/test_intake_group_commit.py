@@ -122,6 +122,25 @@ async def test_a_failing_item_does_not_fail_its_batch(
     assert await _count(service, WebhookKey) == 8
 
 
+async def test_a_burst_waits_at_the_door(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """No more than ``max_in_flight`` webhooks are admitted at once; the rest wait their turn
+    and every one of them is stored, once, and answered after its commit."""
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.max_in_flight = 5
+    writer._admission = None  # made again, with the new cap, by the next request
+    writer.peak_in_flight = 0
+    answers = await asyncio.gather(*(_post(client, _body(i), f"d{i}") for i in range(30)))
+    assert [status for status, _ in answers] == [202] * 30
+    assert len({a["inquiry"] for _, a in answers}) == 30
+    assert await _count(service, Inquiry) == 30
+    assert writer.peak_in_flight == 5
+    assert writer.in_flight == 0
+
+
 async def test_interactive_writers_go_before_bulk_waiters() -> None:
     lock = WriteLock()
     order: list[str] = []

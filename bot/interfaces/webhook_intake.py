@@ -31,6 +31,12 @@ to its savepoint and redone alone on the one-transaction-per-request path
 (which also meets a concurrent process at the unique indexes); if the commit
 fails, every item is redone alone. Nothing is acknowledged before its commit,
 nothing is written twice (the redo dedupes on the same keys).
+
+**Admission.** At most ``max_in_flight`` requests are between admission and
+their answer; the rest of a burst waits at the door (a sleeping task, not work
+in the event loop's ready queue), so a click arriving during a flood of
+webhooks waits behind at most one batch's preparation instead of the whole
+burst's parsing and language detection.
 """
 
 from __future__ import annotations
@@ -203,6 +209,7 @@ class IntakeWriter:
     needs no start or stop. A batch is at most ``max_batch`` requests and stops
     taking more once it has held the write lock for ``max_hold`` seconds, so an
     interactive writer waiting behind it waits for little more than that.
+    ``max_in_flight`` caps the requests admitted and not yet answered.
     """
 
     def __init__(
@@ -212,6 +219,7 @@ class IntakeWriter:
         max_batch: int = 64,
         max_hold: float = 0.04,
         linger: float = 0.002,
+        max_in_flight: int = 64,
     ) -> None:
         self.sessions = sessions
         self.max_batch = max_batch
@@ -220,15 +228,27 @@ class IntakeWriter:
         self._queue: deque[_Item] = deque()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches, for tests and the bench
+        self.max_in_flight = max_in_flight
+        self._admission: asyncio.Semaphore | None = None  # made in the running loop
+        self.in_flight = 0  # admitted, not yet answered
+        self.peak_in_flight = 0  # for tests and the bench
 
     async def submit(self, ctx: AppContext, form: InboundForm) -> IntakeReceipt:
-        msg = _prepare(_inbound(ctx, form, form.dedupe_key))
-        item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
-        self._queue.append(item)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
-        # the writer answers every item it took, even when this request is cancelled
-        return await asyncio.shield(item.done)
+        if self._admission is None:
+            self._admission = asyncio.Semaphore(self.max_in_flight)
+        async with self._admission:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                msg = _prepare(_inbound(ctx, form, form.dedupe_key))
+                item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
+                self._queue.append(item)
+                if self._task is None or self._task.done():
+                    self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
+                # the writer answers every item it took, even when this request is cancelled
+                return await asyncio.shield(item.done)
+            finally:
+                self.in_flight -= 1
 
     async def _run(self) -> None:
         if self.linger:
