@@ -57,6 +57,27 @@ async def find_by_dedupe_key(session: AsyncSession, key: str) -> Inquiry | None:
     return (await session.exec(select(Inquiry).where(col(Inquiry.dedupe_key) == key))).first()
 
 
+async def existing_dedupe_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of ``keys`` an inquiry already has, in one query."""
+    if not keys:
+        return set()
+    rows = await session.exec(
+        select(Inquiry.dedupe_key).where(col(Inquiry.dedupe_key).in_(sorted(set(keys))))
+    )
+    return set(rows.all())
+
+
+async def known_addresses(session: AsyncSession, addresses: list[str]) -> set[str]:
+    """Which of ``addresses`` (lower case) a contact already has, in one query."""
+    wanted = sorted({a.strip().lower() for a in addresses if a})
+    if not wanted:
+        return set()
+    rows = await session.exec(
+        select(ContactEmail.address).where(col(ContactEmail.address).in_(wanted))
+    )
+    return set(rows.all())
+
+
 async def find_contact(session: AsyncSession, email: str) -> Contact | None:
     """The contact owning ``email`` (followed through merges), or None."""
     link = (
@@ -82,12 +103,20 @@ async def resolve_contact(
     language: str,
     phone: str,
     now: datetime,
+    known_new: bool = False,
 ) -> Contact:
-    """The contact owning ``email`` (created when new); blanks filled in from this message."""
+    """The contact owning ``email`` (created when new); blanks filled in from this message.
+
+    ``known_new``: the caller read, in this transaction, that no contact has the address
+    (a batch writer asks once for the whole batch), so it is not looked up again."""
     address = email.strip().lower()
     link = (
-        await session.exec(select(ContactEmail).where(col(ContactEmail.address) == address))
-    ).first()
+        None
+        if known_new
+        else (
+            await session.exec(select(ContactEmail).where(col(ContactEmail.address) == address))
+        ).first()
+    )
     if link is not None:
         contact = await session.get(Contact, link.contact_id)
         assert contact is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import insert
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import WebhookKey
@@ -12,6 +13,18 @@ from store.models import WebhookKey
 
 async def find_key(session: AsyncSession, webhook: str, key: str) -> WebhookKey | None:
     return await session.get(WebhookKey, (webhook, key))
+
+
+async def existing_keys(session: AsyncSession, webhook: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` of ``webhook`` are recorded already, in one query."""
+    if not keys:
+        return set()
+    rows = await session.exec(
+        select(WebhookKey.key).where(
+            col(WebhookKey.webhook) == webhook, col(WebhookKey.key).in_(sorted(set(keys)))
+        )
+    )
+    return set(rows.all())
 
 
 async def add_key(

@@ -106,12 +106,12 @@ async def test_a_failing_item_does_not_fail_its_batch(
     real = intake._intake_in
     failed: list[str] = []
 
-    async def flaky(ctx: Any, session: Any, form: Any, msg: Any) -> Any:
+    async def flaky(ctx: Any, session: Any, form: Any, msg: Any, *rest: Any) -> Any:
         if "Buyer 3" in form.name and not failed:
             failed.append(form.name)
             await session.exec(select(func.count()).select_from(Inquiry))
             raise RuntimeError("simulated failure inside the batch")
-        return await real(ctx, session, form, msg)
+        return await real(ctx, session, form, msg, *rest)
 
     monkeypatch.setattr(intake, "_intake_in", flaky)
     answers = await asyncio.gather(*(_post(client, _body(i), f"f{i}") for i in range(8)))
