@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.bulk import PendingRows, insert_returning_id, insert_rows, row_values
 from store.models import Contact, ContactEmail, Event, Inquiry, Message, Status
 
 
@@ -104,6 +105,7 @@ async def resolve_contact(
     phone: str,
     now: datetime,
     known_new: bool = False,
+    pending: PendingRows | None = None,
 ) -> Contact:
     """The contact owning ``email`` (created when new); blanks filled in from this message.
 
@@ -138,6 +140,15 @@ async def resolve_contact(
     contact = Contact(
         name=name, company=company, country=country, language=language, phone=phone, created_at=now
     )
+    if known_new:  # Core statements: no unit of work for a row nobody reads back here
+        contact.id = await insert_row(session, contact)
+        if address:
+            link = ContactEmail(address=address, contact_id=contact.id)
+            if pending is not None:
+                pending.add(link)
+            else:
+                await insert_rows(session, [link])
+        return contact
     session.add(contact)
     await session.flush()
     assert contact.id is not None
@@ -145,6 +156,16 @@ async def resolve_contact(
         session.add(ContactEmail(address=address, contact_id=contact.id))
         await session.flush()
     return contact
+
+
+async def insert_row(session: AsyncSession, row: Contact | Inquiry | Message) -> int:
+    """Insert ``row`` with one Core ``INSERT ... RETURNING id`` on the session's connection
+    (no unit of work, no flush of other pending objects); returns its id. ``row`` stays out
+    of the session: read it again to have it tracked."""
+    table, values = row_values(row)
+    conn = await session.connection()
+    result = await conn.execute(insert_returning_id(table), values)
+    return int(result.scalar_one())
 
 
 async def contact_addresses(session: AsyncSession, contact_id: int) -> list[str]:

@@ -47,7 +47,8 @@ async def record_key(
 ) -> None:
     """Insert the key already linked to its inquiry: one Core statement, no ORM flush
     (the group-committed intake writes the inquiry and its key in one transaction)."""
-    await session.exec(
+    conn = await session.connection()  # Core on the connection: not the ORM's bulk-insert path
+    await conn.execute(
         insert(WebhookKey).values(
             webhook=webhook, key=key, body_sha256=body_sha256, created_at=now, inquiry_id=inquiry_id
         )

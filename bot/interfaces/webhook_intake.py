@@ -65,7 +65,9 @@ from routing.language import detect_language
 from store import assignment as store_assignment
 from store import inquiries as repo
 from store import webhook_keys
+from store.bulk import PendingRows
 from store.engine import SessionFactory, transaction
+from store.models import WebhookKey
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,7 @@ class _BatchFacts:
         self.addresses: set[str] = set()  # contact addresses that exist
         self.verdicts: dict[str, str] = {}
         self.taken: set[str] = set()  # keys and addresses of earlier items of the batch
+        self.pending = PendingRows()  # rows of the new items, inserted in bulk before the commit
 
     @staticmethod
     def names(form: InboundForm, msg: InboundMessage) -> tuple[list[str], list[str], str]:
@@ -220,7 +223,9 @@ class _BatchFacts:
         new_address = (
             bool(address) and address not in self.addresses and "a:" + address not in self.taken
         )
-        return BatchHints(unseen=True, new_address=new_address, verdicts=self.verdicts)
+        return BatchHints(
+            unseen=True, new_address=new_address, verdicts=self.verdicts, pending=self.pending
+        )
 
     def take(self, form: InboundForm, msg: InboundMessage) -> None:
         """Mark the item's keys and address taken (later items with them read one by one)."""
@@ -247,11 +252,19 @@ async def _intake_in(
         if form.body_sha256:
             msg = dataclasses.replace(msg, dedupe_key=f"webhook:{name}:sha256:{form.body_sha256}")
         result = await ingest_in(ctx, session, msg, hints)
-        if keyed:
-            await webhook_keys.record_key(
-                session, name, key, form.body_sha256, ctx.clock(), result.inquiry_id
+        if keyed and facts is not None:
+            facts.pending.add(
+                WebhookKey(
+                    webhook=name,
+                    key=key,
+                    body_sha256=form.body_sha256,
+                    created_at=ctx.clock(),
+                    inquiry_id=result.inquiry_id,
+                )
             )
         return IntakeReceipt(result.inquiry_id, result.duplicate)
+    if facts is not None and facts.pending:  # it reads what the earlier items wrote
+        await facts.pending.flush(session)
     row = await webhook_keys.find_key(session, name, key) if keyed else None
     if row is not None:
         if row.body_sha256 != form.body_sha256:
@@ -366,19 +379,24 @@ class IntakeWriter:
                 if written and time.monotonic() - started > self.max_hold:
                     break
                 written += 1
+                mark = len(facts.pending)
                 try:
                     async with session.begin_nested():
                         item.receipt = await _intake_in(
                             item.ctx, session, item.form, item.msg, facts
                         )
                 except WebhookRejected as exc:
+                    del facts.pending.rows[mark:]
                     item.done.set_exception(
                         exc
                     )  # rolled back to its savepoint; refusals need no commit
                 except Exception:
+                    del facts.pending.rows[mark:]  # rolled back with its savepoint
+                    item.receipt = None
                     log.warning("intake batch item failed; redone alone", exc_info=True)
                 finally:
                     facts.take(item.form, item.msg)
+            await facts.pending.flush(session)
         for item in reversed(batch[written:]):
             self._queue.appendleft(item)
         del batch[written:]

@@ -33,6 +33,7 @@ from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
 from store import assignment as store_assignment
 from store import inquiries as repo
+from store.bulk import PendingRows
 from store.engine import transaction
 from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
 
@@ -143,6 +144,9 @@ class BatchHints:
     unseen: bool = False  # no inquiry has the message's dedupe key, none earlier in the batch
     new_address: bool = False  # no contact has the sender's address, none earlier in the batch
     verdicts: dict[str, str] | None = None  # ``store.assignment.sender_verdicts`` of the batch
+    #: rows nothing reads back in the batch (a new contact's address): the writer inserts
+    #: them with one executemany per table before its commit (``store.bulk.PendingRows``)
+    pending: PendingRows | None = None
 
 
 class _AlreadyStored(Exception):
@@ -246,6 +250,9 @@ def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
 async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
     """The message row plus the bytes of its attachments (ids linked in its metadata)."""
     message = _message(inquiry_id, msg, now)
+    if not msg.blobs:  # one Core statement (most messages): no unit of work
+        message.id = await repo.insert_row(session, message)
+        return message
     session.add(message)
     if msg.blobs:
         await session.flush()
@@ -299,6 +306,7 @@ async def _create(
         phone=msg.phone,
         now=now,
         known_new=new_address,
+        pending=hints.pending,
     )
     status = Status.SPAM if found.is_spam else Status.NEW
     assert contact.id is not None
@@ -330,11 +338,8 @@ async def _create(
         closed_at=now if status == Status.SPAM else None,
         updated_at=now,
     )
-    session.add(inquiry)
-    await session.flush()
-    assert inquiry.id is not None
-    number = inquiry.id
-    await _store_message(session, number, msg, now)
+    inquiry.id = number = await repo.insert_row(session, inquiry)
+    await _store_message(session, number, msg, now)  # read back by the acknowledgement
     choice = None
     if status == Status.NEW and not flags:
         choice = await choose_assignee(
