@@ -122,6 +122,36 @@ async def test_a_failing_item_does_not_fail_its_batch(
     assert await _count(service, WebhookKey) == 8
 
 
+async def test_a_batch_whose_bulk_rows_fail_is_redone_item_by_item(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any, monkeypatch: Any
+) -> None:
+    """The rows a batch inserts in bulk before its commit (Idempotency-Keys, new contacts'
+    addresses) failing fails the whole batch: nothing of it is committed, every item is
+    redone alone, each stored once and answered after its own commit."""
+    import store.bulk as bulk
+
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    real = bulk.insert_rows
+    failed: list[int] = []
+
+    async def failing_once(session: Any, rows: list[Any]) -> None:
+        if rows and not failed:
+            failed.append(len(rows))
+            raise RuntimeError("simulated failure of the batch's bulk insert")
+        await real(session, rows)
+
+    monkeypatch.setattr(bulk, "insert_rows", failing_once)
+    answers = await asyncio.gather(*(_post(client, _body(i), f"g{i}") for i in range(12)))
+    assert failed
+    assert [status for status, _ in answers] == [202] * 12
+    assert len({a["inquiry"] for _, a in answers}) == 12
+    assert not any(a["duplicate"] for _, a in answers)
+    assert await _count(service, Inquiry) == 12
+    assert await _count(service, Message) == 12
+    assert await _count(service, WebhookKey) == 12
+
+
 async def test_a_burst_waits_at_the_door(
     db_url: str, smtp: Any, service_factory: Any, client_factory: Any
 ) -> None:
