@@ -104,11 +104,25 @@ async def sender_verdict(session: AsyncSession, address: str) -> str:
     """``blocked``, ``allowed`` or "" for ``address`` (its own verdict, else its domain's)."""
     if not address or "@" not in address:
         return ""
-    own, domain = _patterns(address)
+    return verdict_of(await sender_verdicts(session, [address]), address)
+
+
+async def sender_verdicts(session: AsyncSession, addresses: list[str]) -> dict[str, str]:
+    """The verdicts (pattern -> verdict) that bear on any of ``addresses``, in one query."""
+    patterns = {p for a in addresses if a and "@" in a for p in _patterns(a)}
+    if not patterns:
+        return {}
     rows = await session.exec(
-        select(SenderVerdict).where(col(SenderVerdict.pattern).in_([own, domain]))
+        select(SenderVerdict).where(col(SenderVerdict.pattern).in_(sorted(patterns)))
     )
-    found = {row.pattern: row.verdict for row in rows.all()}
+    return {row.pattern: row.verdict for row in rows.all()}
+
+
+def verdict_of(found: dict[str, str], address: str) -> str:
+    """``sender_verdict`` of ``address`` from ``found`` (``sender_verdicts`` of a list holding it)."""
+    if not address or "@" not in address:
+        return ""
+    own, domain = _patterns(address)
     return found.get(own) or found.get(domain) or ""
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.bulk import PendingRows, insert_returning_id, insert_rows, row_values
 from store.models import Contact, ContactEmail, Event, Inquiry, Message, Status
 
 
@@ -57,6 +58,27 @@ async def find_by_dedupe_key(session: AsyncSession, key: str) -> Inquiry | None:
     return (await session.exec(select(Inquiry).where(col(Inquiry.dedupe_key) == key))).first()
 
 
+async def existing_dedupe_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of ``keys`` an inquiry already has, in one query."""
+    if not keys:
+        return set()
+    rows = await session.exec(
+        select(Inquiry.dedupe_key).where(col(Inquiry.dedupe_key).in_(sorted(set(keys))))
+    )
+    return set(rows.all())
+
+
+async def known_addresses(session: AsyncSession, addresses: list[str]) -> set[str]:
+    """Which of ``addresses`` (lower case) a contact already has, in one query."""
+    wanted = sorted({a.strip().lower() for a in addresses if a})
+    if not wanted:
+        return set()
+    rows = await session.exec(
+        select(ContactEmail.address).where(col(ContactEmail.address).in_(wanted))
+    )
+    return set(rows.all())
+
+
 async def find_contact(session: AsyncSession, email: str) -> Contact | None:
     """The contact owning ``email`` (followed through merges), or None."""
     link = (
@@ -82,12 +104,21 @@ async def resolve_contact(
     language: str,
     phone: str,
     now: datetime,
+    known_new: bool = False,
+    pending: PendingRows | None = None,
 ) -> Contact:
-    """The contact owning ``email`` (created when new); blanks filled in from this message."""
+    """The contact owning ``email`` (created when new); blanks filled in from this message.
+
+    ``known_new``: the caller read, in this transaction, that no contact has the address
+    (a batch writer asks once for the whole batch), so it is not looked up again."""
     address = email.strip().lower()
     link = (
-        await session.exec(select(ContactEmail).where(col(ContactEmail.address) == address))
-    ).first()
+        None
+        if known_new
+        else (
+            await session.exec(select(ContactEmail).where(col(ContactEmail.address) == address))
+        ).first()
+    )
     if link is not None:
         contact = await session.get(Contact, link.contact_id)
         assert contact is not None
@@ -109,6 +140,15 @@ async def resolve_contact(
     contact = Contact(
         name=name, company=company, country=country, language=language, phone=phone, created_at=now
     )
+    if known_new:  # Core statements: no unit of work for a row nobody reads back here
+        contact.id = await insert_row(session, contact)
+        if address:
+            link = ContactEmail(address=address, contact_id=contact.id)
+            if pending is not None:
+                pending.add(link)
+            else:
+                await insert_rows(session, [link])
+        return contact
     session.add(contact)
     await session.flush()
     assert contact.id is not None
@@ -116,6 +156,16 @@ async def resolve_contact(
         session.add(ContactEmail(address=address, contact_id=contact.id))
         await session.flush()
     return contact
+
+
+async def insert_row(session: AsyncSession, row: Contact | Inquiry | Message) -> int:
+    """Insert ``row`` with one Core ``INSERT ... RETURNING id`` on the session's connection
+    (no unit of work, no flush of other pending objects); returns its id. ``row`` stays out
+    of the session: read it again to have it tracked."""
+    table, values = row_values(row)
+    conn = await session.connection()
+    result = await conn.execute(insert_returning_id(table), values)
+    return int(result.scalar_one())
 
 
 async def contact_addresses(session: AsyncSession, contact_id: int) -> list[str]:

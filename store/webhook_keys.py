@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import insert
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import WebhookKey
@@ -12,6 +13,18 @@ from store.models import WebhookKey
 
 async def find_key(session: AsyncSession, webhook: str, key: str) -> WebhookKey | None:
     return await session.get(WebhookKey, (webhook, key))
+
+
+async def existing_keys(session: AsyncSession, webhook: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` of ``webhook`` are recorded already, in one query."""
+    if not keys:
+        return set()
+    rows = await session.exec(
+        select(WebhookKey.key).where(
+            col(WebhookKey.webhook) == webhook, col(WebhookKey.key).in_(sorted(set(keys)))
+        )
+    )
+    return set(rows.all())
 
 
 async def add_key(
@@ -34,7 +47,8 @@ async def record_key(
 ) -> None:
     """Insert the key already linked to its inquiry: one Core statement, no ORM flush
     (the group-committed intake writes the inquiry and its key in one transaction)."""
-    await session.exec(
+    conn = await session.connection()  # Core on the connection: not the ORM's bulk-insert path
+    await conn.execute(
         insert(WebhookKey).values(
             webhook=webhook, key=key, body_sha256=body_sha256, created_at=now, inquiry_id=inquiry_id
         )

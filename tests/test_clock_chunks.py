@@ -77,3 +77,39 @@ async def test_a_failing_inquiry_rolls_back_alone(
         if c.method == "post_thread" and "waiting to be claimed" in c.text
     )
     assert said == {f"#{n}": 1 for n in numbers}
+
+
+async def test_a_chunk_stores_every_compare_and_set_together(
+    db_url: str, make_settings: Any, service_factory: Any
+) -> None:
+    """The chunk's compare-and-sets go out in one statement per set of columns: a group whose
+    new values are all NULL (the team is gone from the config) is stored too, and each row
+    keeps what it was given."""
+    clock = MovableClock(berlin(2026, 11, 24, 10, 0))
+    service = await service_factory(
+        make_settings(db_url, **clock_config()),
+        channels={"slack": recording_channel()},
+        clock=clock,
+    )
+    assert service.scheduler is not None
+    service.scheduler.settings.digests = False
+    service.scheduler.settings.chunk = 2
+    numbers = [await new_inquiry(service, f"cas-{i}") for i in range(4)]
+    async with service.ctx.sessions() as session:
+        for number in numbers[:2]:  # their team was removed from the config since
+            inquiry = await repo.get_inquiry(session, number)
+            # due first, so they make a chunk of their own: a column of nothing but NULLs
+            await repo.change(session, inquiry, clock.now, team="gone", next_due_at=clock.now)
+        await session.commit()
+    clock.now = berlin(2026, 11, 24, 10, 16)
+    report = await service.scheduler.tick()
+    assert report.due == 4
+    assert report.kinds == {"nudge": 2}
+    async with service.ctx.sessions() as session:
+        stored = {n: await repo.get_inquiry(session, n) for n in numbers}
+    assert [stored[n].next_due_at for n in numbers[:2]] == [None, None]
+    for n in numbers[2:]:  # nudged: the next nudge is due, 15 minutes on
+        due = stored[n].next_due_at
+        assert due is not None and due > clock.now
+    assert await _nudged(service) == {n: 1 for n in numbers[2:]}
+    assert (await service.scheduler.tick()).due == 0

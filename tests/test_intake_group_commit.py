@@ -106,12 +106,12 @@ async def test_a_failing_item_does_not_fail_its_batch(
     real = intake._intake_in
     failed: list[str] = []
 
-    async def flaky(ctx: Any, session: Any, form: Any, msg: Any) -> Any:
+    async def flaky(ctx: Any, session: Any, form: Any, msg: Any, *rest: Any) -> Any:
         if "Buyer 3" in form.name and not failed:
             failed.append(form.name)
             await session.exec(select(func.count()).select_from(Inquiry))
             raise RuntimeError("simulated failure inside the batch")
-        return await real(ctx, session, form, msg)
+        return await real(ctx, session, form, msg, *rest)
 
     monkeypatch.setattr(intake, "_intake_in", flaky)
     answers = await asyncio.gather(*(_post(client, _body(i), f"f{i}") for i in range(8)))
@@ -120,6 +120,55 @@ async def test_a_failing_item_does_not_fail_its_batch(
     assert len({a["inquiry"] for _, a in answers}) == 8
     assert await _count(service, Inquiry) == 8
     assert await _count(service, WebhookKey) == 8
+
+
+async def test_a_batch_whose_bulk_rows_fail_is_redone_item_by_item(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any, monkeypatch: Any
+) -> None:
+    """The rows a batch inserts in bulk before its commit (Idempotency-Keys, new contacts'
+    addresses) failing fails the whole batch: nothing of it is committed, every item is
+    redone alone, each stored once and answered after its own commit."""
+    import store.bulk as bulk
+
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    real = bulk.insert_rows
+    failed: list[int] = []
+
+    async def failing_once(session: Any, rows: list[Any]) -> None:
+        if rows and not failed:
+            failed.append(len(rows))
+            raise RuntimeError("simulated failure of the batch's bulk insert")
+        await real(session, rows)
+
+    monkeypatch.setattr(bulk, "insert_rows", failing_once)
+    answers = await asyncio.gather(*(_post(client, _body(i), f"g{i}") for i in range(12)))
+    assert failed
+    assert [status for status, _ in answers] == [202] * 12
+    assert len({a["inquiry"] for _, a in answers}) == 12
+    assert not any(a["duplicate"] for _, a in answers)
+    assert await _count(service, Inquiry) == 12
+    assert await _count(service, Message) == 12
+    assert await _count(service, WebhookKey) == 12
+
+
+async def test_a_burst_waits_at_the_door(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """No more than ``max_in_flight`` webhooks are admitted at once; the rest wait their turn
+    and every one of them is stored, once, and answered after its commit."""
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.max_in_flight = 5
+    writer._admission = None  # made again, with the new cap, by the next request
+    writer.peak_in_flight = 0
+    answers = await asyncio.gather(*(_post(client, _body(i), f"d{i}") for i in range(30)))
+    assert [status for status, _ in answers] == [202] * 30
+    assert len({a["inquiry"] for _, a in answers}) == 30
+    assert await _count(service, Inquiry) == 30
+    assert writer.peak_in_flight == 5
+    assert writer.in_flight == 0
 
 
 async def test_interactive_writers_go_before_bulk_waiters() -> None:

@@ -31,6 +31,12 @@ to its savepoint and redone alone on the one-transaction-per-request path
 (which also meets a concurrent process at the unique indexes); if the commit
 fails, every item is redone alone. Nothing is acknowledged before its commit,
 nothing is written twice (the redo dedupes on the same keys).
+
+**Admission.** At most ``max_in_flight`` requests are between admission and
+their answer; the rest of a burst waits at the door (a sleeping task, not work
+in the event loop's ready queue), so a click arriving during a flood of
+webhooks waits behind at most one batch's preparation instead of the whole
+burst's parsing and language detection.
 """
 
 from __future__ import annotations
@@ -47,12 +53,21 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
-from bot.usecases.ingest import InboundMessage, ingest, ingest_in, normalize_inbound
+from bot.usecases.ingest import (
+    BatchHints,
+    InboundMessage,
+    ingest,
+    ingest_in,
+    normalize_inbound,
+)
 from connectors.webhooks import InboundForm, IntakeReceipt, WebhookRejected
 from routing.language import detect_language
+from store import assignment as store_assignment
 from store import inquiries as repo
 from store import webhook_keys
+from store.bulk import PendingRows
 from store.engine import SessionFactory, transaction
+from store.models import WebhookKey
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +166,105 @@ async def intake_webhook_alone(ctx: AppContext, form: InboundForm) -> IntakeRece
     return IntakeReceipt(result.inquiry_id, result.duplicate)
 
 
+class _BatchFacts:
+    """What the rows looked like when the batch began, read in a few statements for all of
+    its items, and what its earlier items took. An item none of whose keys (Idempotency-Key,
+    body dedupe key, legacy key) exists nor was taken earlier in the batch is new: it skips
+    the lookups one by one; any other item reads them one by one as before."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[str, str]] = set()  # (webhook, Idempotency-Key) recorded
+        self.dedupe: set[str] = set()  # inquiry dedupe keys that exist
+        self.addresses: set[str] = set()  # contact addresses that exist
+        self.verdicts: dict[str, str] = {}
+        self.taken: set[str] = set()  # keys and addresses of earlier items of the batch
+        self.pending = PendingRows()  # rows of the new items, inserted in bulk before the commit
+
+    @staticmethod
+    def names(form: InboundForm, msg: InboundMessage) -> tuple[list[str], list[str], str]:
+        """(dedupe keys, Idempotency-Key names, address) an item may meet earlier rows on."""
+        if form.body_sha256:
+            dedupe = [f"webhook:{form.webhook}:sha256:{form.body_sha256}"]
+            if form.idempotency_key:
+                dedupe.append(f"webhook:{form.webhook}:key:{form.idempotency_key}")
+        else:
+            dedupe = [form.dedupe_key]
+        keyed = [form.idempotency_key] if form.body_sha256 and form.idempotency_key else []
+        return dedupe, keyed, msg.email.lower()
+
+    @classmethod
+    async def read(cls, session: Any, items: list[_Item]) -> _BatchFacts:
+        facts = cls()
+        dedupe: list[str] = []
+        keys: dict[str, list[str]] = {}
+        addresses: list[str] = []
+        for item in items:
+            d, k, address = cls.names(item.form, item.msg)
+            dedupe += d
+            keys.setdefault(item.form.webhook, []).extend(k)
+            addresses += [address, item.msg.from_address]
+        facts.dedupe = await repo.existing_dedupe_keys(session, dedupe)
+        for webhook, names in keys.items():
+            found = await webhook_keys.existing_keys(session, webhook, names)
+            facts.keys.update((webhook, key) for key in found)
+        facts.addresses = await repo.known_addresses(session, [a for a in addresses[::2] if a])
+        facts.verdicts = await store_assignment.sender_verdicts(session, addresses)
+        return facts
+
+    def hints(self, form: InboundForm, msg: InboundMessage) -> BatchHints | None:
+        """``BatchHints`` for a new item, ``None`` when it must be read one by one."""
+        dedupe, keyed, address = self.names(form, msg)
+        if any(d in self.dedupe or "d:" + d in self.taken for d in dedupe):
+            return None
+        if any(
+            (form.webhook, k) in self.keys or f"k:{form.webhook}:{k}" in self.taken for k in keyed
+        ):
+            return None
+        new_address = (
+            bool(address) and address not in self.addresses and "a:" + address not in self.taken
+        )
+        return BatchHints(
+            unseen=True, new_address=new_address, verdicts=self.verdicts, pending=self.pending
+        )
+
+    def take(self, form: InboundForm, msg: InboundMessage) -> None:
+        """Mark the item's keys and address taken (later items with them read one by one)."""
+        dedupe, keyed, address = self.names(form, msg)
+        self.taken.update("d:" + d for d in dedupe)
+        self.taken.update(f"k:{form.webhook}:{k}" for k in keyed)
+        if address:
+            self.taken.add("a:" + address)
+
+
 async def _intake_in(
-    ctx: AppContext, session: Any, form: InboundForm, msg: InboundMessage
+    ctx: AppContext,
+    session: Any,
+    form: InboundForm,
+    msg: InboundMessage,
+    facts: _BatchFacts | None = None,
 ) -> IntakeReceipt:
     """One batch item inside the batch transaction: the rules of ``intake_webhook_alone``,
     reading what the earlier items of the batch wrote."""
     name, key = form.webhook, form.idempotency_key
     keyed = bool(form.body_sha256 and key)
+    hints = facts.hints(form, msg) if facts is not None else None
+    if hints is not None:  # nothing it could meet exists: its keys are the first ones
+        if form.body_sha256:
+            msg = dataclasses.replace(msg, dedupe_key=f"webhook:{name}:sha256:{form.body_sha256}")
+        result = await ingest_in(ctx, session, msg, hints)
+        if keyed and facts is not None:
+            facts.pending.add(
+                WebhookKey(
+                    webhook=name,
+                    key=key,
+                    body_sha256=form.body_sha256,
+                    created_at=ctx.clock(),
+                    inquiry_id=result.inquiry_id,
+                )
+            )
+        return IntakeReceipt(result.inquiry_id, result.duplicate)
+    if facts is not None and facts.pending:  # it reads what the earlier items wrote
+        await facts.pending.flush(session)
     row = await webhook_keys.find_key(session, name, key) if keyed else None
     if row is not None:
         if row.body_sha256 != form.body_sha256:
@@ -203,6 +310,7 @@ class IntakeWriter:
     needs no start or stop. A batch is at most ``max_batch`` requests and stops
     taking more once it has held the write lock for ``max_hold`` seconds, so an
     interactive writer waiting behind it waits for little more than that.
+    ``max_in_flight`` caps the requests admitted and not yet answered.
     """
 
     def __init__(
@@ -212,6 +320,7 @@ class IntakeWriter:
         max_batch: int = 64,
         max_hold: float = 0.04,
         linger: float = 0.002,
+        max_in_flight: int = 64,
     ) -> None:
         self.sessions = sessions
         self.max_batch = max_batch
@@ -220,15 +329,27 @@ class IntakeWriter:
         self._queue: deque[_Item] = deque()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches, for tests and the bench
+        self.max_in_flight = max_in_flight
+        self._admission: asyncio.Semaphore | None = None  # made in the running loop
+        self.in_flight = 0  # admitted, not yet answered
+        self.peak_in_flight = 0  # for tests and the bench
 
     async def submit(self, ctx: AppContext, form: InboundForm) -> IntakeReceipt:
-        msg = _prepare(_inbound(ctx, form, form.dedupe_key))
-        item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
-        self._queue.append(item)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
-        # the writer answers every item it took, even when this request is cancelled
-        return await asyncio.shield(item.done)
+        if self._admission is None:
+            self._admission = asyncio.Semaphore(self.max_in_flight)
+        async with self._admission:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                msg = _prepare(_inbound(ctx, form, form.dedupe_key))
+                item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
+                self._queue.append(item)
+                if self._task is None or self._task.done():
+                    self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
+                # the writer answers every item it took, even when this request is cancelled
+                return await asyncio.shield(item.done)
+            finally:
+                self.in_flight -= 1
 
     async def _run(self) -> None:
         if self.linger:
@@ -253,19 +374,29 @@ class IntakeWriter:
         written = 0
         async with transaction(self.sessions, bulk=True) as session:
             started = time.monotonic()
+            facts = await _BatchFacts.read(session, batch)
             for item in batch:
                 if written and time.monotonic() - started > self.max_hold:
                     break
                 written += 1
+                mark = len(facts.pending)
                 try:
                     async with session.begin_nested():
-                        item.receipt = await _intake_in(item.ctx, session, item.form, item.msg)
+                        item.receipt = await _intake_in(
+                            item.ctx, session, item.form, item.msg, facts
+                        )
                 except WebhookRejected as exc:
+                    del facts.pending.rows[mark:]
                     item.done.set_exception(
                         exc
                     )  # rolled back to its savepoint; refusals need no commit
                 except Exception:
+                    del facts.pending.rows[mark:]  # rolled back with its savepoint
+                    item.receipt = None
                     log.warning("intake batch item failed; redone alone", exc_info=True)
+                finally:
+                    facts.take(item.form, item.msg)
+            await facts.pending.flush(session)
         for item in reversed(batch[written:]):
             self._queue.appendleft(item)
         del batch[written:]

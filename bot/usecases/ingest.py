@@ -33,6 +33,7 @@ from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
 from store import assignment as store_assignment
 from store import inquiries as repo
+from store.bulk import PendingRows
 from store.engine import transaction
 from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
 
@@ -135,6 +136,19 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= _SNIPPET else flat[: _SNIPPET - 1] + "…"
 
 
+@dataclass(frozen=True)
+class BatchHints:
+    """What a batch writer already read about a message, for the whole batch at once, in the
+    same transaction (``bot.interfaces.webhook_intake``): lookups ``ingest_in`` may skip."""
+
+    unseen: bool = False  # no inquiry has the message's dedupe key, none earlier in the batch
+    new_address: bool = False  # no contact has the sender's address, none earlier in the batch
+    verdicts: dict[str, str] | None = None  # ``store.assignment.sender_verdicts`` of the batch
+    #: rows nothing reads back in the batch (a new contact's address): the writer inserts
+    #: them with one executemany per table before its commit (``store.bulk.PendingRows``)
+    pending: PendingRows | None = None
+
+
 class _AlreadyStored(Exception):
     """The message reached its thread by another path first (rolls the transaction back)."""
 
@@ -170,14 +184,17 @@ async def _ingest_once(ctx: AppContext, msg: InboundMessage) -> IngestResult:
     return result
 
 
-async def ingest_in(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
+async def ingest_in(
+    ctx: AppContext, session: Any, msg: InboundMessage, hints: BatchHints | None = None
+) -> IngestResult:
     """The writes of ``ingest`` inside the caller's transaction (``msg`` already normalized).
 
     The group-committing webhook writer calls this once per message inside one
-    savepoint each; the caller commits, then fires ``ctx.changed`` and
-    ``ctx.outbox_ready``.
+    savepoint each, with the ``hints`` it read for the batch; the caller commits,
+    then fires ``ctx.changed`` and ``ctx.outbox_ready``.
     """
-    existing = await repo.find_by_dedupe_key(session, msg.dedupe_key)
+    hints = hints or BatchHints()
+    existing = None if hints.unseen else await repo.find_by_dedupe_key(session, msg.dedupe_key)
     if existing is not None and existing.id is not None:
         ctx.metrics.duplicates.labels(msg.source_kind).inc()
         return IngestResult(existing.id, created=False, duplicate=True)
@@ -189,7 +206,7 @@ async def ingest_in(ctx: AppContext, session: Any, msg: InboundMessage) -> Inges
     thread = await _find_thread(session, msg)
     if thread is not None:
         return await _add_to_thread(ctx, session, thread, msg)
-    return await _create(ctx, session, msg)
+    return await _create(ctx, session, msg, hints)
 
 
 async def _find_thread(session: Any, msg: InboundMessage) -> Inquiry | None:
@@ -233,6 +250,9 @@ def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
 async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
     """The message row plus the bytes of its attachments (ids linked in its metadata)."""
     message = _message(inquiry_id, msg, now)
+    if not msg.blobs:  # one Core statement (most messages): no unit of work
+        message.id = await repo.insert_row(session, message)
+        return message
     session.add(message)
     if msg.blobs:
         await session.flush()
@@ -258,12 +278,20 @@ async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now
     return message
 
 
-async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestResult:
+async def _create(
+    ctx: AppContext, session: Any, msg: InboundMessage, hints: BatchHints
+) -> IngestResult:
     now = ctx.clock()
-    known = await repo.find_contact(session, msg.email) if msg.email else None
-    verdict = await store_assignment.sender_verdict(session, msg.email)
-    if not verdict and msg.from_address and msg.from_address != msg.email:
-        verdict = await store_assignment.sender_verdict(session, msg.from_address)
+    new_address = hints.new_address and bool(msg.email)
+    known = await repo.find_contact(session, msg.email) if msg.email and not new_address else None
+    if hints.verdicts is not None:
+        verdict = store_assignment.verdict_of(hints.verdicts, msg.email)
+        if not verdict and msg.from_address and msg.from_address != msg.email:
+            verdict = store_assignment.verdict_of(hints.verdicts, msg.from_address)
+    else:
+        verdict = await store_assignment.sender_verdict(session, msg.email)
+        if not verdict and msg.from_address and msg.from_address != msg.email:
+            verdict = await store_assignment.sender_verdict(session, msg.from_address)
     recent = await store_assignment.recent_from_sender(session, msg.email, now - timedelta(hours=1))
     facts = _facts(msg, known.country if known else "")
     found, team, claim_due, flags = _classify(ctx, facts, now, recent, verdict)
@@ -277,6 +305,8 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         language=language,
         phone=msg.phone,
         now=now,
+        known_new=new_address,
+        pending=hints.pending,
     )
     status = Status.SPAM if found.is_spam else Status.NEW
     assert contact.id is not None
@@ -308,11 +338,8 @@ async def _create(ctx: AppContext, session: Any, msg: InboundMessage) -> IngestR
         closed_at=now if status == Status.SPAM else None,
         updated_at=now,
     )
-    session.add(inquiry)
-    await session.flush()
-    assert inquiry.id is not None
-    number = inquiry.id
-    await _store_message(session, number, msg, now)
+    inquiry.id = number = await repo.insert_row(session, inquiry)
+    await _store_message(session, number, msg, now)  # read back by the acknowledgement
     choice = None
     if status == Status.NEW and not flags:
         choice = await choose_assignee(

@@ -16,7 +16,7 @@ from bot.context import AppContext
 from bot.runtime.clock.context import StepContext, plan_for
 from bot.runtime.clock.hand_over import hand_over_from_away
 from bot.runtime.clock.steps import STEPS
-from bot.runtime.clock.writes import Writes, store_values, with_values
+from bot.runtime.clock.writes import Writes, with_values
 from bot.usecases.card_sync import queue_card_updates
 from bot.usecases.presence import away_reps
 from bot.usecases.sla import Plan
@@ -198,7 +198,7 @@ class Scheduler:
             out = Writes(session)
             for inquiry, known, current in work:
                 if known is None or current is None:
-                    await store_values(conn, inquiry, now, bump=False, values={"next_due_at": None})
+                    out.store_values(inquiry, now, bump=False, values={"next_due_at": None})
                     continue
                 team = known
                 values: dict[str, Any] = {}
@@ -215,8 +215,8 @@ class Scheduler:
                     report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
                 after = plan_for(ctx, team, with_values(inquiry, values), now, away)
                 values["next_due_at"] = after.next_due_at
-                updated = await store_values(
-                    conn, inquiry, now, bump=bool(notes) or "status" in values, values=values
+                updated = out.store_values(
+                    inquiry, now, bump=bool(notes) or "status" in values, values=values
                 )
                 if notes:
                     await out.flush(conn)  # keeps the outbox rows in the order they were made

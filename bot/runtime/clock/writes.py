@@ -1,11 +1,19 @@
-"""The clock's writes inside a chunk's transaction: bulk Events and outbox rows, compare-and-set."""
+"""The clock's writes inside a chunk's transaction: bulk Events, outbox rows and compare-and-sets.
+
+The compare-and-sets of a chunk are sent together when the chunk's writes are
+flushed: an executemany on SQLite (its summed rowcount is exact), one
+``UPDATE ... FROM (VALUES ...) RETURNING id`` on PostgreSQL (asyncpg's
+executemany reports no rowcount). Either way a row that did not match its
+version fails the chunk, as one statement per inquiry did.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Integer, TextClause, bindparam, insert, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,6 +35,7 @@ class Writes:
     def __init__(self, session: AsyncSession) -> None:
         self.events: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
         self._outbox_insert = dialect_insert(session)(Outbox).on_conflict_do_nothing(
             index_elements=["key"]
         )
@@ -84,7 +93,24 @@ class Writes:
             }
         )
 
+    def store_values(
+        self, inquiry: Inquiry, now: datetime, *, bump: bool, values: dict[str, Any]
+    ) -> Inquiry:
+        """Compare-and-set at the version we read, sent with the next ``flush`` (under our row
+        lock nothing can have changed it: a mismatch is a bug or a lock we did not get, and
+        fails the chunk); ``bump`` when the card must re-render. Returns the inquiry as it
+        will be stored, without re-reading it."""
+        assert inquiry.id is not None
+        changes = dict(values)
+        if bump:
+            changes.update(updated_at=now, version=inquiry.version + 1)
+        self.updates.append({"_id": inquiry.id, "_version": inquiry.version, **changes})
+        return with_values(inquiry, changes)
+
     async def flush(self, conn: AsyncConnection) -> None:
+        if self.updates:
+            await compare_and_set(conn, self.updates)
+            self.updates = []
         if self.events:
             await conn.execute(insert(Event), self.events)
             self.events = []
@@ -93,22 +119,54 @@ class Writes:
             self.outbox = []
 
 
-async def store_values(
-    conn: AsyncConnection, inquiry: Inquiry, now: datetime, *, bump: bool, values: dict[str, Any]
-) -> Inquiry:
-    """Compare-and-set at the version we read (under our row lock, so nothing can have changed
-    it: a mismatch is a bug or a lock we did not get, and fails the chunk); ``bump`` when the
-    card must re-render. Returns the inquiry as stored, without re-reading it."""
-    assert inquiry.id is not None
-    changes = dict(values)
-    if bump:
-        changes.update(updated_at=now, version=inquiry.version + 1)
-    result = await conn.execute(
-        _COMPARE_AND_SET, {"_id": inquiry.id, "_version": inquiry.version, **changes}
-    )
-    if result.rowcount != 1:
-        raise repo.Conflict(inquiry.id)
-    return with_values(inquiry, changes)
+async def compare_and_set(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Each row's SET columns where ``id == _id and version == _version``; ``Conflict`` unless
+    every row matched. Rows are grouped by their set of columns (one statement per group)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for names, group in groups.items():
+        if conn.dialect.name == "postgresql":
+            matched = await _compare_and_set_values(conn, names, group)
+        else:
+            matched = (await conn.execute(_COMPARE_AND_SET, group)).rowcount
+        if matched != len(group):
+            raise repo.Conflict(int(group[0]["_id"]))
+
+
+async def _compare_and_set_values(
+    conn: AsyncConnection, names: tuple[str, ...], group: list[dict[str, Any]]
+) -> int:
+    stmt = _unnest_statement(names)
+    params = {f"p_{name}": [row[name] for row in group] for name in names}
+    return len((await conn.execute(stmt, params)).all())
+
+
+#: One ``UPDATE ... FROM unnest(arrays)`` per set of columns: its text never changes with the
+#: number of rows, so it is compiled and prepared once (a VALUES list would be per chunk).
+_UNNEST: dict[tuple[str, ...], TextClause] = {}
+
+
+def _unnest_statement(names: tuple[str, ...]) -> TextClause:
+    stmt = _UNNEST.get(names)
+    if stmt is None:
+        table = Inquiry.__table__  # type: ignore[attr-defined]
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        types: dict[str, Any] = {"_id": Integer(), "_version": Integer()}
+        types.update({name: table.c[name].type for name in names if not name.startswith("_")})
+        arrays = ", ".join(
+            f"CAST(:p_{name} AS {types[name].compile(dialect=dialect)}[])" for name in names
+        )
+        sets = ", ".join(f'"{name}" = v."{name}"' for name in names if not name.startswith("_"))
+        quoted = ", ".join(f'"{name}"' for name in names)
+        stmt = text(
+            f"UPDATE inquiry SET {sets} FROM unnest({arrays}) AS v({quoted})"
+            ' WHERE inquiry.id = v."_id" AND inquiry.version = v."_version" RETURNING inquiry.id'
+        ).bindparams(
+            *(bindparam(f"p_{name}", type_=postgresql.ARRAY(types[name])) for name in names)
+        )
+        _UNNEST[names] = stmt
+    return stmt
 
 
 def with_values(inquiry: Inquiry, values: dict[str, Any]) -> Inquiry:
