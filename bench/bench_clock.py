@@ -127,13 +127,17 @@ async def seed(service: Service, total: int, due: int, now: datetime) -> list[in
     return [i for i in ids if i is not None]
 
 
-async def measure(url: str, total: int, due: int, repeat: int, profile: str = "") -> dict[str, Any]:
+async def measure(
+    url: str, total: int, due: int, repeat: int, profile: str = "", chunk: int = 0
+) -> dict[str, Any]:
     clock = Clock()
     channel = RecordingChannel(name="memory", team_destinations={"sales": ["C-BENCH"]})
     service = await Service.create(settings(url), clock=clock, channels={"memory": channel})
     assert service.scheduler is not None
     service.scheduler.settings.digests = False
     service.scheduler.settings.batch = max(due, 500)
+    if chunk:
+        service.scheduler.settings.chunk = chunk
     try:
         began = time.perf_counter()
         due_ids = await seed(service, total, due, clock.now)
@@ -205,6 +209,9 @@ def main() -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
+        "--chunk", type=int, default=0, help="inquiries per transaction (default: the clock's)"
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="cProfile the first busy tick of each backend: print the top and dump stats here",
@@ -216,7 +223,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
             results["sqlite"] = asyncio.run(
-                measure(url, args.inquiries, args.due, args.repeat, args.profile)
+                measure(url, args.inquiries, args.due, args.repeat, args.profile, args.chunk)
             )
             print("sqlite:", json.dumps(results["sqlite"]))
     if not args.skip_postgres:
@@ -232,7 +239,7 @@ def main() -> int:
         try:
             if url:
                 results["postgresql"] = asyncio.run(
-                    measure(url, args.inquiries, args.due, args.repeat, args.profile)
+                    measure(url, args.inquiries, args.due, args.repeat, args.profile, args.chunk)
                 )
                 print("postgresql:", json.dumps(results["postgresql"]))
             else:
