@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -125,13 +127,17 @@ async def seed(service: Service, total: int, due: int, now: datetime) -> list[in
     return [i for i in ids if i is not None]
 
 
-async def measure(url: str, total: int, due: int, repeat: int) -> dict[str, Any]:
+async def measure(
+    url: str, total: int, due: int, repeat: int, profile: str = "", chunk: int = 0
+) -> dict[str, Any]:
     clock = Clock()
     channel = RecordingChannel(name="memory", team_destinations={"sales": ["C-BENCH"]})
     service = await Service.create(settings(url), clock=clock, channels={"memory": channel})
     assert service.scheduler is not None
     service.scheduler.settings.digests = False
     service.scheduler.settings.batch = max(due, 500)
+    if chunk:
+        service.scheduler.settings.chunk = chunk
     try:
         began = time.perf_counter()
         due_ids = await seed(service, total, due, clock.now)
@@ -155,9 +161,16 @@ async def measure(url: str, total: int, due: int, repeat: int) -> dict[str, Any]
             )  # the last run measures memory; tracemalloc slows everything down
             if traced:
                 tracemalloc.start()
+            profiler = cProfile.Profile() if profile and run == 0 else None
+            if profiler is not None:
+                profiler.enable()
             began = time.perf_counter()
             report = await service.scheduler.tick()
             elapsed = time.perf_counter() - began
+            if profiler is not None:
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+                profiler.dump_stats(profile)
             if traced:
                 peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
                 tracemalloc.stop()
@@ -194,13 +207,25 @@ def main() -> int:
         help="postgresql+asyncpg://... (default: start a private server)",
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--chunk", type=int, default=0, help="inquiries per transaction (default: the clock's)"
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="cProfile the first busy tick of each backend: print the top and dump stats here",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     results: dict[str, Any] = {"benchmark": "clock tick", "python": sys.version.split()[0]}
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        results["sqlite"] = asyncio.run(measure(url, args.inquiries, args.due, args.repeat))
-        print("sqlite:", json.dumps(results["sqlite"]))
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            results["sqlite"] = asyncio.run(
+                measure(url, args.inquiries, args.due, args.repeat, args.profile, args.chunk)
+            )
+            print("sqlite:", json.dumps(results["sqlite"]))
     if not args.skip_postgres:
         server = None
         url = args.postgres_url
@@ -214,7 +239,7 @@ def main() -> int:
         try:
             if url:
                 results["postgresql"] = asyncio.run(
-                    measure(url, args.inquiries, args.due, args.repeat)
+                    measure(url, args.inquiries, args.due, args.repeat, args.profile, args.chunk)
                 )
                 print("postgresql:", json.dumps(results["postgresql"]))
             else:

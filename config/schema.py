@@ -500,15 +500,13 @@ class Settings(_Section):
             raise ValueError("\n".join(problems))  # one line each (config/loading.py)
         return self
 
-    # Lookups used everywhere; tuples are small, so linear scans are fine.
+    # Lookups used everywhere (the clock asks dozens of times per due inquiry): dicts built on
+    # first use (``_index_of``), not linear scans.
     def team(self, name: str) -> TeamSettings:
-        for team in self.teams:
-            if team.name == name:
-                return team
-        raise KeyError(name)
+        return _index_of(self)[0][name]  # KeyError(name) when there is no such team
 
     def rep(self, rep_id: str) -> RepSettings | None:
-        return next((r for r in self.reps if r.id == rep_id), None)
+        return _index_of(self)[1].get(rep_id)
 
     def mailbox(self, name: str) -> MailboxSettings | None:
         return next((m for m in self.mailboxes if m.name == name), None)
@@ -519,3 +517,32 @@ class Settings(_Section):
     @property
     def fallback_team(self) -> str:
         return self.default_team or self.teams[0].name
+
+
+_Index = tuple[dict[str, TeamSettings], dict[str, RepSettings]]
+
+#: id(settings) -> (settings, its teams, its reps, the index). Kept outside the model so equal
+#: settings stay equal (pydantic compares private attributes too); checked by identity of the
+#: settings and of its tuples, so a reused id or a copy with other teams never answers stale.
+_INDEXES: dict[int, tuple[Settings, tuple[TeamSettings, ...], tuple[RepSettings, ...], _Index]] = {}
+
+
+def _index_of(settings: Settings) -> _Index:
+    known = _INDEXES.get(id(settings))
+    if (
+        known is not None
+        and known[0] is settings
+        and known[1] is settings.teams
+        and known[2] is settings.reps
+    ):
+        return known[3]
+    teams: dict[str, TeamSettings] = {}
+    for team in settings.teams:
+        teams.setdefault(team.name, team)  # the first one wins, as a scan would
+    reps: dict[str, RepSettings] = {}
+    for rep in settings.reps:
+        reps.setdefault(rep.id, rep)
+    if len(_INDEXES) > 64:
+        _INDEXES.clear()
+    _INDEXES[id(settings)] = (settings, settings.teams, settings.reps, (teams, reps))
+    return teams, reps

@@ -12,7 +12,7 @@ chat rows, so it is sent once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,10 +58,20 @@ def clock_state(inquiry: Inquiry) -> ClockState:
 
 
 def plan_for(
-    ctx: AppContext, team: TeamSettings, inquiry: Inquiry, now: datetime, away: frozenset[str]
+    ctx: AppContext,
+    team: TeamSettings,
+    inquiry: Inquiry,
+    now: datetime,
+    away: frozenset[str],
+    levels: int | None = None,
 ) -> Plan:
-    """Which steps of ``inquiry`` are due at ``now`` and when the next one is."""
-    levels = len(rungs(ctx, team, away))  # an empty rung falls through (bot.runtime.clock.people)
+    """Which steps of ``inquiry`` are due at ``now`` and when the next one is.
+
+    ``levels``: how many rungs of the team's ladder have someone in them, when the caller
+    already knows (the same for every inquiry of the team within one ``away``).
+    """
+    if levels is None:
+        levels = len(rungs(ctx, team, away))  # an empty rung falls through (clock.people)
     return plan(clock_state(inquiry), team, now, has_leads=levels >= 1, has_managers=levels >= 2)
 
 
@@ -81,6 +91,9 @@ class StepContext:
     """New column values of the inquiry, stored after its steps."""
     notes: list[str]
     """Notes for the card's update (a non-empty list re-renders the card)."""
+    memo: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    """Answers that hold for the whole chunk (one ``away``, fixed settings and channels),
+    shared by its steps: who is on duty, where the team posts, who is reachable on chat."""
 
     @property
     def number(self) -> int:
@@ -103,7 +116,33 @@ class StepContext:
         return stand_in(self.ctx, rep_id, self.away)
 
     def on_duty(self) -> list[RepSettings]:
-        return on_duty(self.ctx, self.team, self.away)
+        key = ("on_duty", self.team.name)
+        if key not in self.memo:
+            self.memo[key] = on_duty(self.ctx, self.team, self.away)
+        return list(self.memo[key])
+
+    def targets(self) -> list[tuple[str, str]]:
+        """Every (platform, destination) where the team's cards are posted."""
+        key = ("targets", self.team.name)
+        if key not in self.memo:
+            self.memo[key] = targets(self.ctx, self.team)
+        return list(self.memo[key])
+
+    def _reachable(self, rep: RepSettings) -> bool:
+        key = ("reachable", self.team.name, rep.id)
+        if key not in self.memo:
+            self.memo[key] = reachable_on_chat(self.ctx, self.team, rep)
+        return bool(self.memo[key])
+
+    def _mentions(self, channel: str, reps: list[RepSettings]) -> tuple[str, list[str]]:
+        key = ("mentions", channel, *(r.id for r in reps))
+        if key not in self.memo:
+            self.memo[key] = (
+                " ".join(mention(self.ctx, channel, r) for r in reps),
+                [platform_user(self.ctx, channel, r) for r in reps],
+            )
+        found: tuple[str, list[str]] = self.memo[key]
+        return found[0], list(found[1])
 
     def ladder(self, level: int) -> list[str]:
         return ladder(self.ctx, self.team, level, self.away)
@@ -111,8 +150,8 @@ class StepContext:
     def post_group(self, message: str, reps: list[RepSettings]) -> list[str]:
         """A message in the card's thread on every platform, ``{mentions}`` filled in per platform;
         by email to those of ``reps`` not reachable there. Returns who is mailed."""
-        for channel, dest in targets(self.ctx, self.team):
-            mentions = " ".join(mention(self.ctx, channel, r) for r in reps)
+        for channel, dest in self.targets():
+            mentions, users = self._mentions(channel, reps)
             self.out.enqueue(
                 key=f"thread.post:{channel}:{dest}:{self.step.key}",
                 channel=channel,
@@ -122,7 +161,7 @@ class StepContext:
                 now=self.now,
                 payload={
                     "text": message.replace("{mentions}", mentions).strip(),
-                    "mentions": [platform_user(self.ctx, channel, r) for r in reps],
+                    "mentions": users,
                 },
             )
         return self.mail([r.id for r in reps], message)
@@ -133,7 +172,7 @@ class StepContext:
         mailed: list[str] = []
         for rep_id in rep_ids:
             rep = self.ctx.settings.rep(rep_id)
-            if rep is None or reachable_on_chat(self.ctx, self.team, rep):
+            if rep is None or self._reachable(rep):
                 continue
             row = notice_row(
                 self.ctx,
@@ -153,7 +192,7 @@ class StepContext:
     def direct(self, message: str, rep_ids: list[str], *, card: str = "") -> list[str]:
         """A DM to each rep on each platform the team uses; returns who was reachable somewhere."""
         reached: list[str] = []
-        platforms = list(dict.fromkeys(channel for channel, _dest in targets(self.ctx, self.team)))
+        platforms = list(dict.fromkeys(channel for channel, _dest in self.targets()))
         for rep_id in rep_ids:
             rep = self.ctx.settings.rep(rep_id)
             if rep is None:

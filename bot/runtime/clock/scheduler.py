@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from bot.context import AppContext
 from bot.runtime.clock.context import StepContext, plan_for
 from bot.runtime.clock.hand_over import hand_over_from_away
+from bot.runtime.clock.people import rungs
 from bot.runtime.clock.steps import STEPS
 from bot.runtime.clock.writes import Writes, with_values
 from bot.usecases.card_sync import queue_card_updates
@@ -176,6 +177,7 @@ class Scheduler:
                 return  # other processes have them, or they are no longer due
             conn = await session.connection()
             away = await away_reps(ctx, session)
+            levels: dict[str, int] = {}  # team -> rungs with someone (the same all chunk)
             work: list[tuple[Inquiry, TeamSettings | None, Plan | None]] = []
             for inquiry in inquiries:
                 try:
@@ -183,7 +185,11 @@ class Scheduler:
                 except KeyError:
                     work.append((inquiry, None, None))
                     continue
-                work.append((inquiry, team, plan_for(ctx, team, inquiry, now, away)))
+                if team.name not in levels:
+                    levels[team.name] = len(rungs(ctx, team, away))
+                work.append(
+                    (inquiry, team, plan_for(ctx, team, inquiry, now, away, levels[team.name]))
+                )
             won = await claim_jobs(
                 session,
                 {
@@ -196,6 +202,7 @@ class Scheduler:
                 now,
             )
             out = Writes(session)
+            memo: dict[tuple[str, ...], Any] = {}  # StepContext.memo, shared by the chunk
             for inquiry, known, current in work:
                 if known is None or current is None:
                     out.store_values(inquiry, now, bump=False, values={"next_due_at": None})
@@ -208,13 +215,22 @@ class Scheduler:
                         continue  # done before (by us or by another process)
                     late = now - step.due_at > self.settings.late_after
                     STEPS[step.kind](
-                        StepContext(ctx, out, team, inquiry, step, now, late, away, values, notes)
+                        StepContext(
+                            ctx, out, team, inquiry, step, now, late, away, values, notes, memo
+                        )
                     )
                     report.steps += 1
                     report.late += int(late)
                     report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
-                after = plan_for(ctx, team, with_values(inquiry, values), now, away)
-                values["next_due_at"] = after.next_due_at
+                if values:
+                    after = plan_for(
+                        ctx, team, with_values(inquiry, values), now, away, levels[team.name]
+                    )
+                    values["next_due_at"] = after.next_due_at
+                else:
+                    # The plan is a pure function of the columns it reads: with none changed,
+                    # planning again gives the same next step (the due ones are done now).
+                    values["next_due_at"] = current.next_due_at
                 updated = out.store_values(
                     inquiry, now, bump=bool(notes) or "status" in values, values=values
                 )
