@@ -248,3 +248,19 @@ def test_example_parses_as_plain_toml() -> None:
         "dingtalk",
         "wecom",
     } <= set(data)
+
+
+def test_team_and_rep_lookups_follow_a_copy_with_other_teams_and_reps() -> None:
+    settings = settings_from_mapping(base_config())
+    assert settings.team("sales").name == "sales" and settings.rep("alice") is not None
+    fewer = settings.model_copy(
+        update={
+            "teams": settings.teams[1:],
+            "reps": tuple(r for r in settings.reps if r.id != "alice"),
+        }
+    )
+    with pytest.raises(KeyError):
+        fewer.team("sales")
+    assert fewer.rep("alice") is None
+    assert settings.team("sales").name == "sales"  # the original still answers from its own index
+    assert settings == settings_from_mapping(base_config())  # lookups leave equality alone
