@@ -31,6 +31,7 @@ from bot.runtime.clock import ClockSettings, Scheduler
 from bot.runtime.live_feed import LiveFeed
 from bot.runtime.mail_intake import MailboxIntake
 from bot.runtime.outbox_worker import OutboxWorker, WorkerSettings
+from bot.runtime.retention import Retention
 from bot.usecases.notices import RepNotices
 from bot.usecases.replies import ReplyTemplates
 from cards.actions import BadInquiryId
@@ -84,6 +85,7 @@ class Service:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     mail_intakes: list[MailboxIntake] = field(default_factory=list)
     scheduler: Scheduler | None = None
+    retention: Retention | None = None
 
     @property
     def platforms(self) -> dict[str, ChatPlatform]:
@@ -145,6 +147,7 @@ class Service:
             signer=signer,
             interactions=AppInteractions(ctx, templates, signer, ctx.platforms),
             scheduler=Scheduler(ctx, clock_settings),
+            retention=Retention(ctx),
         )
 
     async def intake(self, form: InboundForm) -> IntakeReceipt:
@@ -158,6 +161,8 @@ class Service:
         self.tasks = [asyncio.create_task(self.worker.run()), asyncio.create_task(self.feed.run())]
         if self.scheduler is not None:
             self.tasks.append(asyncio.create_task(self.scheduler.run()))
+        if self.retention is not None:
+            self.tasks.append(asyncio.create_task(self.retention.run()))
         self.mail_intakes = [
             MailboxIntake(self.ctx, box) for box in self.ctx.settings.mailboxes if box.imap_host
         ]
@@ -170,6 +175,8 @@ class Service:
             intake.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.retention is not None:
+            self.retention.stop()
         for task in self.tasks:
             try:
                 await asyncio.wait_for(task, timeout=10)

@@ -86,6 +86,11 @@ class StoreSettings(_Section):
     """Database URL: SQLite (default, one process) or PostgreSQL (several processes)."""
 
     url: str = "sqlite+aiosqlite:///claimdesk.db"
+    # Retention of bookkeeping rows (``store.retention``), in days. Dedupe keys must outlive
+    # the webhook body-dedupe window (24 h) and Slack's retry horizon: at least 2 days.
+    keep_done_outbox_days: int = Field(default=30, ge=1)
+    keep_dedupe_days: int = Field(default=30, ge=2)
+    keep_webhook_keys_days: int = Field(default=30, ge=2)
 
     @field_validator("url")
     @classmethod
