@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -28,6 +27,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_intake import KEY, Requests, ServerProcess  # noqa: E402
+from bench.results import merge_into  # noqa: E402
 from connectors.web.auth import COOKIE, Signer  # noqa: E402
 
 
@@ -131,14 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))
-    existing: dict[str, Any] = {}
-    if args.out.exists():
-        try:
-            existing = json.loads(args.out.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            existing = {}
-    existing["click_burst"] = report
-    args.out.write_text(json.dumps(existing, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    merge_into(args.out, {"click_burst": report})
     print(f"wrote {args.out}")
     return 0
 

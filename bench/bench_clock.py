@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert, update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
+from bench.results import merge_into  # noqa: E402
 from bot.app import Service  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
 from connectors.memory import RecordingChannel  # noqa: E402
@@ -259,10 +260,7 @@ def main() -> int:
     print(
         f"  ({args.inquiries} open, {args.due} due; load average {load:.2f} on {os.cpu_count()} CPUs)"
     )
-    out = Path(args.out)
-    merged = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-    merged["clock"] = results
-    out.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    merge_into(args.out, {"clock": results})
     return 0
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 
+from bench.results import merge_into  # noqa: E402
 from cards.actions import Action, ActionOutcome  # noqa: E402
 from cards.model import Badge, Card  # noqa: E402
 from connectors.channels import PostedCard  # noqa: E402
@@ -171,7 +172,4 @@ if __name__ == "__main__":
     result = asyncio.run(main(arguments))
     print(json.dumps(result, indent=2))
     if arguments.out:
-        path = Path(arguments.out)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(result)
-        path.write_text(json.dumps(merged, indent=2) + "\n")
+        merge_into(arguments.out, result)

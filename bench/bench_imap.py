@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import statistics
 import sys
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
+from bench.results import merge_into  # noqa: E402
 from bot.app import Service  # noqa: E402
 from bot.runtime.mail_intake import MailboxIntake, open_mailbox  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
@@ -314,11 +314,8 @@ def main() -> int:
         postgres.stop()
 
     if args.out:
-        out = Path(args.out)
-        merged = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-        merged["imap"] = results
-        out.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"written to {out} (key 'imap')")
+        merge_into(args.out, {"imap": results})
+        print(f"written to {args.out} (key 'imap')")
     return 0
 
 

@@ -52,6 +52,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.results import merge_into  # noqa: E402
+
 SECRET = "bench-hook-secret"
 KEY = "bench-secret-key-0123456789abcdef"
 TIMEOUT = 10.0
@@ -569,15 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeats, args.seconds, args.closed_seconds = 1, 2.0, 2.0
     report = asyncio.run(run(args))
-    existing: dict[str, Any] = {}
-    if args.out.exists():
-        try:
-            existing = json.loads(args.out.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            existing = {}
-    existing["intake"] = report
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(existing, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    merge_into(args.out, {"intake": report})
     print(f"wrote {args.out}")
     return 0
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -34,6 +33,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_intake import KEY, SECRET, TIMEOUT, Requests  # noqa: E402
+from bench.results import merge_into  # noqa: E402
 
 log = logging.getLogger("bench.intake_pg")
 
@@ -276,13 +276,16 @@ def main() -> int:
             f"   {'yes' if point['exactly_once'] else 'NO'}"
         )
     print(f"(load average {load:.2f} on {os.cpu_count()} CPUs)")
-    merged = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
-    merged["intake_postgresql"] = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "points": points,
-        "load_average_1m": round(load, 2),
-    }
-    args.out.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    merge_into(
+        args.out,
+        {
+            "intake_postgresql": {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "points": points,
+                "load_average_1m": round(load, 2),
+            }
+        },
+    )
     return 0 if all(p["exactly_once"] for p in points.values()) else 1
 
 

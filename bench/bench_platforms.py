@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
+from bench.results import merge_into  # noqa: E402
 from bot.app import Service  # noqa: E402
 from bot.runtime.outbox_worker import WorkerSettings  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
@@ -293,7 +294,4 @@ if __name__ == "__main__":
     result = asyncio.run(main(arguments))
     print(json.dumps(result, indent=2))
     if arguments.out:
-        path = Path(arguments.out)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(result)
-        path.write_text(json.dumps(merged, indent=2) + "\n")
+        merge_into(arguments.out, result)

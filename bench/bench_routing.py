@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import merge_into  # noqa: E402
 from bot.usecases.ingest import InboundMessage, ingest  # noqa: E402
 from bot.usecases.sla import calendar_for  # noqa: E402
 from config.loading import settings_from_mapping  # noqa: E402
@@ -215,10 +216,7 @@ def main() -> int:
     results["ingest_0_rules"] = asyncio.run(measure_ingest(0, args.ingests))
     print(f"ingest, {args.rules} rules:", json.dumps(results[f"ingest_{args.rules}_rules"]))
     print("ingest, 0 rules:", json.dumps(results["ingest_0_rules"]))
-    out = Path(args.out)
-    merged = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-    merged["routing"] = results
-    out.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    merge_into(args.out, {"routing": results})
     return 0
 
 

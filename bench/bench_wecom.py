@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
+from bench.results import merge_into  # noqa: E402
 from cards.actions import Action, ActionOutcome  # noqa: E402
 from connectors.channels import PostedCard  # noqa: E402
 from connectors.platform import ReplyDraftView  # noqa: E402
@@ -145,11 +146,7 @@ def main() -> None:
     result = asyncio.run(run(args.clicks, args.concurrency))
     print(json.dumps(result, indent=2))  # noqa: T201 - a bench prints its numbers
     if args.out:
-        existing: dict[str, Any] = {}
-        if args.out.exists():
-            existing = json.loads(args.out.read_text() or "{}")
-        existing["wecom"] = result
-        args.out.write_text(json.dumps(existing, indent=2))
+        merge_into(args.out, {"wecom": result})
 
 
 if __name__ == "__main__":

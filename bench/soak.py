@@ -57,6 +57,7 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from bench.results import merge_into  # noqa: E402
 from store.engine import create_engine  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from tests.support.postgres import PostgresServer, find_bindir, free_port  # noqa: E402
@@ -578,13 +579,7 @@ def main() -> int:
     text_out = json.dumps({"soak": results}, indent=2)
     sys.stdout.write(text_out + "\n")
     if args.out:
-        path = Path(args.out)
-        merged: dict[str, Any] = {}
-        if path.exists():
-            with contextlib.suppress(ValueError):
-                merged = json.loads(path.read_text(encoding="utf-8"))
-        merged["soak"] = results
-        path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+        merge_into(args.out, {"soak": results})
     failed = any(isinstance(r, dict) and bad(r) for r in results.values())
     return 1 if args.strict and failed else 0
 
