@@ -14,7 +14,7 @@ from sqlmodel import select
 from bot.interfaces.webhook_intake import intake_writer
 from connectors.webhooks import sign_body
 from store.engine import WriteLock, transaction
-from store.models import Inquiry, Message, Outbox, WebhookKey
+from store.models import ContactEmail, Inquiry, Message, Outbox, WebhookKey
 from tests.conftest import WEBHOOK_SECRET
 from tests.test_webhook_hardening import settings_with_form_hook
 
@@ -92,6 +92,30 @@ async def test_concurrent_webhooks_store_exactly_the_right_rows(
         outbox = (await session.exec(select(Outbox.key))).all()
     assert len(outbox) == len(set(outbox))
     assert writer.batches - batches_before < len(requests)  # they did share transactions
+
+
+async def test_a_refused_item_keeps_what_the_earlier_items_of_its_batch_wrote(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """One batch: a new body with key K, then two other bodies with K. The second is refused
+    (409) inside its savepoint; that must not roll back the first one's key record and new
+    address, else the third is let in as a second inquiry (CI saw two 202s in a race)."""
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.linger = 0.2  # all three join one batch
+    batches_before = writer.batches
+    first = asyncio.ensure_future(_post(client, _body(1), "K"))
+    await asyncio.sleep(0.02)  # the first is queued first
+    others = [asyncio.ensure_future(_post(client, _body(i), "K")) for i in (2, 3)]
+    answers = await asyncio.gather(first, *others)
+    assert writer.batches - batches_before == 1
+    assert [status for status, _ in answers] == [202, 409, 409]
+    assert await _count(service, Inquiry) == 1
+    assert await _count(service, WebhookKey) == 1
+    async with transaction(service.ctx.readers) as session:
+        addresses = (await session.exec(select(ContactEmail.address))).all()
+    assert "buyer1@importer.example" in addresses
 
 
 async def test_a_failing_item_does_not_fail_its_batch(

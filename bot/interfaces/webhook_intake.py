@@ -242,12 +242,13 @@ async def _intake_in(
     form: InboundForm,
     msg: InboundMessage,
     facts: _BatchFacts | None = None,
+    hints: BatchHints | None = None,
 ) -> IntakeReceipt:
     """One batch item inside the batch transaction: the rules of ``intake_webhook_alone``,
-    reading what the earlier items of the batch wrote."""
+    reading what the earlier items of the batch wrote. ``hints`` (from ``facts``) says
+    it is new; without them the caller has flushed the earlier items' pending rows."""
     name, key = form.webhook, form.idempotency_key
     keyed = bool(form.body_sha256 and key)
-    hints = facts.hints(form, msg) if facts is not None else None
     if hints is not None:  # nothing it could meet exists: its keys are the first ones
         if form.body_sha256:
             msg = dataclasses.replace(msg, dedupe_key=f"webhook:{name}:sha256:{form.body_sha256}")
@@ -263,8 +264,6 @@ async def _intake_in(
                 )
             )
         return IntakeReceipt(result.inquiry_id, result.duplicate)
-    if facts is not None and facts.pending:  # it reads what the earlier items wrote
-        await facts.pending.flush(session)
     row = await webhook_keys.find_key(session, name, key) if keyed else None
     if row is not None:
         if row.body_sha256 != form.body_sha256:
@@ -379,11 +378,17 @@ class IntakeWriter:
                 if written and time.monotonic() - started > self.max_hold:
                     break
                 written += 1
+                hints = facts.hints(item.form, item.msg)
+                if hints is None and facts.pending:
+                    # it reads what the earlier items wrote. Flushed here, outside its
+                    # savepoint: a refusal or failure of this item must not roll back
+                    # the earlier items' rows (a lost key record let a second body in).
+                    await facts.pending.flush(session)
                 mark = len(facts.pending)
                 try:
                     async with session.begin_nested():
                         item.receipt = await _intake_in(
-                            item.ctx, session, item.form, item.msg, facts
+                            item.ctx, session, item.form, item.msg, facts, hints
                         )
                 except WebhookRejected as exc:
                     del facts.pending.rows[mark:]
