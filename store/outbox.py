@@ -258,6 +258,29 @@ async def complete(session: AsyncSession, row_id: int, owner: str, now: datetime
     return result.rowcount == 1
 
 
+#: ``last_error`` of a row put back because its card was not posted yet
+WAITING_FOR_POST = "waiting for the card post"
+
+
+async def wake_waiting_for_post(session: AsyncSession, posted: Outbox, now: datetime) -> int:
+    """Make due now the rows of ``posted``'s card (same inquiry, channel and destination)
+    that were put back to wait for its post: a thread note then follows the post at once,
+    not a retry interval later. Returns how many were woken."""
+    result = await session.exec(
+        update(Outbox)
+        .where(
+            col(Outbox.inquiry_id) == posted.inquiry_id,
+            col(Outbox.channel) == posted.channel,
+            col(Outbox.destination) == posted.destination,
+            col(Outbox.state) == OutboxState.PENDING.value,
+            col(Outbox.last_error) == WAITING_FOR_POST,
+            col(Outbox.next_attempt_at) > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
 async def retry_later(
     session: AsyncSession, row_id: int, owner: str, *, error: str, at: datetime, dead: bool = False
 ) -> None:

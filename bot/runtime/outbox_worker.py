@@ -280,7 +280,7 @@ class OutboxWorker:
                     session,
                     row.id,
                     self.owner,
-                    error="waiting for the card post",
+                    error=outbox.WAITING_FOR_POST,
                     at=self.ctx.clock() + timedelta(seconds=soon.seconds),
                 )
             return False
@@ -297,7 +297,12 @@ class OutboxWorker:
             return False
         now = self.ctx.clock()
         async with transaction(self.ctx.sessions) as session:
-            await outbox.complete(session, row.id, self.owner, now)
+            woken = 0
+            done = await outbox.complete(session, row.id, self.owner, now)
+            if done and row.kind == "card.post":
+                woken = await outbox.wake_waiting_for_post(session, row, now)
+        if woken:
+            self.ctx.outbox_ready.fire()
         metrics.deliveries.labels(row.channel, row.kind, "ok").inc()
         metrics.delivery_seconds.labels(lane.value).observe(
             max(0.0, (now - row.created_at).total_seconds())
