@@ -1,0 +1,117 @@
+"""SQLite write transactions run their statements on the event loop's thread (issue 14),
+but never the ``BEGIN IMMEDIATE`` that may wait for another process's write lock:
+the loop keeps serving while a CLI command or a second process holds the database."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.engine import (
+    SessionFactory,
+    WriterConnection,
+    create_engine,
+    create_session_factory,
+    transaction,
+)
+
+
+async def _ticker(stop: asyncio.Event, gaps: list[float]) -> None:
+    last = time.monotonic()
+    while not stop.is_set():
+        await asyncio.sleep(0.005)
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+
+
+async def _engine(path: Path) -> tuple[AsyncEngine, SessionFactory]:
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    return engine, create_session_factory(engine)
+
+
+async def test_a_writer_waiting_for_another_process_does_not_block_the_loop(
+    tmp_path: Path,
+) -> None:
+    engine, sessions = await _engine(tmp_path / "w.db")
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock for 0.6 s
+    threading.Timer(0.6, other.rollback).start()
+    stop, gaps = asyncio.Event(), list[float]()
+    ticker = asyncio.create_task(_ticker(stop, gaps))
+    started = time.monotonic()
+    async with transaction(sessions) as session:
+        await (await session.connection()).execute(
+            text("INSERT INTO t (v) VALUES ('after the wait')")
+        )
+    waited = time.monotonic() - started
+    stop.set()
+    await ticker
+    other.close()
+    assert waited >= 0.5  # it did wait for the other process ...
+    assert max(gaps) < 0.25, f"the loop stalled {max(gaps):.3f} s"  # ... off the loop
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalar_one() == "after the wait"
+    await engine.dispose()
+
+
+async def test_statements_inside_the_transaction_run_on_the_loop_thread(tmp_path: Path) -> None:
+    engine, sessions = await _engine(tmp_path / "t.db")
+    threads: list[str] = []
+
+    def record(_statement: str) -> None:
+        threads.append(threading.current_thread().name)
+
+    async with transaction(sessions) as session:
+        connection = (await session.connection()).sync_connection
+        assert connection is not None
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, WriterConnection)
+        raw._conn.set_trace_callback(record)
+        await (await session.connection()).execute(text("INSERT INTO t (v) VALUES ('x')"))
+        await (await session.connection()).execute(text("SELECT count(*) FROM t"))
+    raw._conn.set_trace_callback(None)
+    main = threading.current_thread().name
+    # the two statements ran here; the COMMIT on aiosqlite's worker thread
+    assert threads[:2] == [main, main]
+    assert threads[-1] != main
+    assert raw.in_loop is False
+    await engine.dispose()
+
+
+async def test_after_a_failed_transaction_the_next_begin_is_off_the_loop_again(
+    tmp_path: Path,
+) -> None:
+    engine, sessions = await _engine(tmp_path / "f.db")
+
+    async def failing() -> None:
+        async with transaction(sessions) as session:
+            await (await session.connection()).execute(text("INSERT INTO t (v) VALUES ('lost')"))
+            raise RuntimeError("our bug")
+
+    with pytest.raises(RuntimeError):
+        await failing()
+    other = sqlite3.connect(tmp_path / "f.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.4, other.rollback).start()
+    stop, gaps = asyncio.Event(), list[float]()
+    ticker = asyncio.create_task(_ticker(stop, gaps))
+    async with transaction(sessions) as session:
+        await (await session.connection()).execute(text("INSERT INTO t (v) VALUES ('kept')"))
+    stop.set()
+    await ticker
+    other.close()
+    assert max(gaps) < 0.2
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT v FROM t"))).scalars().all()
+    assert rows == ["kept"]
+    await engine.dispose()
