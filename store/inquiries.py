@@ -138,7 +138,13 @@ async def resolve_contact(
         session.add(contact)
         return contact
     contact = Contact(
-        name=name, company=company, country=country, language=language, phone=phone, created_at=now
+        name=name,
+        company=company,
+        country=country,
+        language=language,
+        phone=phone,
+        created_at=now,
+        tags=[],  # given, not defaulted: pydantic inspects a default factory on every call
     )
     if known_new:  # Core statements: no unit of work for a row nobody reads back here
         contact.id = await insert_row(session, contact)

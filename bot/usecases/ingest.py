@@ -292,7 +292,13 @@ async def _create(
         verdict = await store_assignment.sender_verdict(session, msg.email)
         if not verdict and msg.from_address and msg.from_address != msg.email:
             verdict = await store_assignment.sender_verdict(session, msg.from_address)
-    recent = await store_assignment.recent_from_sender(session, msg.email, now - timedelta(hours=1))
+    # an address no contact has had sent nothing before (an earlier item of the same batch
+    # makes the writer pass new_address=False)
+    recent = (
+        0
+        if new_address
+        else await store_assignment.recent_from_sender(session, msg.email, now - timedelta(hours=1))
+    )
     facts = _facts(msg, known.country if known else "")
     found, team, claim_due, flags = _classify(ctx, facts, now, recent, verdict)
     language, country = found.language, found.country
