@@ -118,11 +118,12 @@ async def test_a_refused_item_keeps_what_the_earlier_items_of_its_batch_wrote(
     assert "buyer1@importer.example" in addresses
 
 
-async def test_a_failing_item_does_not_fail_its_batch(
+async def test_a_failing_new_item_loses_nothing(
     db_url: str, smtp: Any, service_factory: Any, client_factory: Any, monkeypatch: Any
 ) -> None:
-    """An item whose batched write raises is rolled back to its savepoint and redone alone;
-    its neighbours commit with the batch."""
+    """A new item (written without a savepoint) whose batched write raises fails its batch:
+    nothing of the batch is committed, every item is redone alone, each stored once.
+    (An item that reads earlier rows has a savepoint: see the refusal test above.)"""
     import bot.interfaces.webhook_intake as intake
 
     service = await service_factory(settings_with_form_hook(smtp.port, db_url))

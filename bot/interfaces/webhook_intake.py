@@ -19,17 +19,21 @@ one after an expired predecessor, so two concurrent deliveries always compute
 the same key and meet at the unique index.
 
 **Group commit.** Requests that arrive together are written by one writer
-task in one transaction (each in its own savepoint) and each is answered only
+task in one transaction and each is answered only
 after that commit: a 202 still means committed, and the commit, the write
 lock and the wake-up of the worker and the live feed are paid once per batch.
 Everything that needs no transaction (auth, parse, validation, normalization)
 is done before a request joins the queue. Inside a batch the rules above hold
 as they do across batches: items are written in arrival order and each one
 reads what the earlier ones wrote (two identical bodies make one inquiry; a
-key reused with another body is refused). An item that fails is rolled back
-to its savepoint and redone alone on the one-transaction-per-request path
-(which also meets a concurrent process at the unique indexes); if the commit
-fails, every item is redone alone. Nothing is acknowledged before its commit,
+key reused with another body is refused). An item none of whose keys or
+address exists yet (the common case, read for the whole batch in a few
+statements) is written without a savepoint: if it fails, the batch fails.
+Any other item has its own savepoint, and the earlier items' pending rows are
+flushed before it, outside it: if it is refused (409) or fails, only its own
+writes roll back, and a failed one is redone alone on the
+one-transaction-per-request path (which also meets a concurrent process at the
+unique indexes). If the batch or its commit fails, every item is redone alone. Nothing is acknowledged before its commit,
 nothing is written twice (the redo dedupes on the same keys).
 
 **Admission.** At most ``max_in_flight`` requests are between admission and
@@ -379,7 +383,16 @@ class IntakeWriter:
                     break
                 written += 1
                 hints = facts.hints(item.form, item.msg)
-                if hints is None and facts.pending:
+                if hints is not None:
+                    # new: nothing it could meet exists, so no savepoint (two statements
+                    # and their bookkeeping per item). A failure here, our bug or the
+                    # database's, fails the batch, whose items are then redone one by one.
+                    item.receipt = await _intake_in(
+                        item.ctx, session, item.form, item.msg, facts, hints
+                    )
+                    facts.take(item.form, item.msg)
+                    continue
+                if facts.pending:
                     # it reads what the earlier items wrote. Flushed here, outside its
                     # savepoint: a refusal or failure of this item must not roll back
                     # the earlier items' rows (a lost key record let a second body in).
