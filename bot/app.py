@@ -12,6 +12,7 @@ over by name; none is imported here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from connectors.web.auth import Signer
 from connectors.web.inbox import WebInbox
 from connectors.web.one_click import OneClickLinks
 from connectors.webhooks import InboundForm, IntakeReceipt, webhook_routes
+from routing import language
 from store import outbox
 from store.engine import create_engine, create_session_factory, transaction
 from store.migrate import migrate
@@ -239,10 +241,14 @@ class Service:
         return app
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
+        # the language model loads in a thread while the server starts serving
+        warm = asyncio.ensure_future(asyncio.to_thread(language.warm_up))
         self.start_background()
         for platform in self.platforms.values():
             await platform.start(self.interactions)
         yield
+        with contextlib.suppress(Exception):
+            await warm
         # The worker still delivers through the platforms' channels: stop it first.
         await self.stop_background()
         await self._stop_platforms()

@@ -9,8 +9,11 @@ Cyrillic languages. Short or empty text gives "" rather than a guess.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from typing import Any
+
+_loading = threading.Lock()  # one load, whether the server's warm-up or a first request
 
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
@@ -46,8 +49,19 @@ CANDIDATES = (
 )
 
 
-@lru_cache(maxsize=1)
 def _model() -> Any:
+    with _loading:
+        return _load_model()
+
+
+def warm_up() -> None:
+    """Load the model now (about a second of CPU), so the first inquiry does not wait for it;
+    the server calls this in a thread as it starts."""
+    _model()
+
+
+@lru_cache(maxsize=1)
+def _load_model() -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
