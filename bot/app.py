@@ -26,7 +26,7 @@ from bot.context import AppContext, Clock
 from bot.interfaces.api import api_routes
 from bot.interfaces.inbox_backend import WebInboxBackend
 from bot.interfaces.interactions import AppInteractions
-from bot.interfaces.webhook_intake import intake_webhook
+from bot.interfaces.webhook_intake import intake_webhook, intake_writer
 from bot.metrics import webhook_refusals
 from bot.runtime.clock import ClockSettings, Scheduler
 from bot.runtime.live_feed import LiveFeed
@@ -209,7 +209,7 @@ class Service:
             middlewares=[webhook_refusals(self.ctx.metrics), refuse_or_contain_errors],
         )
         hooks = {w.name: w for w in settings.webhooks}
-        app.add_routes(webhook_routes(hooks, self.intake))
+        app.add_routes(webhook_routes(hooks, self.intake, intake_writer(self.ctx).admitted))
         inbox = WebInbox(
             WebInboxBackend(self.ctx, self.feed, self.templates, self.interactions),
             self.signer,

@@ -26,11 +26,13 @@ the dedupe window is the same inquiry whatever its key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,6 +229,13 @@ async def read_webhook(
 ) -> InboundForm:
     """Read, authenticate and validate one webhook request (raises ``WebhookRejected``)."""
     body = await read_body(request, hook.max_body_bytes)
+    return check_webhook(request, hook, body, now=now)
+
+
+def check_webhook(
+    request: web.Request, hook: WebhookSettings, body: bytes, *, now: float | None = None
+) -> InboundForm:
+    """Authenticate and validate one webhook request whose ``body`` was read."""
     _authenticate(request, hook, body, time.time() if now is None else now)
     data = _parse_body(request, body)
     idem = request.headers.get("Idempotency-Key", "").strip()
@@ -242,8 +251,16 @@ async def read_webhook(
 Intake = Callable[[InboundForm], Awaitable[IntakeReceipt]]
 
 
-def webhook_routes(hooks: Mapping[str, WebhookSettings], intake: Intake) -> list[web.RouteDef]:
-    """``POST /webhooks/{name}`` for the configured webhooks."""
+def webhook_routes(
+    hooks: Mapping[str, WebhookSettings],
+    intake: Intake,
+    admission: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+) -> list[web.RouteDef]:
+    """``POST /webhooks/{name}`` for the configured webhooks. ``admission``: a place the
+    request holds from when its body has been read until it is answered (the intake's cap
+    on requests in flight): a burst waits at the door before any of its CPU work (the
+    signature, parsing, validation), and a slow sender holds no place while its body
+    trickles in."""
 
     async def handle(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -251,20 +268,26 @@ def webhook_routes(hooks: Mapping[str, WebhookSettings], intake: Intake) -> list
         if hook is None:
             return web.json_response({"error": f"no webhook named {name!r}"}, status=404)
         try:
-            form = await read_webhook(request, hook)
-            receipt = await intake(form)  # may refuse too: a reused Idempotency-Key is a 409
+            body = await read_body(request, hook.max_body_bytes)
         except WebhookRejected as exc:
-            log.info(
-                "webhook refused",
-                extra={"webhook": name, "status": exc.status, "detail": exc.detail},
-            )
-            body: dict[str, Any] = {"error": exc.detail}
-            if exc.fields:
-                body["fields"] = exc.fields
-            return web.json_response(body, status=exc.status)
+            return _refused(name, exc)
+        async with admission() if admission is not None else contextlib.nullcontext():
+            try:
+                form = check_webhook(request, hook, body)
+                receipt = await intake(form)  # may refuse too: a reused key is a 409
+            except WebhookRejected as exc:
+                return _refused(name, exc)
         return web.json_response(
             {"inquiry": receipt.inquiry_id, "duplicate": receipt.duplicate, "status": "accepted"},
             status=202,
         )
 
     return [web.post("/webhooks/{name}", handle)]
+
+
+def _refused(name: str, exc: WebhookRejected) -> web.Response:
+    log.info("webhook refused", extra={"webhook": name, "status": exc.status, "detail": exc.detail})
+    body: dict[str, Any] = {"error": exc.detail}
+    if exc.fields:
+        body["fields"] = exc.fields
+    return web.json_response(body, status=exc.status)

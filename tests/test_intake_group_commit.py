@@ -196,6 +196,39 @@ async def test_a_burst_waits_at_the_door(
     assert writer.in_flight == 0
 
 
+async def test_a_slow_sender_holds_no_place_at_the_door(
+    sqlite_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """A place is taken once the body has been read: with one place, a sender trickling its
+    body in does not stop another webhook from being stored and answered meanwhile."""
+    service = await service_factory(settings_with_form_hook(smtp.port, sqlite_url))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.max_in_flight = 1
+    writer._admission = None
+    slow_body = _body(1)
+    reader, stream = await asyncio.open_connection(client.host, client.port)
+    stream.write(
+        b"POST /webhooks/website HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(slow_body)}\r\n".encode()
+        + b"X-Claimdesk-Signature: "
+        + sign_body(WEBHOOK_SECRET, slow_body).encode()
+        + b"\r\n\r\n"
+        + slow_body[:10]
+    )
+    await stream.drain()
+    await asyncio.sleep(0.1)  # the slow request is in, its body not
+    status, answer = await asyncio.wait_for(_post(client, _body(2), "fast"), timeout=5)
+    assert status == 202 and answer["duplicate"] is False
+    stream.write(slow_body[10:])
+    await stream.drain()
+    response = await asyncio.wait_for(reader.read(), timeout=5)
+    stream.close()
+    assert response.startswith(b"HTTP/1.1 202")
+    assert await _count(service, Inquiry) == 2
+
+
 async def test_interactive_writers_go_before_bulk_waiters() -> None:
     lock = WriteLock()
     order: list[str] = []

@@ -46,11 +46,14 @@ burst's parsing and language detection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import logging
 import time
 import weakref
 from collections import deque
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -337,22 +340,36 @@ class IntakeWriter:
         self.in_flight = 0  # admitted, not yet answered
         self.peak_in_flight = 0  # for tests and the bench
 
-    async def submit(self, ctx: AppContext, form: InboundForm) -> IntakeReceipt:
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold one of the ``max_in_flight`` places. The webhook route takes it before it
+        reads, authenticates and parses the body, so a burst waits at the door as sleeping
+        tasks and a click arriving during it waits behind at most ``max_in_flight`` of
+        them, not the whole burst's parsing. Re-entrant within one task."""
+        if _admitted.get():
+            yield
+            return
         if self._admission is None:
             self._admission = asyncio.Semaphore(self.max_in_flight)
         async with self._admission:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            token = _admitted.set(True)
             try:
-                msg = _prepare(_inbound(ctx, form, form.dedupe_key))
-                item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
-                self._queue.append(item)
-                if self._task is None or self._task.done():
-                    self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
-                # the writer answers every item it took, even when this request is cancelled
-                return await asyncio.shield(item.done)
+                yield
             finally:
+                _admitted.reset(token)
                 self.in_flight -= 1
+
+    async def submit(self, ctx: AppContext, form: InboundForm) -> IntakeReceipt:
+        async with self.admitted():
+            msg = _prepare(_inbound(ctx, form, form.dedupe_key))
+            item = _Item(ctx, form, msg, asyncio.get_running_loop().create_future())
+            self._queue.append(item)
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run(), name="webhook-intake-writer")
+            # the writer answers every item it took, even when this request is cancelled
+            return await asyncio.shield(item.done)
 
     async def _run(self) -> None:
         if self.linger:
@@ -446,6 +463,11 @@ def _prepare(msg: InboundMessage) -> InboundMessage:
             log.exception("language detection failed", extra={"source": msg.source})
     return msg
 
+
+#: Set while a task holds its place in an ``IntakeWriter`` (``admitted``).
+_admitted: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "claimdesk_intake_admitted", default=False
+)
 
 #: One writer per database (its write session factory): group commit is per database.
 _writers: weakref.WeakKeyDictionary[SessionFactory, IntakeWriter] = weakref.WeakKeyDictionary()
