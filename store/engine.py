@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
+import threading
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -88,7 +89,10 @@ def _writer_creator(url: Any) -> Callable[[], WriterConnection]:
 
     def create() -> WriterConnection:
         connection = WriterConnection(partial(sqlite3.connect, *args, **kwargs), 64)
-        connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own
+        # a daemon thread, as SQLAlchemy makes aiosqlite's own (before aiosqlite 0.22 the
+        # connection was the thread)
+        thread = connection if isinstance(connection, threading.Thread) else connection._thread
+        thread.daemon = True
         return connection
 
     return create

@@ -28,6 +28,7 @@ from bot.usecases.card_sync import queue_card_updates
 from bot.usecases.digest import deliver_group_post
 from bot.usecases.notices import deliver_notice
 from bot.usecases.replies import outgoing_email
+from bot.usecases.undelivered import reply_not_delivered
 from bot.usecases.views import card_for
 from cards.model import Card
 from config.schema import MailboxSettings
@@ -352,21 +353,13 @@ async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:
         return
     async with transaction(ctx.sessions) as session:
         stored = await session.get(Message, int(row.payload["message"]))
-        if stored is not None:
+        if stored is not None and row.inquiry_id is None:
             stored.delivery = f"failed: {error[:200]}"
             session.add(stored)
         if row.inquiry_id is not None:
             inquiry = await repo.get_inquiry(session, row.inquiry_id)
-            repo.add_event(
-                session,
-                inquiry,
-                at=ctx.clock(),
-                actor="system",
-                kind="delivery_failed",
-                data={"error": error[:500]},
-            )
-            # bump the version so every surface re-renders with the failure note
-            updated = await repo.change(session, inquiry, ctx.clock())
+            # the version bumps, so every surface re-renders with the failure note
+            updated = await reply_not_delivered(ctx, session, inquiry, stored, error, ctx.clock())
             await queue_card_updates(
                 session,
                 ctx,

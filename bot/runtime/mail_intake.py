@@ -38,6 +38,7 @@ from sqlalchemy import text as sql_text
 from bot.context import AppContext
 from bot.usecases.card_sync import queue_card_updates
 from bot.usecases.ingest import InboundMessage, IngestResult, ingest
+from bot.usecases.undelivered import reply_not_delivered
 from config.schema import MailboxSettings
 from connectors.mail.imap import AddFlag, FetchedMail, ImapError, ImapMailbox, MoveTo, ProcessedMark
 from connectors.mail.parse import ParsedEmail, parse_email
@@ -347,17 +348,8 @@ class MailboxIntake:
                 await session.exec(select(Message).where(col(Message.message_id) == original))
             ).first()
             error = f"bounced by {parsed.bounce_recipient or 'the recipient server'}"
-            if sent is not None:
-                sent.delivery = f"failed: {error}"
-                session.add(sent)
-            updated = await repo.change(session, inquiry, now)
-            repo.add_event(
-                session,
-                updated,
-                at=now,
-                actor="system",
-                kind="delivery_failed",
-                data={"error": error, "subject": parsed.subject[:200]},
+            updated = await reply_not_delivered(
+                self.ctx, session, inquiry, sent, error, now, data={"subject": parsed.subject[:200]}
             )
             await queue_card_updates(
                 session,
