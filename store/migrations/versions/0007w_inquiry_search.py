@@ -10,8 +10,9 @@ The index is kept in sync by triggers on ``inquiry``, ``message`` and
 ``contact``, so every writer (intake, replies, erasure, another process) keeps
 it current without remembering to. Caution for later migrations: on SQLite,
 ``batch_alter_table`` on one of those tables recreates it and drops its
-triggers; re-create them with ``sqlite_triggers()`` below (tests/test_web_channel.py
-checks that search still follows inserts at head).
+triggers; re-create them with ``sqlite_triggers()`` below, except ``inquiry_fts_ai``,
+which 0008 dropped (tests/test_web_channel.py checks that search still follows inserts
+at head).
 
 Revision ID: 0007w
 Revises: 0006b
