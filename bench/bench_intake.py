@@ -64,12 +64,13 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 # -- the servers (child processes) ---------------------------------------------------
 
 
-def _settings(db_path: Path) -> Any:
+def settings_for(url: str) -> Any:
+    """The benches' claimdesk: one signed webhook into one team, no chat channels."""
     from config.loading import settings_from_mapping
 
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 8080},
-        "store": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        "store": {"url": url},
         "security": {"secret_key": KEY},
         "webhooks": [{"name": "website", "secret": SECRET, "team": "sales"}],
         "teams": [
@@ -110,7 +111,8 @@ async def _serve(kind: str, conn: Connection, background: bool) -> None:
         from bot.app import Service
 
         tmp = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
-        service = await Service.create(_settings(Path(tmp.name) / "claimdesk.db"))
+        db = Path(tmp.name) / "claimdesk.db"
+        service = await Service.create(settings_for(f"sqlite+aiosqlite:///{db}"))
         app = service.web_app(background=background)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -32,38 +32,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_intake import KEY, SECRET, TIMEOUT, Requests  # noqa: E402
+from bench.bench_intake import TIMEOUT, Requests, settings_for  # noqa: E402
 from bench.results import merge_into  # noqa: E402
 
 log = logging.getLogger("bench.intake_pg")
-
-
-def _settings(url: str) -> Any:
-    from config.loading import settings_from_mapping
-
-    return settings_from_mapping(
-        {
-            "server": {"host": "127.0.0.1", "port": 8080},
-            "store": {"url": url},
-            "security": {"secret_key": KEY},
-            "webhooks": [{"name": "website", "secret": SECRET, "team": "sales"}],
-            "teams": [
-                {
-                    "name": "sales",
-                    "display_name": "Sales",
-                    "locale": "en",
-                    "timezone": "Europe/Berlin",
-                    "members": ["alice", "bob"],
-                }
-            ],
-            "reps": [
-                {"id": "alice", "name": "Alice", "email": "alice@seller.test"},
-                {"id": "bob", "name": "Bob", "email": "bob@seller.test"},
-            ],
-        },
-        source="bench",
-        env={},
-    )
 
 
 async def _serve(url: str, conn: Connection) -> None:
@@ -74,7 +46,7 @@ async def _serve(url: str, conn: Connection) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     # the parent migrated the database: processes starting together must not race on it
-    service = await Service.create(_settings(url), run_migrations=False)
+    service = await Service.create(settings_for(url), run_migrations=False)
     runner = web.AppRunner(service.web_app(background=True), access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()

@@ -224,14 +224,6 @@ def map_fields(
     )
 
 
-async def read_webhook(
-    request: web.Request, hook: WebhookSettings, *, now: float | None = None
-) -> InboundForm:
-    """Read, authenticate and validate one webhook request (raises ``WebhookRejected``)."""
-    body = await read_body(request, hook.max_body_bytes)
-    return check_webhook(request, hook, body, now=now)
-
-
 def check_webhook(
     request: web.Request, hook: WebhookSettings, body: bytes, *, now: float | None = None
 ) -> InboundForm:

@@ -15,12 +15,12 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, sys, time
     from aiohttp.test_utils import TestServer
-    from bench.bench_intake import _settings
+    from bench.bench_intake import settings_for
     from bot.app import Service
     from routing import language
 
     async def main() -> None:
-        service = await Service.create(_settings(sys.argv[1]))
+        service = await Service.create(settings_for(sys.argv[1]))
         assert language._load_model.cache_info().currsize == 0
         server = TestServer(service.web_app(background=True), host="127.0.0.1")
         await server.start_server()
@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(
 
 def test_the_server_loads_the_language_model_as_it_starts(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "claimdesk.db")],
+        [sys.executable, "-c", SCRIPT, f"sqlite+aiosqlite:///{tmp_path / 'claimdesk.db'}"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -353,10 +353,11 @@ async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:
         return
     async with transaction(ctx.sessions) as session:
         stored = await session.get(Message, int(row.payload["message"]))
-        if stored is not None and row.inquiry_id is None:
-            stored.delivery = f"failed: {error[:200]}"
-            session.add(stored)
-        if row.inquiry_id is not None:
+        if row.inquiry_id is None:  # not an inquiry's reply: only the message says so
+            if stored is not None:
+                stored.delivery = f"failed: {error[:200]}"
+                session.add(stored)
+        else:
             inquiry = await repo.get_inquiry(session, row.inquiry_id)
             # the version bumps, so every surface re-renders with the failure note
             updated = await reply_not_delivered(ctx, session, inquiry, stored, error, ctx.clock())
