@@ -103,7 +103,11 @@ async def test_a_refused_item_keeps_what_the_earlier_items_of_its_batch_wrote(
     service = await service_factory(settings_with_form_hook(smtp.port, db_url))
     client = await client_factory(service, background=False)
     writer = intake_writer(service.ctx)
-    writer.linger = 0.2  # all three join one batch
+    # all three join one batch, however slow the machine: the writer waits a full second
+    # before it takes its first batch, and a batch is not cut short by its time budget
+    # (CI once split it in two under load, which made the test fail without the defect)
+    writer.linger = 1.0
+    writer.max_hold = 60.0
     batches_before = writer.batches
     first = asyncio.ensure_future(_post(client, _body(1), "K"))
     await asyncio.sleep(0.02)  # the first is queued first
