@@ -137,9 +137,10 @@ async def test_click_during_bulk_burst_is_not_queued_behind_it(
             if c.at <= update[0].at and "thread_ts" not in c.args
         ]
     )
-    # The update overtook the burst: at most ~1 s worth of paced posts went out in between,
-    # and most of the burst was still waiting.
-    assert posts_before_update - posts_at_click <= int(1.0 / interval)
+    # The update overtook the burst: at most ~2 s worth of paced posts went out in between
+    # (a queue-order bug would let the whole burst through first; the margin is for a
+    # loaded CI machine), and most of the burst was still waiting.
+    assert posts_before_update - posts_at_click <= int(2.0 / interval)
     assert posts_before_update < burst // 2
     assert update[0].args["ts"] == card["ts"]
     await eventually(
