@@ -48,6 +48,7 @@ from tests.support.surfaces import (
 from tests.support.wecom import CHAT
 from tests.test_flow_end_to_end import FORM, act, api, post_webhook, sign_in
 from tests.test_platform_seam import eventually, timeline_kinds
+from tests.test_slack_events import eventually_async
 
 _bodies = iter(range(1, 10**6))
 
@@ -202,10 +203,16 @@ async def test_a_wecom_click_code_is_kept_with_the_card_for_any_process(
     await eventually(lambda: wecom_shows(wc, number, "Alice"), what="WeCom rep cards")
     spent = [c.body["response_code"] for c in wc.called("message/update_template_card")]
     assert spent == [stranger.code]  # the freshest code, from the store
-    async with transaction(service.ctx.sessions) as session:
-        (ref,) = [r for r in (await session.exec(_refs(number))).all() if r.platform == "wecom"]
+
+    async def saved() -> CardRef | None:
+        """The WeCom ref once the update's result is stored (a moment after WeCom got it)."""
+        async with transaction(service.ctx.sessions) as session:
+            refs = (await session.exec(_refs(number))).all()
+        (ref,) = [r for r in refs if r.platform == "wecom"]
+        return ref if ref.data.get("owner") == "Alice" else None
+
+    ref = await eventually_async(saved, what="the updated WeCom ref stored")
     assert ref.data["offered"] == [] and stranger.code not in [c[0] for c in ref.data["codes"]]
-    assert ref.data["owner"] == "Alice"
 
 
 async def card_refs(service: Any, number: int, *, count: int) -> dict[str, CardRef]:
