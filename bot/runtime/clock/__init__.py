@@ -2,7 +2,7 @@
 
 A tick asks the database what is due: one query on the indexed
 ``inquiry.next_due_at <= now``. The due inquiries are handled in chunks
-(``ClockSettings.chunk``, 50 by default), one short transaction per chunk: the
+(``ClockSettings.chunk``: 50 on SQLite, 250 on PostgreSQL), one short transaction per chunk: the
 chunk is re-read under row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 two processes split the work instead of queueing on it; SQLite serializes
 writers anyway) and re-checked (still due?), then :func:`bot.usecases.sla.plan` says
