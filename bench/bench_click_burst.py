@@ -2,9 +2,9 @@
 
 The claimdesk server of ``bench_intake`` (its own process, SQLite file, worker, live feed
 and scheduler on) first takes ``--targets`` webhooks (the inquiries to claim). Then
-``--burst`` signed, unique webhooks are sent all at once, and while they are in flight
-``--targets`` Claim clicks (``POST /web/actions`` as a signed-in rep) go out one every
-``--spacing`` seconds. Measured: each click's HTTP answer time (the claim is committed
+``--burst`` signed, unique webhooks are sent all at once from a second client process, and
+while they are in flight ``--targets`` Claim clicks (``POST /web/actions`` as a signed-in
+rep) go out one every ``--spacing`` seconds. Measured: each click's HTTP answer time (the claim is committed
 when it is answered) and the burst's own throughput. Repeated ``--repeats`` times on a
 fresh server; medians printed and merged into ``--out`` under ``"click_burst"``.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -29,6 +30,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_intake import KEY, Requests, ServerProcess  # noqa: E402
 from bench.results import merge_into  # noqa: E402
 from connectors.web.auth import COOKIE, Signer  # noqa: E402
+
+
+def _send_burst(url: str, batch: list[tuple[bytes, dict[str, str]]], conn: Any) -> None:
+    """In the burst's process: wait for "go", send every request at once, report back."""
+
+    async def send() -> tuple[int, float]:
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+        ) as http:
+
+            async def one(body: bytes, headers: dict[str, str]) -> bool:
+                try:
+                    async with http.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        return response.status == 202
+                except (TimeoutError, aiohttp.ClientError):
+                    return False
+
+            conn.send("ready")
+            conn.recv()  # go
+            started = time.perf_counter()
+            accepted = sum(await asyncio.gather(*(one(b, h) for b, h in batch)))
+            return accepted, time.perf_counter() - started
+
+    conn.send(asyncio.run(send()))
+
+
+class BurstProcess:
+    """The webhook burst, sent from a child process (spawned, ready before ``go``)."""
+
+    def __init__(self, url: str, batch: list[tuple[bytes, dict[str, str]]]) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_send_burst, args=(url, batch, child), daemon=True)
+        self.process.start()
+        if self.conn.recv() != "ready":
+            raise RuntimeError("the burst process did not start")
+
+    def go(self) -> None:
+        self.conn.send("go")
+
+    def result(self) -> tuple[int, float]:
+        accepted, seconds = self.conn.recv()
+        self.process.join(timeout=10)
+        return int(accepted), float(seconds)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -54,14 +101,6 @@ async def one_run(repeat: int, args: argparse.Namespace) -> dict[str, float]:
                 async with http.post(url, data=body, headers=headers) as response:
                     targets.append(int((await response.json())["inquiry"]))
 
-            async def webhook(request: tuple[bytes, dict[str, str]]) -> bool:
-                try:
-                    async with http.post(url, data=request[0], headers=request[1]) as response:
-                        await response.read()
-                        return response.status == 202
-                except (TimeoutError, aiohttp.ClientError):
-                    return False
-
             async def click(number: int) -> tuple[float, int]:
                 started = time.perf_counter()
                 async with http.post(
@@ -72,20 +111,25 @@ async def one_run(repeat: int, args: argparse.Namespace) -> dict[str, float]:
                     await response.read()
                     return time.perf_counter() - started, response.status
 
-            burst_requests = requests.batch(args.burst)
+            # The burst comes from its own process, as a shop's backlog does from its own
+            # machine: sent from this loop, its 1,000 connections would delay the clicks
+            # in the client before the server ever saw them.
+            sender = BurstProcess(url, requests.batch(args.burst))
             started = time.perf_counter()
-            burst = [asyncio.create_task(webhook(r)) for r in burst_requests]
+            sender.go()
             await asyncio.sleep(args.spacing)
             clicks = []
             for number in targets:
                 clicks.append(asyncio.create_task(click(number)))
                 await asyncio.sleep(args.spacing)
             answers = await asyncio.gather(*clicks)
-            accepted = sum(await asyncio.gather(*burst))
-            burst_seconds = time.perf_counter() - started
+            accepted, burst_seconds = await asyncio.to_thread(sender.result)
+            del started
     finally:
         server.stop()
     latencies = [seconds for seconds, status in answers if status == 200]
+    if os.environ.get("CLAIMDESK_BENCH_VERBOSE"):
+        print("  click ms in order:", [round(1000 * x) for x in latencies])
     return {
         "clicks_ok": len(latencies),
         "clicks": len(answers),
