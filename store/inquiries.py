@@ -18,7 +18,14 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.bulk import PendingRows, insert_returning_id, insert_rows, row_values
+from store.bulk import (
+    PendingRows,
+    column_values,
+    insert_returning_id,
+    insert_rows,
+    insert_values,
+    row_values,
+)
 from store.models import Contact, ContactEmail, Event, Inquiry, Message, Status
 
 
@@ -106,8 +113,9 @@ async def resolve_contact(
     now: datetime,
     known_new: bool = False,
     pending: PendingRows | None = None,
-) -> Contact:
-    """The contact owning ``email`` (created when new); blanks filled in from this message.
+) -> int:
+    """The id of the contact owning ``email`` (created when new); blanks filled in from this
+    message.
 
     ``known_new``: the caller read, in this transaction, that no contact has the address
     (a batch writer asks once for the whole batch), so it is not looked up again."""
@@ -136,32 +144,30 @@ async def resolve_contact(
             if value and not getattr(contact, attr):
                 setattr(contact, attr, value)
         session.add(contact)
-        return contact
-    contact = Contact(
-        name=name,
-        company=company,
-        country=country,
-        language=language,
-        phone=phone,
-        created_at=now,
-        tags=[],  # given, not defaulted: pydantic inspects a default factory on every call
+        assert contact.id is not None
+        return contact.id
+    fields: dict[str, Any] = dict(
+        name=name, company=company, country=country, language=language, phone=phone
     )
-    if known_new:  # Core statements: no unit of work for a row nobody reads back here
-        contact.id = await insert_row(session, contact)
+    if known_new:  # Core statements, no objects: nothing reads these rows back here
+        contact_id = await insert_values(
+            session, *column_values(Contact, **fields, created_at=now, tags=[])
+        )
         if address:
-            link = ContactEmail(address=address, contact_id=contact.id)
+            row = column_values(ContactEmail, address=address, contact_id=contact_id)
             if pending is not None:
-                pending.add(link)
+                pending.add(row)
             else:
-                await insert_rows(session, [link])
-        return contact
+                await insert_rows(session, [row])
+        return contact_id
+    contact = Contact(**fields, created_at=now, tags=[])
     session.add(contact)
     await session.flush()
     assert contact.id is not None
     if address:
         session.add(ContactEmail(address=address, contact_id=contact.id))
         await session.flush()
-    return contact
+    return contact.id
 
 
 async def insert_row(session: AsyncSession, row: Contact | Inquiry | Message) -> int:

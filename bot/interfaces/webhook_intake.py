@@ -261,14 +261,13 @@ async def _intake_in(
             msg = dataclasses.replace(msg, dedupe_key=f"webhook:{name}:sha256:{form.body_sha256}")
         result = await ingest_in(ctx, session, msg, hints)
         if keyed and facts is not None:
-            facts.pending.add(
-                WebhookKey(
-                    webhook=name,
-                    key=key,
-                    body_sha256=form.body_sha256,
-                    created_at=ctx.clock(),
-                    inquiry_id=result.inquiry_id,
-                )
+            facts.pending.add_values(
+                WebhookKey,
+                webhook=name,
+                key=key,
+                body_sha256=form.body_sha256,
+                created_at=ctx.clock(),
+                inquiry_id=result.inquiry_id,
             )
         return IntakeReceipt(result.inquiry_id, result.duplicate)
     row = await webhook_keys.find_key(session, name, key) if keyed else None

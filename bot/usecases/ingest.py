@@ -33,9 +33,9 @@ from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
 from store import assignment as store_assignment
 from store import inquiries as repo
-from store.bulk import PendingRows
+from store.bulk import PendingRows, column_values, insert_values
 from store.engine import transaction
-from store.models import AttachmentBlob, Inquiry, Lane, Message, Status
+from store.models import AttachmentBlob, Event, Inquiry, Lane, Message, Status
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,8 @@ async def _find_thread(session: Any, msg: InboundMessage) -> Inquiry | None:
     return None
 
 
-def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
-    return Message(
+def _message_fields(inquiry_id: int, msg: InboundMessage, now: Any) -> dict[str, Any]:
+    return dict(
         inquiry_id=inquiry_id,
         direction="in",
         channel="email" if msg.source_kind == "mail" else "webhook",
@@ -247,12 +247,12 @@ def _message(inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
     )
 
 
-async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now: Any) -> Message:
+async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now: Any) -> int:
     """The message row plus the bytes of its attachments (ids linked in its metadata)."""
-    message = _message(inquiry_id, msg, now)
-    if not msg.blobs:  # one Core statement (most messages): no unit of work
-        message.id = await repo.insert_row(session, message)
-        return message
+    fields = _message_fields(inquiry_id, msg, now)
+    if not msg.blobs:  # one Core statement (most messages): no object, no unit of work
+        return await insert_values(session, *column_values(Message, **fields))
+    message = Message(**fields)
     session.add(message)
     if msg.blobs:
         await session.flush()
@@ -275,7 +275,8 @@ async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now
             for a in message.attachments
         ]
         session.add(message)
-    return message
+    assert message.id is not None
+    return message.id
 
 
 async def _create(
@@ -302,7 +303,7 @@ async def _create(
     facts = _facts(msg, known.country if known else "")
     found, team, claim_due, flags = _classify(ctx, facts, now, recent, verdict)
     language, country = found.language, found.country
-    contact = await repo.resolve_contact(
+    contact_id = await repo.resolve_contact(
         session,
         email=msg.email,
         name=msg.name,
@@ -315,14 +316,13 @@ async def _create(
         pending=hints.pending,
     )
     status = Status.SPAM if found.is_spam else Status.NEW
-    assert contact.id is not None
     inquiry = Inquiry(
         team=team.name,
         status=status.value,
         source=msg.source,
         source_kind=msg.source_kind,
         dedupe_key=msg.dedupe_key,
-        contact_id=contact.id,
+        contact_id=contact_id,
         contact_email=msg.email.lower(),
         subject=msg.subject or _snippet(msg.text)[:80],
         snippet=_snippet(msg.snippet or msg.text),
@@ -349,11 +349,9 @@ async def _create(
     choice = None
     if status == Status.NEW and not flags:
         choice = await choose_assignee(
-            ctx, session, team, language, found.decision.assign, contact.id
+            ctx, session, team, language, found.decision.assign, contact_id
         )
-    received = repo.add_event(
-        session,
-        inquiry,
+    received: dict[str, Any] = dict(
         at=now,
         actor="customer",
         kind="received",
@@ -366,6 +364,11 @@ async def _create(
             "explain": found.explanation(choice),
         },
     )
+    if hints.pending is not None:  # a batch writer's new item: inserted with the batch's
+        # rows, before its commit and before any later Event of the batch (ids stay in order)
+        hints.pending.add_values(Event, inquiry_id=number, team=team.name, before="", **received)
+    else:
+        repo.add_event(session, inquiry, **received)
     if inquiry.tags and any(tag.startswith(FLAG) for tag in inquiry.tags):
         log.warning(
             "inquiry flagged at intake",
@@ -388,7 +391,7 @@ async def _create(
     else:
         log.info(
             "inquiry held as spam",
-            extra={"inquiry": inquiry.id, "score": found.spam.score, "event": received.kind},
+            extra={"inquiry": inquiry.id, "score": found.spam.score, "event": received["kind"]},
         )
     ctx.metrics.inquiries.labels(msg.source_kind, team.name).inc()
     log.info("inquiry created", extra={"inquiry": number, "team": team.name, "source": msg.source})
