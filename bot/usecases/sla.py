@@ -249,10 +249,22 @@ def _unclaimed(
     every = duration(sla.nudge_every)
     escalate = duration(sla.escalate_after)
 
-    def at(offset: timedelta) -> datetime:
-        return when_open(team, due_after(team, start, offset, priority=state.priority))
+    # The same offsets come up several times below (the nudge search, the ladder's end):
+    # each business-time sum is computed once per plan.
+    sums: dict[timedelta, datetime] = {}
+    opened: dict[timedelta, datetime] = {}
 
-    ladder_end = due_after(team, start, escalate * 2, priority=state.priority)
+    def after(offset: timedelta) -> datetime:
+        if offset not in sums:
+            sums[offset] = due_after(team, start, offset, priority=state.priority)
+        return sums[offset]
+
+    def at(offset: timedelta) -> datetime:
+        if offset not in opened:
+            opened[offset] = when_open(team, after(offset))
+        return opened[offset]
+
+    ladder_end = after(escalate * 2)
     for level, present in ((1, has_leads), (2, has_managers)):
         if present:
             step = Step(
@@ -272,15 +284,12 @@ def _unclaimed(
     number = int(elapsed / every) + 1 if elapsed >= timedelta(0) else 0
     while number >= 1 and at(every * (number - 1)) > now:
         number -= 1
-    while (
-        number >= 1
-        and due_after(team, start, every * (number - 1), priority=state.priority) >= ladder_end
-    ):
+    while number >= 1 and after(every * (number - 1)) >= ladder_end:
         number -= 1  # no nudges once the managers have been told
     if number >= 1:
         due.append(
             Step("nudge", f"nudge:{state.id}:{epoch}:{number}", at(every * (number - 1)), number)
         )
-    following = due_after(team, start, every * number, priority=state.priority)
+    following = after(every * number)
     if following < ladder_end:
         future.append(when_open(team, following))
