@@ -27,7 +27,12 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_intake import KEY, Requests, ServerProcess  # noqa: E402
+from bench.bench_intake import (  # noqa: E402
+    KEY,
+    Requests,
+    ServerProcess,
+    send_request,  # noqa: E402
+)
 from bench.results import merge_into  # noqa: E402
 from connectors.web.auth import COOKIE, Signer  # noqa: E402
 
@@ -40,19 +45,10 @@ def _send_burst(url: str, batch: list[tuple[bytes, dict[str, str]]], conn: Any) 
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=timeout
         ) as http:
-
-            async def one(body: bytes, headers: dict[str, str]) -> bool:
-                try:
-                    async with http.post(url, data=body, headers=headers) as response:
-                        await response.read()
-                        return response.status == 202
-                except (TimeoutError, aiohttp.ClientError):
-                    return False
-
             conn.send("ready")
             conn.recv()  # go
             started = time.perf_counter()
-            accepted = sum(await asyncio.gather(*(one(b, h) for b, h in batch)))
+            accepted = sum(await asyncio.gather(*(send_request(http, url, r) for r in batch)))
             return accepted, time.perf_counter() - started
 
     conn.send(asyncio.run(send()))

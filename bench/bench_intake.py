@@ -256,7 +256,7 @@ class Result:
         return self
 
 
-async def _send(
+async def send_request(
     http: aiohttp.ClientSession, url: str, request: tuple[bytes, dict[str, str]]
 ) -> bool:
     body, headers = request
@@ -281,7 +281,7 @@ async def open_loop(
     async def one(i: int) -> None:
         nonlocal last_done
         due = start + i / rate
-        ok = await _send(http, url, batch[i])
+        ok = await send_request(http, url, batch[i])
         done = loop.time()
         last_done = max(last_done, done)
         if ok:
@@ -311,7 +311,7 @@ async def closed_loop(
     async def sender() -> None:
         while loop.time() < deadline:
             sent_at = loop.time()
-            ok = await _send(http, url, requests.next())
+            ok = await send_request(http, url, requests.next())
             result.sent += 1
             if ok:
                 result.ok += 1
@@ -344,7 +344,7 @@ async def measure_server(
         timeout = aiohttp.ClientTimeout(total=TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             # warm up: connections, imports, first database pages
-            await asyncio.gather(*(_send(http, url, requests.next()) for _ in range(20)))
+            await asyncio.gather(*(send_request(http, url, requests.next()) for _ in range(20)))
             # the closed loop first, on a server with no backlog; after each load a probe
             # request waits behind whatever the server still holds (answered requests the
             # client gave up on), so no measurement inherits the previous one's queue
