@@ -4,7 +4,7 @@
 object: constructing one runs SQLAlchemy's instrumentation and pydantic for every
 attribute, about as costly as inserting the row. ``PendingRows`` collects rows
 nothing reads back before the transaction ends (a new contact's address, an
-Idempotency-Key record, the "received" Event of a new inquiry) and sends them as one
+Idempotency-Key record) and sends them as one
 executemany per table, in the order they were added. The group-committing
 webhook writer flushes it before its commit and before any item that reads what
 earlier items wrote; a failure there fails the batch, whose items are then

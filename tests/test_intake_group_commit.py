@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.interfaces.webhook_intake import intake_writer
+from config.loading import settings_from_mapping
 from connectors.webhooks import sign_body
 from store.engine import WriteLock, transaction
-from store.models import ContactEmail, Inquiry, Message, Outbox, WebhookKey
-from tests.conftest import WEBHOOK_SECRET
+from store.models import ContactEmail, Event, Inquiry, Message, Outbox, WebhookKey
+from tests.conftest import WEBHOOK_SECRET, base_config
 from tests.test_webhook_hardening import settings_with_form_hook
 
 
@@ -266,3 +267,32 @@ async def test_a_cancelled_waiter_passes_the_lock_on() -> None:
     await asyncio.wait_for(second, timeout=5)
     lock.release()
     assert lock.waiting() == 0
+
+
+async def test_in_a_batch_each_timeline_starts_with_received_then_assigned(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """A new item's "received" Event is written without an ORM object; with round-robin
+    assignment the "assigned" Event (an ORM object) follows it. Three items in one batch:
+    each timeline, in id order, is received then assigned (an item's received row must not
+    wait behind the others' ORM flush)."""
+    mapping = base_config(smtp.port, db_url)
+    mapping["teams"][0]["assignment"] = "round_robin"
+    service = await service_factory(settings_from_mapping(mapping, source="test.toml", env={}))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.linger, writer.max_hold = 1.0, 60.0  # the three join one batch
+    batches_before = writer.batches
+    answers = await asyncio.gather(*(_post(client, _body(i), f"rr{i}") for i in range(3)))
+    assert writer.batches - batches_before == 1
+    assert [status for status, _ in answers] == [202, 202, 202]
+    async with transaction(service.ctx.readers) as session:
+        for _status, answer in answers:
+            kinds = (
+                await session.exec(
+                    select(Event.kind)
+                    .where(Event.inquiry_id == answer["inquiry"])
+                    .order_by(col(Event.id))
+                )
+            ).all()
+            assert list(kinds[:2]) == ["received", "assigned"], kinds

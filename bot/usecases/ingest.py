@@ -33,7 +33,7 @@ from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
 from store import assignment as store_assignment
 from store import inquiries as repo
-from store.bulk import PendingRows, column_values, insert_values
+from store.bulk import PendingRows, column_values, insert_rows, insert_values
 from store.engine import transaction
 from store.models import AttachmentBlob, Event, Inquiry, Lane, Message, Status
 
@@ -364,9 +364,11 @@ async def _create(
             "explain": found.explanation(choice),
         },
     )
-    if hints.pending is not None:  # a batch writer's new item: inserted with the batch's
-        # rows, before its commit and before any later Event of the batch (ids stay in order)
-        hints.pending.add_values(Event, inquiry_id=number, team=team.name, before="", **received)
+    if hints.pending is not None:  # a batch writer's new item: no object, one Core insert now,
+        # so its id comes before the ORM-added Events that follow (assignment, acknowledgement)
+        await insert_rows(
+            session, [column_values(Event, inquiry_id=number, team=team.name, **received)]
+        )
     else:
         repo.add_event(session, inquiry, **received)
     if inquiry.tags and any(tag.startswith(FLAG) for tag in inquiry.tags):
