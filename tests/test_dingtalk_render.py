@@ -140,3 +140,16 @@ def test_every_rendered_variable_is_documented_in_the_template() -> None:
             continue
         assert key in documented, key
     assert set(render_notice("x")) <= documented
+
+
+def test_the_status_select_offers_each_listed_lost_reason() -> None:
+    card = build_inquiry_card(
+        view(status="claimed", owner_name="Alice", claimed_at=NOW, lost_reasons=("price", "MOQ")),
+        now=NOW,
+        locale="en",
+    )
+    options = {
+        o["value"]: o["text"] for o in json.loads(render_card(card, locale="en")["status_options"])
+    }
+    assert options["lost|price"] == "Lost: Price" and options["lost|MOQ"] == "Lost: MOQ"
+    assert "lost" not in options and "won|?" in options

@@ -364,3 +364,13 @@ async def test_a_click_reaching_either_of_two_processes_works(
     finally:
         for running in streams:
             await running.stop()
+
+
+async def test_a_listed_lost_reason_travels_with_the_status(
+    fake: FakeDingTalk, stream: DingTalkStream, interactions: RecordingInteractions
+) -> None:
+    await fake.gateway.callback(click("ding-alice", "status", "lost|price"))
+    action = interactions.actions[-1]
+    assert (action.verb, action.value, action.reason) == (Verb.STATUS, "lost", "price")
+    await fake.gateway.callback(click("ding-alice", "status", "won|?"))  # needs words: refused
+    assert (interactions.actions[-1].value, interactions.actions[-1].reason) == ("won", "")

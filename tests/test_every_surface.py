@@ -473,3 +473,42 @@ async def test_wecom_race_retry_bad_signature_and_a_fresh_card(
         refs = await card_refs(service, number, count=3)
     assert first_task in refs["wecom"].data["stale"]
     assert (await api(client, f"/api/inquiries/{number}"))["status"] == "new"
+
+
+async def test_a_listed_lost_reason_from_the_dingtalk_and_wecom_cards(
+    sqlite_url: str, smtp: Any, fakes: Fakes, service_factory: Any, client_factory: Any
+) -> None:
+    """ "Lost: Price" picked in a DingTalk or WeCom card's status select sets the inquiry lost
+    with that reason, as the web and Slack do; "Won" (it needs words) is refused with a
+    reason asked for, and changes nothing."""
+    service, client = await start(
+        settings_for(sqlite_url, smtp, fakes), fakes, service_factory, client_factory
+    )
+    dt, wc = fakes.dingtalk, fakes.wecom
+    first, track = await new_inquiry(client, fakes, "lost-dt")
+    await dt.gateway.callback(dingtalk_click(track, "ding-alice"))
+    await shows_everywhere(client, fakes, first, "Alice", rep="alice")
+    shown = [u["params"] for u in dt.updates if u["outTrackId"] == track][-1]  # claimed card
+    assert "lost|price" in [o["value"] for o in json.loads(shown["status_options"])]
+    refused = await dt.gateway.callback(dingtalk_click(track, "ding-alice", "status", "won|?"))
+    assert "reason" in dingtalk_notice(refused)
+    assert (await api(client, f"/api/inquiries/{first}"))["status"] == "claimed"
+    await dt.gateway.callback(dingtalk_click(track, "ding-alice", "status", "lost|price"))
+    body = await api(client, f"/api/inquiries/{first}")
+    assert (body["status"], body["outcome_reason"]) == ("lost", "Price")
+
+    second, _track = await new_inquiry(client, fakes, "lost-wc")
+    await card_refs(service, second, count=3)
+    claim = wecom_click(wc, "wx-bob", f"cd1:claim:{second}")
+    await client.post("/wecom/callback", params=claim.query, data=claim.body)
+    await shows_everywhere(client, fakes, second, "Bob", rep="bob")
+    pick = wecom_click(wc, "wx-bob", f"cd1:status:{second}", chosen="lost|MOQ")
+    answer = await client.post("/wecom/callback", params=pick.query, data=pick.body)
+    assert answer.status == 200
+
+    async def lost() -> dict[str, Any] | None:
+        found = await api(client, f"/api/inquiries/{second}")
+        return found if found["status"] == "lost" else None
+
+    done = await eventually_async(lost, what="the WeCom choice applied")
+    assert done["outcome_reason"] == "MOQ"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from cards.escalation_card import build_escalation_card
 from cards.inquiry_card import InquiryView, build_inquiry_card
 from cards.model import Option
+from cards.status_choices import split_status_value
 from connectors.platform import ReplyDraftView
 from connectors.slack.events import parse_block_actions, parse_reply_submission
 from connectors.slack.render import (
@@ -15,7 +16,6 @@ from connectors.slack.render import (
     fallback_text,
     render_card,
     reply_modal,
-    split_status_value,
 )
 from tests.support.slack import fixture
 

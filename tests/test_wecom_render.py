@@ -7,10 +7,12 @@ import json
 import pytest
 
 from cards.actions import Verb, encode_action
+from config.schema import LOST_REASONS
 from connectors.wecom.escaping import WJ, cut_bytes, inert_line, inert_markdown, inert_plain
 from connectors.wecom.render import (
     MARKDOWN_BYTES,
     MAX_BUTTONS,
+    MAX_OPTIONS,
     card_state,
     render_group_change,
     render_group_post,
@@ -121,3 +123,37 @@ def test_task_ids_are_valid_and_unique() -> None:
     assert a != b and a == task_id_for(card, "k1")
     assert len(a.encode()) <= 128
     assert all(c.isalnum() or c in "_-@" for c in a)
+
+
+def _status_selection(lost_reasons: tuple[str, ...]) -> list[tuple[str, str]]:
+    from dataclasses import replace as _replace
+
+    from cards.inquiry_card import build_inquiry_card
+    from tests.support.wecom import NOW, inquiry_view
+
+    view = _replace(inquiry_view(status="claimed", owner="Alice"), lost_reasons=lost_reasons)
+    card = build_inquiry_card(view, now=NOW, locale="en")
+    selection = render_template_card(card, locale="en", task_id="t-1")["button_selection"]
+    return [(o["id"], o["text"]) for o in selection["option_list"]]
+
+
+def test_the_status_drop_down_offers_each_listed_lost_reason() -> None:
+    options = _status_selection(("price", "MOQ", "other"))
+    ids = [i for i, _ in options]
+    assert ("lost|price", "Lost: Price") in options and ("lost|MOQ", "Lost: MOQ") in options
+    assert "lost|?" in ids and "won|?" in ids  # these need words: asked on the inquiry page
+    assert "lost" not in ids and len(options) <= MAX_OPTIONS
+
+
+def test_reasons_that_do_not_fit_keep_the_first_ones_and_one_that_asks() -> None:
+    options = _status_selection(tuple(f"reason {i}" for i in range(12)))
+    ids = [i for i, _ in options]
+    assert len(options) == MAX_OPTIONS
+    assert {"waiting", "follow_up", "won|?", "spam", "closed"} <= set(ids)  # every status
+    listed = [i for i in ids if i.startswith("lost|") and i != "lost|?"]
+    assert listed == [f"lost|reason {i}" for i in range(len(listed))] and listed
+    assert ("lost|?", "Lost: …") in options  # the rest: the application asks for a reason
+    # the default list (six reasons, "other" last): "other" is that choice already
+    default = [i for i, _ in _status_selection(LOST_REASONS)]
+    assert len(default) == MAX_OPTIONS and default.count("lost|?") == 1
+    assert "lost|price" in default

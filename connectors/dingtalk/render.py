@@ -21,6 +21,7 @@ import json
 
 from cards.actions import BadActionId, Verb, decode_action
 from cards.model import Button, Card, Select
+from cards.status_choices import status_choices
 from connectors.dingtalk.escaping import inert, inert_line
 from connectors.dingtalk.strings import dtext
 
@@ -101,11 +102,11 @@ def render_card(card: Card, *, locale: str) -> dict[str, str]:
             control.label if isinstance(control, Button) else control.placeholder, 20
         )
         if isinstance(control, Select):
+            # the status select lists each of the team's lost reasons as a choice of its own
+            # ("Lost: Price" = ``lost|price``, ``cards.status_choices``)
+            choices = status_choices(control) if control.reason_for else control.options
             params[f"{verb.value}_options"] = json.dumps(
-                [
-                    {"text": inert_line(o.label, _CHOICE_LIMIT), "value": o.value}
-                    for o in control.options
-                ],
+                [{"text": inert_line(o.label, _CHOICE_LIMIT), "value": o.value} for o in choices],
                 ensure_ascii=False,
             )
         elif control.url:

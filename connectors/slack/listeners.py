@@ -36,6 +36,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from cards.actions import Action, ActionOutcome, BadActionId, Verb, decode_action
+from cards.status_choices import split_status_value
 from cards.strings import text
 from config.schema import Settings
 from connectors.channels import DeliveryError
@@ -60,7 +61,6 @@ from connectors.slack.render import (
     message_modal,
     reason_modal,
     reply_modal,
-    split_status_value,
 )
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ from typing import Any
 
 from cards.actions import BadActionId, Verb, decode_action, encode_action
 from cards.model import Button, Card, Select
+from cards.status_choices import status_choices
 from cards.strings import text
 from connectors.platform import ReplyDraftView
 from connectors.slack.escaping import escape_slack
@@ -90,42 +91,9 @@ def _control(control: Button | Select) -> Block:
 
 
 def _status_options(control: Select) -> list[Block]:
-    """A status select whose choices need a reason (won/lost): the reason travels in the value.
-
-    Slack's select cannot hold a text box, so a choice that needs words is written
-    ``won|?`` and opens a small modal (``reason_modal``); with the team's lost reasons
-    (``Select.reasons``) each is a choice of its own, "Lost: Price" = ``lost|price``, and
-    only "other" asks for words. One flat list, in the order of the moves.
-    ``split_status_value`` reads the values back.
-    """
-    out: list[Block] = []
-    for option in control.options:
-        if option.value in control.reasons_for and control.reasons:
-            out.extend(
-                _option(
-                    f"{option.label}: {r.label}",
-                    f"{option.value}|{ASK if r.value.lower() == 'other' else r.value}",
-                )
-                for r in control.reasons
-            )
-        elif option.value in control.reason_for:
-            out.append(_option(option.label, f"{option.value}|{ASK}"))
-        else:
-            out.append(_option(option.label, option.value))
-    return out
-
-
-ASK = "?"
-
-
-def split_status_value(value: str) -> tuple[str, str, bool]:
-    """A status select's value as (status, listed reason, ask for words): ``"lost|price"`` ->
-    ``("lost", "price", False)``, ``"won|?"`` -> ``("won", "", True)``, ``"claimed"`` ->
-    ``("claimed", "", False)``."""
-    status, sep, reason = value.partition("|")
-    if not sep:
-        return value, "", False
-    return status, "" if reason == ASK else reason, reason == ASK
+    """A status select whose choices need a reason (won/lost), the reasons spread out
+    (``cards.status_choices``): a value ``won|?`` opens a small modal (``reason_modal``)."""
+    return [_option(o.label, o.value) for o in status_choices(control)]
 
 
 def _reassign_control(card: Card, locale: str) -> Block | None:

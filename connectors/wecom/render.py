@@ -7,7 +7,8 @@ so a card becomes two things:
 - ``render_template_card``: a ``button_interaction`` template card sent to the
   team's reps by ``message/send`` (document/path/90236). Its buttons carry our
   action ids as ``key``; the card's first ``Select`` (status) becomes the one
-  ``button_selection`` drop-down the type allows, submitted by its own button;
+  ``button_selection`` drop-down the type allows, submitted by its own button (the
+  team's lost reasons spread out as choices of their own where they fit);
   further selects (snooze, follow-up) become one button each with their first
   choice (``<action id>=<value>``). A URL button (Open) is a ``type: 1`` jump.
 - ``render_group_post`` / ``render_group_change``: markdown for the group.
@@ -26,7 +27,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from cards.model import Button, Card, Select
+from cards.model import Button, Card, Option, Select
+from cards.status_choices import ASK, status_choices
 from cards.strings import text
 from connectors.wecom.escaping import cut, cut_bytes, inert_line, inert_markdown, inert_plain
 from connectors.wecom.strings import wecom_text
@@ -123,8 +125,7 @@ def render_template_card(
                     "question_key": control.action_id,
                     "title": cut(control.placeholder, 10),
                     "option_list": [
-                        {"id": o.value[:128], "text": cut(o.label, 16)}
-                        for o in control.options[:MAX_OPTIONS]
+                        {"id": o.value[:128], "text": cut(o.label, 16)} for o in _choices(control)
                     ],
                 }
                 # No ``selected_id``: a press without a choice must not pick one for the rep.
@@ -148,6 +149,43 @@ def render_template_card(
                 )
     template["button_list"] = buttons[:MAX_BUTTONS]
     return template
+
+
+def _choices(control: Select) -> list[Option]:
+    """The drop-down's options, the team's lost reasons spread out ("Lost: Price",
+    ``cards.status_choices``). The card takes ``MAX_OPTIONS``: when the reasons do not all
+    fit, the first ones of the team's list stay and one "Lost: …" choice asks for the rest
+    (the application answers that it needs a reason, with the inquiry's page)."""
+    if not control.reason_for:
+        return list(control.options[:MAX_OPTIONS])
+    spread = status_choices(control)
+    if len(spread) <= MAX_OPTIONS:
+        return spread
+    listed = [
+        o
+        for o in spread
+        if o.value.partition("|")[0] in control.reasons_for and not o.value.endswith(f"|{ASK}")
+    ]
+    rest = [o for o in spread if o not in listed]
+    asks = {o.value for o in rest}
+    lost = next((o for o in control.options if o.value in control.reasons_for), None)
+    catch_all = None
+    if lost is not None and f"{lost.value}|{ASK}" not in asks:
+        catch_all = Option(f"{lost.label}: …", f"{lost.value}|{ASK}")
+    room = MAX_OPTIONS - len(rest) - (catch_all is not None)
+    if room < 1:
+        return list(control.options[:MAX_OPTIONS])
+    kept = listed[:room]
+    out: list[Option] = []
+    for option in spread:
+        if option in listed:
+            if option in kept:
+                out.append(option)
+                if option is kept[-1] and catch_all is not None:
+                    out.append(catch_all)
+        else:
+            out.append(option)
+    return out
 
 
 def _link(label: str, url: str) -> str:

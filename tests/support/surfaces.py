@@ -180,14 +180,31 @@ class WeComClick:
 
 
 def wecom_click(
-    fake: FakeWeCom, user: str, action_id: str, *, task: str = "", create_time: int = 0
+    fake: FakeWeCom,
+    user: str,
+    action_id: str,
+    *,
+    task: str = "",
+    create_time: int = 0,
+    chosen: str = "",
 ) -> WeComClick:
-    """A click on ``action_id`` on the card ``task`` (default: the inquiry's newest card)."""
+    """A click on ``action_id`` on the card ``task`` (default: the inquiry's newest card);
+    ``chosen``: the option id picked in the card's drop-down (``SelectedItems``)."""
     number = int(action_id.rsplit(":", 1)[1])
     task = task or wecom_task(fake, number)
     code = fake.click(task)
     at = create_time or next(_create_times)
-    body, query = encrypted_post(click_xml(user, action_id, task, code, create_time=at))
+    selected = (
+        "<SelectedItems><SelectedItem>"
+        f"<QuestionKey><![CDATA[{action_id}]]></QuestionKey>"
+        f"<OptionIds><OptionId><![CDATA[{chosen}]]></OptionId></OptionIds>"
+        "</SelectedItem></SelectedItems>"
+        if chosen
+        else ""
+    )
+    body, query = encrypted_post(
+        click_xml(user, action_id, task, code, create_time=at, selected=selected)
+    )
     return WeComClick(body.encode(), query, code)
 
 
