@@ -330,6 +330,9 @@ class RepSettings(_Section):
         default=0, ge=0
     )  # open inquiries before assignment skips the rep; 0: no limit
     backup: str = ""
+    #: false: no notice emails for this rep (nudges, escalations, hand-overs, the digest)
+    #: even where no chat reaches them; ``/web/for-you`` still lists them
+    email_notices: bool = True
 
     _id = field_validator("id")(_check_name)
 

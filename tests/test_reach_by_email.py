@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from bot.app import Service
 from bot.usecases.card_actions import perform
-from bot.usecases.notices import compose
+from bot.usecases.notices import RepNotices, compose
 from bot.usecases.presence import set_away
 from cards.actions import Action, Verb
 from connectors.mail.smtp import build_notification, notification_message_id
@@ -304,3 +304,32 @@ async def test_notice_in_chinese_escapes_customer_text(
         re.findall(r"/web/o/(\S+)", note.text)[-1], 1_999_999_999
     ) or ("", 0, "")
     assert (rep, number, action) == ("chen", 7, "claim")
+
+
+async def test_a_rep_who_takes_no_notice_emails_gets_none_and_still_sees_them_listed(
+    sqlite_url: str, make_settings: Any, service_factory: Any, smtp: SmtpSink
+) -> None:
+    """``email_notices = false`` on Bob: the nudges and the escalation go to the others only;
+    the nudge's Event says who was mailed, and Bob's "for you" page still lists it."""
+    config = reach_config(leads=["lena"])
+    for rep in config["reps"]:
+        if rep["id"] in ("bob", "lena"):
+            rep["email_notices"] = False
+    clock = MovableClock(berlin(2026, 11, 24, 10, 0))
+    service = await service_factory(make_settings(sqlite_url, **config), clock=clock)
+    assert service.scheduler is not None
+    service.scheduler.settings.digests = False
+    number = await new_inquiry(service, "opted-out")
+    for _ in range(16):
+        clock.advance(minutes=5)
+        await tick_both([service])
+    assert mailed(smtp) == {
+        ("alice@seller.test", "Waiting to be claimed"): 3,
+        ("max@seller.test", "Escalation"): 1,
+    }
+    async with service.ctx.sessions() as session:
+        nudged = (await session.exec(select(Event).where(col(Event.kind) == "nudged"))).all()
+    assert [e.data["mailed"] for e in nudged] == [["alice"]] * 3
+    assert [e.data["mentions"] for e in nudged] == [["alice", "bob"]] * 3  # still told in-app
+    listed = await RepNotices(service.ctx).notices_for("bob")
+    assert any(entry.inquiry_id == number and entry.kind == "nudged" for entry in listed)

@@ -114,7 +114,11 @@ def notice_row(
     subject: str = "",
 ) -> dict[str, Any] | None:
     """The outbox row (``enqueue`` keywords) mailing ``message`` to ``rep``; None when the rep
-    has no address or the team no mailbox to send through (logged: nobody can be told)."""
+    takes no notice emails (``email_notices = false``), has no address, or the team has no
+    mailbox to send through (logged: nobody can be told)."""
+    if not rep.email_notices:  # the rep's choice ([[reps]] email_notices = false): no warning
+        log.info("notice %s for %s not mailed: the rep takes no notice emails", key, rep.id)
+        return None
     mailbox = notice_mailbox(ctx, team)
     if not rep.email or mailbox is None:
         log.warning(
