@@ -24,6 +24,17 @@
     const empty = document.getElementById("empty");
     if (empty) empty.hidden = list.querySelector("article.card") !== null;
   }
+  // "1–50 of 61" follows the view's live count and the cards now on this page
+  function refreshShowing(list, counts) {
+    const line = document.getElementById("showing");
+    const total = counts[list.dataset.view || "open"];
+    if (!line || !line.dataset.format || typeof total !== "number") return;
+    const onPage = list.querySelectorAll("article.card").length;
+    const first = total === 0 ? 0 : Number(line.dataset.start || "1");
+    const last = first === 0 ? 0 : Math.min(total, first + onPage - 1);
+    const text = fill(line.dataset.format, { first: String(first), last: String(last), total: String(total) });
+    if (line.textContent !== text) line.textContent = text;
+  }
   function upsert(data) {
     const list = document.getElementById("cards");
     if (!list) return;
@@ -225,6 +236,7 @@
         const el = tab.querySelector(".count");
         if (el && typeof n === "number" && el.textContent !== String(n)) el.textContent = String(n);
       });
+      refreshShowing(list, counts);
     });
     source.onerror = () => { live.className = "live off"; live.textContent = live.dataset.offline; document.body.dataset.live = "0"; };
   }
