@@ -19,7 +19,6 @@ Timing: only bounded waits on conditions (Playwright's ``expect``, bounded polls
 # ruff: noqa: F811  (the browser and live_server fixtures are imported from test_web_browser)
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -338,6 +337,7 @@ async def test_lead_sees_what_is_escalated_and_reassigns(
     lena = await signed_in(browser, service, base, "lena", view)
     await lena.locator("#escalated-link").click()
     await lena.wait_for_url(f"{base}/web/escalated", timeout=WAIT_MS)
+    await wait_live(lena)  # the view's stream is connected before anything changes
     card = lena.locator(f"#card-{number}")
     await expect(card).to_contain_text("Escalated")
     await no_sideways_scroll(lena)
@@ -348,6 +348,23 @@ async def test_lead_sees_what_is_escalated_and_reassigns(
         f"#{number} reassigned to Alice.", timeout=WAIT_MS
     )
     assert (await inquiry(service, number)).assignee == "alice"
-    await lena.reload()
+    # the view is live: the reassigned item leaves it without a reload ...
+    await expect(card).to_have_count(0, timeout=WAIT_MS)
     await expect(lena.locator("#empty")).to_be_visible()
-    await asyncio.sleep(0)  # nothing else pending in this test
+    # ... and an item escalated while the lead looks at it enters it
+    later = await post_webhook(
+        base, {**FORM, "message": "A second one, escalated live."}, f"escalated-{view}-2"
+    )
+    for _ in range(40):
+        if (await inquiry(service, later)).escalation_level:
+            break
+        clock.advance(minutes=10)
+        await service.scheduler.tick()
+    assert (await inquiry(service, later)).escalation_level > 0
+    arrived = lena.locator(f"#card-{later}")
+    await expect(arrived).to_contain_text("Escalated", timeout=WAIT_MS)
+    await expect(arrived.locator(f'form[data-action="cd1:reassign:{later}"]')).to_have_count(1)
+    await expect(lena.locator("#empty")).to_be_hidden()
+    await lena.reload()  # what the stream showed is what the page shows
+    await expect(lena.locator(f"#card-{later}")).to_have_count(1)
+    await expect(lena.locator(f"#card-{number}")).to_have_count(0)

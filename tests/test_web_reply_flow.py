@@ -337,6 +337,9 @@ async def test_escalated_view_for_leads_has_reassign(
     assert [t.name for t in backend.leads_teams("lena")] == ["sales"]
     assert backend.leads_teams("alice") == []
     (card,) = await backend.escalated_cards("lena")
+    # the live view asks one card at a time: the same card, and none for a rep
+    assert await backend.escalated_card("lena", number) == card
+    assert await backend.escalated_card("alice", number) is None
     reassign = next(
         c for c in card.actions if getattr(c, "action_id", "") == f"cd1:reassign:{number}"
     )
@@ -345,6 +348,7 @@ async def test_escalated_view_for_leads_has_reassign(
     assert done.ok, done.message
     assert (await _inquiry(service, number)).assignee == "alice"
     assert await backend.escalated_cards("lena") == []  # handled: off the list
+    assert await backend.escalated_card("lena", number) is None  # the live view drops it
 
 
 def test_slack_reply_modal_shows_the_notice_escaped() -> None:

@@ -196,23 +196,28 @@ class WebInboxBackend:
     async def escalated_cards(self, rep_id: str) -> list[Card]:
         """Open inquiries escalated in the teams ``rep_id`` leads or manages (still unclaimed
         or unanswered), oldest first, each with a Reassign menu of the team's reps."""
+        return await self._escalated(rep_id)
+
+    async def escalated_card(self, rep_id: str, inquiry_id: int) -> Card | None:
+        """The card of ``inquiry_id`` as the escalated view shows it, ``None`` when it does not
+        belong there (not escalated, answered, closed, or not a team of ``rep_id``'s)."""
+        found = await self._escalated(rep_id, inquiry_id)
+        return found[0] if found else None
+
+    async def _escalated(self, rep_id: str, inquiry_id: int | None = None) -> list[Card]:
         teams = [t.name for t in self.leads_teams(rep_id)]
         if not teams:
             return []
+        stmt = select(Inquiry).where(
+            col(Inquiry.team).in_(teams),
+            col(Inquiry.escalation_level) > 0,
+            col(Inquiry.status).in_([s.value for s in OPEN_STATUSES]),
+            col(Inquiry.first_reply_at).is_(None),
+        )
+        if inquiry_id is not None:
+            stmt = stmt.where(col(Inquiry.id) == inquiry_id)
         async with transaction(self.ctx.readers) as session:
-            rows = (
-                await session.exec(
-                    select(Inquiry)
-                    .where(
-                        col(Inquiry.team).in_(teams),
-                        col(Inquiry.escalation_level) > 0,
-                        col(Inquiry.status).in_([s.value for s in OPEN_STATUSES]),
-                        col(Inquiry.first_reply_at).is_(None),
-                    )
-                    .order_by(col(Inquiry.received_at))
-                    .limit(200)
-                )
-            ).all()
+            rows = (await session.exec(stmt.order_by(col(Inquiry.received_at)).limit(200))).all()
             cards = [await card_for(self.ctx, session, row) for row in rows]
         return [self._with_reassign(card, row) for card, row in zip(cards, rows, strict=True)]
 

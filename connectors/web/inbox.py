@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -162,6 +162,8 @@ class InboxBackend(Protocol):
 
     async def escalated_cards(self, rep_id: str) -> list[Card]: ...
 
+    async def escalated_card(self, rep_id: str, inquiry_id: int) -> Card | None: ...
+
     async def claimed_items(self, rep_id: str) -> list[HeldInquiry]: ...
 
     async def away_since(self, rep_id: str) -> datetime | None: ...
@@ -195,6 +197,12 @@ def _count_totals(counts: Mapping[str, int]) -> dict[str, int]:
         "open": sum(counts.get(v, 0) for v in OPEN_VIEWS),
         "archive": sum(counts.get(v, 0) for v in ARCHIVE_VIEWS),
     }
+
+
+async def _forward(source: asyncio.Queue[ChannelItem], into: asyncio.Queue[ChannelItem]) -> None:
+    """Move every item of ``source`` into ``into`` (one stream over several teams' feeds)."""
+    while True:
+        into.put_nowait(await source.get())
 
 
 def _asset(name: str) -> str:
@@ -244,6 +252,7 @@ class WebInbox:
             web.get("/web/back", self.back_page),
             web.post("/web/back", self.take_back),
             web.get("/web/escalated", self.escalated_page),
+            web.get("/web/escalated/events", self.escalated_events),
             web.get("/web/attachments/{id:\\d+}", self.download),
         ]
 
@@ -625,9 +634,14 @@ class WebInbox:
         )
 
     # -- live stream ---------------------------------------------------------
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        rep = self._rep(request)
-        team = self._team(rep, request.match_info["team"])
+    async def _stream(
+        self,
+        request: web.Request,
+        queue: asyncio.Queue[ChannelItem],
+        send: Callable[[web.StreamResponse, ChannelItem], Awaitable[None]],
+    ) -> web.StreamResponse:
+        """Server-sent events: ``hello``, then what ``send`` writes for each changed card of
+        ``queue``, a keep-alive comment when quiet, until the client or the server goes."""
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -635,14 +649,9 @@ class WebInbox:
                 "X-Accel-Buffering": "no",
             }
         )
-        # the channel page passes its filters: each change then says whether the card
-        # (still) belongs on that page, so it can enter or leave it live
-        query = ChannelQuery.from_query(request.query) if request.query else None
         await response.prepare(request)
-        queue = self.backend.subscribe(team.name)
         closing = asyncio.ensure_future(self._closing.wait())
         getter: asyncio.Future[ChannelItem] | None = None
-        counts_sent = float("-inf")
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
             while not closing.done():
@@ -655,38 +664,96 @@ class WebInbox:
                     if not closing.done():
                         await response.write(b": keep-alive\n\n")
                     continue
-                item = getter.result()
-                card = item.card
-                match = True
-                # the default page (no filter) keeps a card it shows, so whoever acted on it
-                # sees the outcome (e.g. "Lost") in place; its counts still follow below
-                if query is not None and query.params() and card.key.isdigit():
-                    match = await self.backend.channel_matches(team.name, rep, query, int(card.key))
-                payload = json.dumps(
-                    {
-                        "key": card.key,
-                        "version": card.version,
-                        "status": card.badge.status,
-                        "match": match,
-                        "html": self._card_html(card, team.locale, item),
-                    }
-                )
-                await response.write(f"event: card\ndata: {payload}\n\n".encode())
-                if query is not None:
-                    # fresh per-status counts once a burst has been written (the queue is
-                    # empty), and at most once a second during one: one GROUP BY, not one per card
-                    now = asyncio.get_running_loop().time()
-                    if queue.empty() or now - counts_sent >= COUNTS_EVERY:
-                        counts = await self.backend.channel_counts(team.name, rep, query)
-                        await response.write(
-                            f"event: counts\ndata: {json.dumps(_count_totals(counts))}\n\n".encode()
-                        )
-                        counts_sent = now
+                await send(response, getter.result())
         except ConnectionResetError:
             pass
         finally:
             closing.cancel()
             if getter is not None:
                 getter.cancel()
-            self.backend.unsubscribe(team.name, queue)
         return response
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        rep = self._rep(request)
+        team = self._team(rep, request.match_info["team"])
+        # the channel page passes its filters: each change then says whether the card
+        # (still) belongs on that page, so it can enter or leave it live
+        query = ChannelQuery.from_query(request.query) if request.query else None
+        queue = self.backend.subscribe(team.name)
+        counts_sent = float("-inf")
+
+        async def send(response: web.StreamResponse, item: ChannelItem) -> None:
+            nonlocal counts_sent
+            card = item.card
+            match = True
+            # the default page (no filter) keeps a card it shows, so whoever acted on it
+            # sees the outcome (e.g. "Lost") in place; its counts still follow below
+            if query is not None and query.params() and card.key.isdigit():
+                match = await self.backend.channel_matches(team.name, rep, query, int(card.key))
+            payload = json.dumps(
+                {
+                    "key": card.key,
+                    "version": card.version,
+                    "status": card.badge.status,
+                    "match": match,
+                    "html": self._card_html(card, team.locale, item),
+                }
+            )
+            await response.write(f"event: card\ndata: {payload}\n\n".encode())
+            if query is not None:
+                # fresh per-status counts once a burst has been written (the queue is
+                # empty), and at most once a second during one: one GROUP BY, not one per card
+                now = asyncio.get_running_loop().time()
+                if queue.empty() or now - counts_sent >= COUNTS_EVERY:
+                    counts = await self.backend.channel_counts(team.name, rep, query)
+                    await response.write(
+                        f"event: counts\ndata: {json.dumps(_count_totals(counts))}\n\n".encode()
+                    )
+                    counts_sent = now
+
+        try:
+            return await self._stream(request, queue, send)
+        finally:
+            self.backend.unsubscribe(team.name, queue)
+
+    async def escalated_events(self, request: web.Request) -> web.StreamResponse:
+        """The escalated view's live stream: a changed card of any team the lead or manager
+        oversees enters the view (with Reassign) when it is escalated, and leaves it once
+        it is claimed back from the ladder, answered or closed."""
+        rep = self._rep(request)
+        teams = self.backend.leads_teams(rep)
+        if not teams:
+            raise web.HTTPForbidden(
+                text="only team leads and managers have an escalated view",
+                content_type="text/plain",
+            )
+        locales = {t.name: t.locale for t in teams}
+        merged: asyncio.Queue[ChannelItem] = asyncio.Queue()
+        subscribed = [(t.name, self.backend.subscribe(t.name)) for t in teams]
+        forwarders = [asyncio.create_task(_forward(q, merged)) for _name, q in subscribed]
+
+        async def send(response: web.StreamResponse, item: ChannelItem) -> None:
+            card = item.card
+            if not card.key.isdigit():
+                return
+            shown = await self.backend.escalated_card(rep, int(card.key))
+            payload = json.dumps(
+                {
+                    "key": card.key,
+                    "version": card.version,
+                    "status": card.badge.status,
+                    "match": shown is not None,
+                    "html": self._card_html(
+                        shown or card, locales.get(card.team, teams[0].locale), item
+                    ),
+                }
+            )
+            await response.write(f"event: card\ndata: {payload}\n\n".encode())
+
+        try:
+            return await self._stream(request, merged, send)
+        finally:
+            for forwarder in forwarders:
+                forwarder.cancel()
+            for name, queue in subscribed:
+                self.backend.unsubscribe(name, queue)
