@@ -306,6 +306,17 @@ async def test_away_confirms_and_back_offers_the_items(
         assert (taken.assignee, taken.status) == ("alice", "claimed")
 
 
+async def escalate(service: Service, clock: MovableClock, number: int) -> None:
+    """Move the clock on, ten minutes a tick, until ``number`` is escalated."""
+    assert service.scheduler is not None
+    for _ in range(40):
+        if (await inquiry(service, number)).escalation_level:
+            return
+        clock.advance(minutes=10)
+        await service.scheduler.tick()
+    raise AssertionError(f"#{number} was not escalated")
+
+
 @pytest.mark.parametrize("view", ["desktop", "phone"])
 async def test_lead_sees_what_is_escalated_and_reassigns(
     view: str,
@@ -322,13 +333,7 @@ async def test_lead_sees_what_is_escalated_and_reassigns(
     service = await serve(live_server, make_settings, service_factory, sqlite_url, clock=clock)
     base = live_server.base_url
     number = await post_webhook(base, FORM, f"escalated-{view}")
-    assert service.scheduler is not None
-    for _ in range(40):
-        if (await inquiry(service, number)).escalation_level:
-            break
-        clock.advance(minutes=10)
-        await service.scheduler.tick()
-    assert (await inquiry(service, number)).escalation_level > 0
+    await escalate(service, clock, number)
 
     # a rep has no such view; the lead has it in the top bar
     alice = await signed_in(browser, service, base, "alice", view)
@@ -355,12 +360,7 @@ async def test_lead_sees_what_is_escalated_and_reassigns(
     later = await post_webhook(
         base, {**FORM, "message": "A second one, escalated live."}, f"escalated-{view}-2"
     )
-    for _ in range(40):
-        if (await inquiry(service, later)).escalation_level:
-            break
-        clock.advance(minutes=10)
-        await service.scheduler.tick()
-    assert (await inquiry(service, later)).escalation_level > 0
+    await escalate(service, clock, later)
     arrived = lena.locator(f"#card-{later}")
     await expect(arrived).to_contain_text("Escalated", timeout=WAIT_MS)
     await expect(arrived.locator(f'form[data-action="cd1:reassign:{later}"]')).to_have_count(1)

@@ -452,8 +452,8 @@ class WebInbox:
             ),
         )
 
-    async def escalated_page(self, request: web.Request) -> web.Response:
-        """Leads and managers: what is escalated to them, with Reassign on each card."""
+    def _overseer(self, request: web.Request) -> tuple[str, list[TeamInfo]]:
+        """The signed-in rep and the teams they lead or manage (403 for anyone else)."""
         rep = self._rep(request)
         teams = self.backend.leads_teams(rep)
         if not teams:
@@ -461,6 +461,11 @@ class WebInbox:
                 text="only team leads and managers have an escalated view",
                 content_type="text/plain",
             )
+        return rep, teams
+
+    async def escalated_page(self, request: web.Request) -> web.Response:
+        """Leads and managers: what is escalated to them, with Reassign on each card."""
+        rep, teams = self._overseer(request)
         team = teams[0]
         cards = await self.backend.escalated_cards(rep)
         locales = {t.name: t.locale for t in self.backend.teams_of(rep)}
@@ -720,13 +725,7 @@ class WebInbox:
         """The escalated view's live stream: a changed card of any team the lead or manager
         oversees enters the view (with Reassign) when it is escalated, and leaves it once
         it is claimed back from the ladder, answered or closed."""
-        rep = self._rep(request)
-        teams = self.backend.leads_teams(rep)
-        if not teams:
-            raise web.HTTPForbidden(
-                text="only team leads and managers have an escalated view",
-                content_type="text/plain",
-            )
+        rep, teams = self._overseer(request)
         locales = {t.name: t.locale for t in teams}
         merged: asyncio.Queue[ChannelItem] = asyncio.Queue()
         subscribed = [(t.name, self.backend.subscribe(t.name)) for t in teams]
