@@ -187,7 +187,7 @@ async def test_channel_page_at_volume(
     # the per-status counts (for Japan: this page's other filters apply) follow live
     await expect(tabs.locator('[data-view="new"] .count')).to_have_text("1", timeout=WAIT_MS)
     await expect(tabs.locator('[data-view="open"] .count')).to_have_text("1")
-    await expect(page.locator("#showing")).to_have_text("1–1 of 1")  # follows live too
+    await expect(page.locator("#showing")).to_have_text("1–1 of 1", timeout=WAIT_MS)  # live too
     await japan_card.locator(f'button[data-action="cd1:claim:{japan}"]').click()
     await expect(page.locator("#toast")).to_contain_text(f"#{japan}", timeout=WAIT_MS)
     await expect(japan_card).to_have_count(0, timeout=WAIT_MS)
@@ -195,7 +195,7 @@ async def test_channel_page_at_volume(
     await expect(tabs.locator('[data-view="new"] .count')).to_have_text("0", timeout=WAIT_MS)
     await expect(tabs.locator('[data-view="claimed"] .count')).to_have_text("1")
     await expect(tabs.locator('[data-view="open"] .count')).to_have_text("1")
-    await expect(page.locator("#showing")).to_have_text("0–0 of 0")
+    await expect(page.locator("#showing")).to_have_text("0–0 of 0", timeout=WAIT_MS)
 
     # "Mine": alice's claimed item; its Escalated note is gone once claimed
     await page.goto(f"{base}/web/teams/sales?view=all&owner=mine")
