@@ -10,6 +10,9 @@ so the application answers that it needs a reason and links the inquiry's page.
 
 from __future__ import annotations
 
+import dataclasses
+
+from cards.actions import Action, Verb
 from cards.model import Option, Select
 
 #: The reason part of a choice that needs the rep's own words.
@@ -43,3 +46,12 @@ def split_status_value(value: str) -> tuple[str, str, bool]:
     if not sep:
         return value, "", False
     return status, "" if reason == ASK else reason, reason == ASK
+
+
+def with_listed_reason(action: Action) -> Action:
+    """A status action whose value is a chat choice (``lost|price``, ``won|?``) as the status
+    and its listed reason (none for ``?``: the application then asks for one)."""
+    if action.verb is not Verb.STATUS or "|" not in action.value:
+        return action
+    status, reason, _ask = split_status_value(action.value)
+    return dataclasses.replace(action, value=status, reason=action.reason or reason)

@@ -21,7 +21,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.bulk import (
     PendingRows,
     column_values,
-    insert_returning_id,
     insert_rows,
     insert_values,
     row_values,
@@ -170,14 +169,11 @@ async def resolve_contact(
     return contact.id
 
 
-async def insert_row(session: AsyncSession, row: Contact | Inquiry | Message) -> int:
+async def insert_row(session: AsyncSession, row: Inquiry) -> int:
     """Insert ``row`` with one Core ``INSERT ... RETURNING id`` on the session's connection
     (no unit of work, no flush of other pending objects); returns its id. ``row`` stays out
     of the session: read it again to have it tracked."""
-    table, values = row_values(row)
-    conn = await session.connection()
-    result = await conn.execute(insert_returning_id(table), values)
-    return int(result.scalar_one())
+    return await insert_values(session, *row_values(row))
 
 
 async def contact_addresses(session: AsyncSession, contact_id: int) -> list[str]:

@@ -50,12 +50,20 @@ async def _reply(service: Any, number: int, body: str) -> None:
     assert outcome.ok, outcome.message
 
 
+async def _claimed(
+    sqlite_url: str, make_settings: Any, service_factory: Any, key: str
+) -> tuple[Any, int]:
+    """A service and an inquiry Alice has claimed."""
+    service = await service_factory(make_settings(sqlite_url), channels={"memory": channel()})
+    number = (await service.intake(form("li@buyer.cn", "Li", key=key))).inquiry_id
+    assert (await perform(service.ctx, Action(number, Verb.CLAIM, "web", "alice"))).ok
+    return service, number
+
+
 async def test_an_undelivered_reply_returns_the_inquiry_to_claimed_with_a_deadline(
     sqlite_url: str, make_settings: Any, service_factory: Any, smtp: Any
 ) -> None:
-    service = await service_factory(make_settings(sqlite_url), channels={"memory": channel()})
-    number = (await service.intake(form("li@buyer.cn", "Li", key="undelivered"))).inquiry_id
-    assert (await perform(service.ctx, Action(number, Verb.CLAIM, "web", "alice"))).ok
+    service, number = await _claimed(sqlite_url, make_settings, service_factory, "undelivered")
     await _reply(service, number, "Here is our quotation.")
     assert (await _inquiry(service, number)).status == "replied"
     await _break_reply(service, number)
@@ -88,9 +96,7 @@ async def test_an_undelivered_reply_returns_the_inquiry_to_claimed_with_a_deadli
 async def test_a_failed_earlier_reply_leaves_a_later_answer_alone(
     sqlite_url: str, make_settings: Any, service_factory: Any, smtp: Any
 ) -> None:
-    service = await service_factory(make_settings(sqlite_url), channels={"memory": channel()})
-    number = (await service.intake(form("li@buyer.cn", "Li", key="two-replies"))).inquiry_id
-    assert (await perform(service.ctx, Action(number, Verb.CLAIM, "web", "alice"))).ok
+    service, number = await _claimed(sqlite_url, make_settings, service_factory, "two-replies")
     await _reply(service, number, "First answer.")
     await _reply(service, number, "Second answer.")
     await _break_reply(service, number, index=0)

@@ -30,6 +30,7 @@ from bot.usecases.card_actions import Refusal, authorize, perform
 from bot.usecases.replies import ReplyTemplates, draft_reply, send_reply
 from cards.actions import Action, ActionOutcome, Verb
 from cards.reply_form import ReplyDraft
+from cards.status_choices import with_listed_reason
 from cards.strings import text
 from connectors.platform import ChatPlatform, ReplyDraftView
 from connectors.web.auth import Signer, login_link
@@ -130,7 +131,9 @@ class AppInteractions:
     # -- actions -------------------------------------------------------------
 
     async def act(self, action: Action) -> ActionOutcome:
-        """Apply a click from any surface (see ``card_actions.perform``)."""
+        """Apply a click from any surface (see ``card_actions.perform``); a status chosen on a
+        chat card may carry its listed lost reason (``cards.status_choices``)."""
+        action = with_listed_reason(action)
         rep_id = await self.rep_for(action.platform, action.user)
         if action.verb == Verb.REASSIGN and action.value:
             target = await self.rep_for(action.platform, action.value)

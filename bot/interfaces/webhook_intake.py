@@ -33,8 +33,9 @@ Any other item has its own savepoint, and the earlier items' pending rows are
 flushed before it, outside it: if it is refused (409) or fails, only its own
 writes roll back, and a failed one is redone alone on the
 one-transaction-per-request path (which also meets a concurrent process at the
-unique indexes). If the batch or its commit fails, every item is redone alone. Nothing is acknowledged before its commit,
-nothing is written twice (the redo dedupes on the same keys).
+unique indexes). If the batch or its commit fails, every item is redone alone.
+Nothing is acknowledged before its commit, nothing is written twice (the redo
+dedupes on the same keys).
 
 **Admission.** At most ``max_in_flight`` requests are between admission and
 their answer; the rest of a burst waits at the door (a sleeping task, not work

@@ -28,7 +28,7 @@ from bot.usecases.card_sync import queue_card_updates
 from bot.usecases.digest import deliver_group_post
 from bot.usecases.notices import deliver_notice
 from bot.usecases.replies import outgoing_email
-from bot.usecases.undelivered import reply_not_delivered
+from bot.usecases.undelivered import mark_failed, reply_not_delivered
 from bot.usecases.views import card_for
 from cards.model import Card
 from config.schema import MailboxSettings
@@ -354,9 +354,7 @@ async def mark_email_failed(ctx: AppContext, row: Outbox, error: str) -> None:
     async with transaction(ctx.sessions) as session:
         stored = await session.get(Message, int(row.payload["message"]))
         if row.inquiry_id is None:  # not an inquiry's reply: only the message says so
-            if stored is not None:
-                stored.delivery = f"failed: {error[:200]}"
-                session.add(stored)
+            mark_failed(session, stored, error)
         else:
             inquiry = await repo.get_inquiry(session, row.inquiry_id)
             # the version bumps, so every surface re-renders with the failure note

@@ -254,28 +254,26 @@ async def _store_message(session: Any, inquiry_id: int, msg: InboundMessage, now
         return await insert_values(session, *column_values(Message, **fields))
     message = Message(**fields)
     session.add(message)
-    if msg.blobs:
-        await session.flush()
-        assert message.id is not None
-        kept: dict[str, int] = {}
-        for filename, content_type, data in msg.blobs:
-            blob = AttachmentBlob(
-                message_id=message.id,
-                filename=filename,
-                content_type=content_type,
-                size=len(data),
-                data=data,
-            )
-            session.add(blob)
-            await session.flush()
-            assert blob.id is not None
-            kept.setdefault(filename, blob.id)
-        message.attachments = [
-            {**a, "blob": kept[a["filename"]]} if a.get("filename") in kept else a
-            for a in message.attachments
-        ]
-        session.add(message)
+    await session.flush()
     assert message.id is not None
+    kept: dict[str, int] = {}
+    for filename, content_type, data in msg.blobs:
+        blob = AttachmentBlob(
+            message_id=message.id,
+            filename=filename,
+            content_type=content_type,
+            size=len(data),
+            data=data,
+        )
+        session.add(blob)
+        await session.flush()
+        assert blob.id is not None
+        kept.setdefault(filename, blob.id)
+    message.attachments = [
+        {**a, "blob": kept[a["filename"]]} if a.get("filename") in kept else a
+        for a in message.attachments
+    ]
+    session.add(message)
     return message.id
 
 

@@ -40,9 +40,7 @@ async def reply_not_delivered(
     """Record that ``message`` (our reply on ``inquiry``) was not delivered; the inquiry
     changed (its version bumped, so every surface re-renders). The caller queues the card
     updates and tells the author."""
-    if message is not None:
-        message.delivery = f"failed: {error[:200]}"
-        session.add(message)
+    mark_failed(session, message, error)
     values: dict[str, Any] = {}
     back_to = await _status_before(session, inquiry, message)
     if back_to:
@@ -76,6 +74,13 @@ async def reply_not_delivered(
             extra={"inquiry": inquiry.id, "status": back_to},
         )
     return updated
+
+
+def mark_failed(session: AsyncSession, message: Message | None, error: str) -> None:
+    """Show on ``message`` (an email we sent) that it was not delivered, and why."""
+    if message is not None:
+        message.delivery = f"failed: {error[:200]}"
+        session.add(message)
 
 
 async def _status_before(session: AsyncSession, inquiry: Inquiry, message: Message | None) -> str:

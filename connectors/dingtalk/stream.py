@@ -50,7 +50,6 @@ import websockets
 from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, SystemMessage
 
 from cards.actions import Action, ActionOutcome, Verb
-from cards.status_choices import split_status_value
 from connectors.dingtalk.callbacks import BadCallback, CardClick, parse_callback
 from connectors.dingtalk.render import render_notice
 from connectors.dingtalk.strings import dtext
@@ -120,16 +119,12 @@ class CardCallbackRouter(CallbackHandler):  # type: ignore[misc]
             log.error("dingtalk click failed: %r", task.exception())
 
     async def _apply(self, click: CardClick, request_id: str) -> dict[str, str]:
-        value, reason = click.value, ""
-        if click.verb is Verb.STATUS:  # "lost|price": a listed reason chosen in the select
-            value, reason, _ask = split_status_value(value)
         action = Action(
             inquiry_id=click.inquiry_id,
             verb=click.verb,
             platform="dingtalk",
             user=click.user,
-            value=value,
-            reason=reason,
+            value=click.value,
             request_id=request_id,
         )
         outcome = await self.interactions.act(action)

@@ -36,7 +36,6 @@ from wechatpy.work.crypto import WeChatCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
 
 from cards.actions import Action, BadActionId, Verb, decode_action
-from cards.status_choices import split_status_value
 from connectors.wecom.render import VALUE_SEP
 
 MAX_BODY = 64 * 1024
@@ -196,16 +195,12 @@ def to_action(event: CardEvent) -> Action:
         value = chosen[0] if chosen else ""
     if verb == Verb.CLAIM or verb == Verb.RELEASE or verb == Verb.REPLY:
         value = ""
-    reason = ""
-    if verb == Verb.STATUS:  # "lost|price": a listed reason chosen in the drop-down
-        value, reason, _ask = split_status_value(value)
     return Action(
         inquiry_id=inquiry,
         verb=verb,
         platform="wecom",
         user=event.user,
         value=value,
-        reason=reason,
         request_id=event.request_id,
         extra={
             "response_code": event.response_code,

@@ -175,16 +175,10 @@ def _choices(control: Select) -> list[Option]:
     room = MAX_OPTIONS - len(rest) - (catch_all is not None)
     if room < 1:
         return list(control.options[:MAX_OPTIONS])
-    kept = listed[:room]
-    out: list[Option] = []
-    for option in spread:
-        if option in listed:
-            if option in kept:
-                out.append(option)
-                if option is kept[-1] and catch_all is not None:
-                    out.append(catch_all)
-        else:
-            out.append(option)
+    dropped = listed[room:]
+    out = [o for o in spread if o not in dropped]
+    if catch_all is not None:
+        out.insert(out.index(listed[room - 1]) + 1, catch_all)
     return out
 
 

@@ -2,11 +2,11 @@
 
 A tick asks the database what is due: one query on the indexed
 ``inquiry.next_due_at <= now``. The due inquiries are handled in chunks
-(``ClockSettings.chunk``: 50 on SQLite, 250 on PostgreSQL), one short transaction per chunk: the
-chunk is re-read under row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-two processes split the work instead of queueing on it; SQLite serializes
-writers anyway) and re-checked (still due?), then :func:`bot.usecases.sla.plan` says
-which steps are due for each. Each step first inserts a ``JobRun`` row under
+(``ClockSettings.chunk``: 50 on SQLite, 250 on PostgreSQL), one short
+transaction per chunk: the chunk is re-read under row locks (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so two processes split the work instead of queueing on
+it; SQLite serializes writers anyway) and re-checked (still due?), then
+:func:`bot.usecases.sla.plan` says which steps are due for each. Each step first inserts a ``JobRun`` row under
 its deterministic key (``nudge:{inquiry}:{phase}:{n}``,
 ``escalate:{inquiry}:{phase}:claim:1`` ...), all keys of the chunk in one
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING key``; only the transaction that
