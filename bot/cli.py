@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from datetime import date
@@ -165,7 +166,9 @@ async def _serve(settings: Settings, embedded: bool) -> None:
             "-H 'Content-Type: application/json' "
             '-d \'{"email":"buyer@example.com","name":"Maria Lopez","subject":"40HQ LED panels","message":"Please quote 2,000 pcs","country":"ES"}\''
         )
-        _out("  replies go to SMTP 127.0.0.1:1025 (run: python -m aiosmtpd -n -l 127.0.0.1:1025)")
+        # this interpreter (the venv's): a bare ``python`` may not have aiosmtpd
+        smtp = f"{shlex.quote(sys.executable)} -m aiosmtpd -n -l 127.0.0.1:1025"
+        _out(f"  replies go to SMTP 127.0.0.1:1025 (to see them, run: {smtp})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

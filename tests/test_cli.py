@@ -201,10 +201,12 @@ def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if "curl -X POST" in line:
+            if "replies go to SMTP" in line:
                 break
         output = "".join(lines)
         assert f"claimdesk is running: http://127.0.0.1:{port}/web/" in output
+        # the SMTP hint names this interpreter, which has aiosmtpd (a bare python may not)
+        assert f"run: {sys.executable} -m aiosmtpd -n -l 127.0.0.1:1025" in output
         assert "sign in as demo (rep): http://127.0.0.1:" in output
         assert "sign in as lead (lead): http://127.0.0.1:" in output
         token = output.split("X-Claimdesk-Token: ")[1].split("'")[0]
