@@ -36,6 +36,7 @@ class IntakeFacts:
     phone: str = ""
     country: str = ""  # as given by the form
     language: str = ""  # as given by the form
+    detected_language: str = ""  # detected from subject and text before (when not given)
     category: str = ""  # as given by the form
     headers: Mapping[str, str] = field(default_factory=dict)
     default_team: str = ""
@@ -109,6 +110,8 @@ def classify(
 ) -> Classification:
     """Language, country, category, rules and spam for ``facts``."""
     language, language_source = facts.language, "form" if facts.language else ""
+    if not language and facts.detected_language:
+        language, language_source = facts.detected_language, "detected"
     if not language and detect is not None:
         language = detect(f"{facts.subject}\n{facts.text}")
         language_source = "detected" if language else ""

@@ -104,6 +104,30 @@ async def insert_values(session: AsyncSession, table: Table, values: dict[str, A
     return int(result.scalar_one())
 
 
+async def insert_many_returning_ids(
+    session: AsyncSession, rows: list[tuple[Table, dict[str, Any]]]
+) -> list[int]:
+    """Insert ``rows`` (all of one table, as ``column_values`` gives them) in one
+    multi-row ``INSERT ... RETURNING id``; their ids, in the order of ``rows``
+    (SQLAlchemy's "insertmanyvalues" with ``sort_by_parameter_order``, SQLite and
+    PostgreSQL alike)."""
+    if not rows:
+        return []
+    table = rows[0][0]
+    if any(row[0] is not table for row in rows):
+        raise ValueError("insert_many_returning_ids: rows of more than one table")
+    stmt = _INSERT_MANY_RETURNING_ID.get(table)
+    if stmt is None:
+        stmt = _INSERT_MANY_RETURNING_ID[table] = insert(table).returning(
+            table.c.id, sort_by_parameter_order=True
+        )
+    conn = await session.connection()
+    result = await conn.execute(stmt, [values for _table, values in rows])
+    return [int(i) for i in result.scalars().all()]
+
+
+_INSERT_MANY_RETURNING_ID: dict[Table, Any] = {}
+
 #: A row to insert: a model object, or (table, column values) from ``column_values``.
 Row = SQLModel | tuple[Table, dict[str, Any]]
 

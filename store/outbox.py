@@ -42,7 +42,38 @@ async def enqueue(
     payload: dict[str, Any] | None = None,
     not_before: datetime | None = None,
 ) -> None:
-    values = {
+    values = row_values(
+        key=key,
+        channel=channel,
+        kind=kind,
+        now=now,
+        lane=lane,
+        destination=destination,
+        inquiry_id=inquiry_id,
+        payload=payload,
+        not_before=not_before,
+    )
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    await session.exec(stmt)
+
+
+def row_values(
+    *,
+    key: str,
+    channel: str,
+    kind: str,
+    now: datetime,
+    lane: Lane = Lane.BULK,
+    destination: str = "",
+    inquiry_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The column values of a new pending outbox row (``enqueue``, ``enqueue_many``)."""
+    return {
         "key": key,
         "lane": lane.value,
         "channel": channel,
@@ -57,11 +88,25 @@ async def enqueue(
         "last_error": "",
         "created_at": now,
     }
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    await session.exec(stmt)
+
+
+_ENQUEUE_MANY: dict[str, Any] = {}
+
+
+async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Queue ``rows`` (``row_values``) with one executemany; a key already queued is kept
+    as it is, as ``enqueue`` does."""
+    if not rows:
+        return
+    conn = await session.connection()
+    dialect = conn.dialect.name
+    stmt = _ENQUEUE_MANY.get(dialect)
+    if stmt is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = _ENQUEUE_MANY[dialect] = insert(Outbox).on_conflict_do_nothing(
+            index_elements=["key"]
+        )
+    await conn.execute(stmt, rows)
 
 
 def _free(row: Any, now: datetime, dead_before: datetime | None) -> ColumnElement[bool]:

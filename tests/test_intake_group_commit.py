@@ -123,27 +123,55 @@ async def test_a_refused_item_keeps_what_the_earlier_items_of_its_batch_wrote(
     assert "buyer1@importer.example" in addresses
 
 
+def _settings_assigning(smtp_port: int, db_url: str, assignment: str) -> Any:
+    """``settings_with_form_hook`` with every team assigning by ``assignment``."""
+    settings = settings_with_form_hook(smtp_port, db_url)
+    teams = [t.model_copy(update={"assignment": assignment}) for t in settings.teams]
+    return settings.model_copy(update={"teams": teams})
+
+
+@pytest.mark.parametrize("assignment", ["pool", "round_robin"])
 async def test_a_failing_new_item_loses_nothing(
-    db_url: str, smtp: Any, service_factory: Any, client_factory: Any, monkeypatch: Any
+    db_url: str,
+    smtp: Any,
+    service_factory: Any,
+    client_factory: Any,
+    monkeypatch: Any,
+    assignment: str,
 ) -> None:
-    """A new item (written without a savepoint) whose batched write raises fails its batch:
-    nothing of the batch is committed, every item is redone alone, each stored once.
-    (An item that reads earlier rows has a savepoint: see the refusal test above.)"""
+    """A new item (written without a savepoint) whose write raises fails its batch: nothing
+    of the batch is committed, every item is redone alone, each stored once. A pool team's
+    new items are written together (``write_planned``), a round-robin team's one by one
+    (``_intake_in``). (An item that reads earlier rows has a savepoint: see the refusal
+    test above.)"""
     import bot.interfaces.webhook_intake as intake
 
-    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    service = await service_factory(_settings_assigning(smtp.port, db_url, assignment))
     client = await client_factory(service, background=False)
-    real = intake._intake_in
     failed: list[str] = []
+    if assignment == "pool":
+        real_planned = intake.write_planned
 
-    async def flaky(ctx: Any, session: Any, form: Any, msg: Any, *rest: Any) -> Any:
-        if "Buyer 3" in form.name and not failed:
-            failed.append(form.name)
-            await session.exec(select(func.count()).select_from(Inquiry))
-            raise RuntimeError("simulated failure inside the batch")
-        return await real(ctx, session, form, msg, *rest)
+        async def flaky_planned(ctx: Any, session: Any, plans: list[Any]) -> None:
+            names = [p.msg.name for p in plans]
+            if "Buyer 3" in names and not failed:
+                failed.append("Buyer 3")
+                await real_planned(ctx, session, plans)  # its rows are in, then it fails
+                raise RuntimeError("simulated failure inside the batch")
+            await real_planned(ctx, session, plans)
 
-    monkeypatch.setattr(intake, "_intake_in", flaky)
+        monkeypatch.setattr(intake, "write_planned", flaky_planned)
+    else:
+        real = intake._intake_in
+
+        async def flaky(ctx: Any, session: Any, form: Any, msg: Any, *rest: Any) -> Any:
+            if "Buyer 3" in form.name and not failed:
+                failed.append(form.name)
+                await session.exec(select(func.count()).select_from(Inquiry))
+                raise RuntimeError("simulated failure inside the batch")
+            return await real(ctx, session, form, msg, *rest)
+
+        monkeypatch.setattr(intake, "_intake_in", flaky)
     answers = await asyncio.gather(*(_post(client, _body(i), f"f{i}") for i in range(8)))
     assert failed == ["Buyer 3"]
     assert [status for status, _ in answers] == [202] * 8
@@ -296,3 +324,116 @@ async def test_in_a_batch_each_timeline_starts_with_received_then_assigned(
                 )
             ).all()
             assert list(kinds[:2]) == ["received", "assigned"], kinds
+
+
+async def test_new_items_written_together_store_what_one_by_one_stores(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """A pool team's new items share one statement per table (``write_planned``): each
+    inquiry's rows (contact and address, inquiry, message, "received" event with its
+    explanation, card posts in the outbox) are those the one-by-one path writes for the same
+    form, and their numbers follow the order the requests were taken in."""
+    from bot.interfaces.webhook_intake import intake_webhook_alone
+    from connectors.webhooks import InboundForm
+    from store.models import Contact
+
+    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.linger, writer.max_hold = 1.0, 60.0  # the four join one batch
+    batches_before = writer.batches
+    posts = []
+    for i in range(4):
+        posts.append(asyncio.ensure_future(_post(client, _body(i), f"t{i}")))
+        await asyncio.sleep(0.01)  # taken in this order
+    answers = await asyncio.gather(*posts)
+    assert writer.batches - batches_before == 1
+    together = [answer["inquiry"] for _status, answer in answers]
+    assert together == sorted(together)
+    alone = []
+    for i in range(10, 14):
+        data = json.loads(_body(i))
+        form = InboundForm(
+            webhook="website",
+            email=data["email"],
+            name=data["name"],
+            subject=data["subject"],
+            message=data["message"],
+            idempotency_key=f"t{i}",
+            body_sha256=f"{i:064x}",
+        )
+        alone.append((await intake_webhook_alone(service.ctx, form)).inquiry_id)
+
+    async def rows(number: int, i: int) -> dict[str, Any]:
+        def plain(value: Any) -> Any:  # the item's own number and index made neutral
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            if isinstance(value, str):
+                for mine, neutral in (
+                    (f":{number}", ":N"),
+                    (f"buyer{i}@", "buyerI@"),
+                    (f"Buyer {i}", "Buyer I"),
+                    (f"Quotation {i}:", "Quotation I:"),
+                    (f"quote {100 + i} pcs", "quote I pcs"),
+                ):
+                    value = value.replace(mine, neutral)
+                return value
+            return value
+
+        async with transaction(service.ctx.readers) as session:
+            inquiry = await session.get(Inquiry, number)
+            assert inquiry is not None
+            contact = await session.get(Contact, inquiry.contact_id)
+            address = (
+                await session.exec(
+                    select(ContactEmail.address).where(
+                        ContactEmail.contact_id == inquiry.contact_id
+                    )
+                )
+            ).all()
+            message = (
+                await session.exec(select(Message).where(Message.inquiry_id == number))
+            ).one()
+            events = (await session.exec(select(Event).where(Event.inquiry_id == number))).all()
+            cards = (await session.exec(select(Outbox).where(Outbox.inquiry_id == number))).all()
+        skip = {
+            "id",
+            "inquiry_id",
+            "contact_id",
+            "dedupe_key",
+            "created_at",
+            "received_at",
+            "updated_at",
+            "last_customer_message_at",
+            "claim_due_at",
+            "next_due_at",
+            "at",
+            "next_attempt_at",
+            "version",
+        }
+
+        def fields(row: Any) -> dict[str, Any]:
+            return {k: v for k, v in row.model_dump().items() if k not in skip}
+
+        assert inquiry.claim_due_at is not None
+        return plain(
+            {
+                "inquiry": fields(inquiry),
+                "claim_due": inquiry.claim_due_at == inquiry.next_due_at,
+                "contact": fields(contact),
+                "addresses": list(address),
+                "message": fields(message),
+                "events": [fields(e) for e in events],
+                "outbox": sorted((c.key, c.kind, c.state, c.lane, c.destination) for c in cards),
+            }
+        )
+
+    for (a, i), (b, j) in zip(
+        zip(together, range(4), strict=True), zip(alone, range(10, 14), strict=True), strict=True
+    ):
+        written_together, written_alone = await rows(a, i), await rows(b, j)
+        assert written_together["outbox"], "Slack is on: a card post is queued"
+        for part, value in written_together.items():
+            assert value == written_alone[part], part

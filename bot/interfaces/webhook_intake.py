@@ -64,9 +64,12 @@ from bot.context import AppContext
 from bot.usecases.ingest import (
     BatchHints,
     InboundMessage,
+    PlannedInquiry,
     ingest,
     ingest_in,
     normalize_inbound,
+    plan_new,
+    write_planned,
 )
 from connectors.webhooks import InboundForm, IntakeReceipt, WebhookRejected
 from routing.language import detect_language
@@ -235,6 +238,18 @@ class _BatchFacts:
             unseen=True, new_address=new_address, verdicts=self.verdicts, pending=self.pending
         )
 
+    def record_key(self, ctx: AppContext, form: InboundForm, inquiry_id: int) -> None:
+        """A new item's Idempotency-Key record, inserted with the batch's pending rows."""
+        if form.body_sha256 and form.idempotency_key:
+            self.pending.add_values(
+                WebhookKey,
+                webhook=form.webhook,
+                key=form.idempotency_key,
+                body_sha256=form.body_sha256,
+                created_at=ctx.clock(),
+                inquiry_id=inquiry_id,
+            )
+
     def take(self, form: InboundForm, msg: InboundMessage) -> None:
         """Mark the item's keys and address taken (later items with them read one by one)."""
         dedupe, keyed, address = self.names(form, msg)
@@ -242,6 +257,13 @@ class _BatchFacts:
         self.taken.update(f"k:{form.webhook}:{k}" for k in keyed)
         if address:
             self.taken.add("a:" + address)
+
+
+def _first_of_body(form: InboundForm, msg: InboundMessage) -> InboundMessage:
+    """``msg`` keyed by its body's hash: the dedupe key of the first request with that body."""
+    if not form.body_sha256:
+        return msg
+    return dataclasses.replace(msg, dedupe_key=f"webhook:{form.webhook}:sha256:{form.body_sha256}")
 
 
 async def _intake_in(
@@ -258,18 +280,9 @@ async def _intake_in(
     name, key = form.webhook, form.idempotency_key
     keyed = bool(form.body_sha256 and key)
     if hints is not None:  # nothing it could meet exists: its keys are the first ones
-        if form.body_sha256:
-            msg = dataclasses.replace(msg, dedupe_key=f"webhook:{name}:sha256:{form.body_sha256}")
-        result = await ingest_in(ctx, session, msg, hints)
-        if keyed and facts is not None:
-            facts.pending.add_values(
-                WebhookKey,
-                webhook=name,
-                key=key,
-                body_sha256=form.body_sha256,
-                created_at=ctx.clock(),
-                inquiry_id=result.inquiry_id,
-            )
+        result = await ingest_in(ctx, session, _first_of_body(form, msg), hints)
+        if facts is not None:
+            facts.record_key(ctx, form, result.inquiry_id)
         return IntakeReceipt(result.inquiry_id, result.duplicate)
     row = await webhook_keys.find_key(session, name, key) if keyed else None
     if row is not None:
@@ -395,11 +408,33 @@ class IntakeWriter:
         async with transaction(self.sessions, bulk=True) as session:
             started = time.monotonic()
             facts = await _BatchFacts.read(session, batch)
+            planned: list[tuple[_Item, PlannedInquiry]] = []  # written together, in order
+
+            async def write_planned_items() -> None:
+                if not planned:
+                    return
+                await write_planned(planned[0][0].ctx, session, [p for _item, p in planned])
+                for item, plan in planned:
+                    item.receipt = IntakeReceipt(plan.inquiry_id, duplicate=False)
+                    facts.record_key(item.ctx, item.form, plan.inquiry_id)
+                planned.clear()
+
             for item in batch:
                 if written and time.monotonic() - started > self.max_hold:
                     break
                 written += 1
                 hints = facts.hints(item.form, item.msg)
+                plan = (
+                    plan_new(item.ctx, _first_of_body(item.form, item.msg), hints)
+                    if hints is not None
+                    else None
+                )
+                if plan is not None and (not planned or planned[0][0].ctx is item.ctx):
+                    # new, and nothing to read nor draw: its rows go in with the others'
+                    planned.append((item, plan))
+                    facts.take(item.form, item.msg)
+                    continue
+                await write_planned_items()  # in order: before any item written alone
                 if hints is not None:
                     # new: nothing it could meet exists, so no savepoint (two statements
                     # and their bookkeeping per item). A failure here, our bug or the
@@ -431,6 +466,7 @@ class IntakeWriter:
                     log.warning("intake batch item failed; redone alone", exc_info=True)
                 finally:
                     facts.take(item.form, item.msg)
+            await write_planned_items()
             await facts.pending.flush(session)
         for item in reversed(batch[written:]):
             self._queue.appendleft(item)
@@ -458,7 +494,8 @@ def _prepare(msg: InboundMessage) -> InboundMessage:
     msg = normalize_inbound(msg)
     if not msg.language:
         try:
-            msg = dataclasses.replace(msg, language=detect_language(f"{msg.subject}\n{msg.text}"))
+            detected = detect_language(f"{msg.subject}\n{msg.text}")
+            msg = dataclasses.replace(msg, detected_language=detected)
         except Exception:  # our bug must not lose the inquiry: ingest stores it undetected
             log.exception("language detection failed", extra={"source": msg.source})
     return msg

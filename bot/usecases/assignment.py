@@ -42,8 +42,9 @@ async def choose_assignee(
     ``max_open`` are read after the previous assignment committed. Only a round-robin
     draw advances the counter (a rule naming a rep does not cost anyone their turn)."""
     request = AssignmentRequest(team=team, language=language, rule_assign=rule_assign)
-    if strategy_for(request) == "pool" and not rule_assign and not team.sticky:
-        return choose(ctx.settings, request)
+    unread = choice_without_reading(ctx, team, language, rule_assign)
+    if unread is not None:
+        return unread
     await store_assignment.lock_turn(session, team.name)
     request = dataclasses.replace(
         request,
@@ -57,6 +58,17 @@ async def choose_assignee(
     if choice.needs_turn:
         choice = pick_turn(choice, await store_assignment.next_turn(session, team.name))
     return choice
+
+
+def choice_without_reading(
+    ctx: AppContext, team: TeamSettings, language: str, rule_assign: str
+) -> AssignmentChoice | None:
+    """The choice when it needs nothing from the store (the team's pool: nobody assigned,
+    the card is claimed in chat), else ``None`` (``choose_assignee`` reads and draws)."""
+    request = AssignmentRequest(team=team, language=language, rule_assign=rule_assign)
+    if strategy_for(request) == "pool" and not rule_assign and not team.sticky:
+        return choose(ctx.settings, request)
+    return None
 
 
 async def assign(

@@ -7,6 +7,9 @@ destination, one update per inquiry version and destination.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import AppContext
@@ -28,6 +31,29 @@ def _targets(ctx: AppContext, inquiry: Inquiry) -> list[tuple[str, str]]:
 
 def post_key(channel: str, destination: str, inquiry_id: int) -> str:
     return f"card.post:{channel}:{destination}:{inquiry_id}"
+
+
+def new_card_rows(
+    ctx: AppContext, team: str, inquiry_id: int, now: datetime
+) -> list[dict[str, Any]]:
+    """``queue_new_cards``'s outbox rows for a new inquiry of ``team`` (``outbox.enqueue_many``)."""
+    try:
+        settings = ctx.settings.team(team)
+    except KeyError:
+        return []
+    return [
+        outbox.row_values(
+            key=post_key(name, dest, inquiry_id),
+            channel=name,
+            kind="card.post",
+            destination=dest,
+            inquiry_id=inquiry_id,
+            now=now,
+            lane=Lane.BULK,
+        )
+        for name, channel in ctx.channels.items()
+        for dest in channel.destinations(settings)
+    ]
 
 
 async def queue_new_cards(session: AsyncSession, ctx: AppContext, inquiry: Inquiry) -> None:

@@ -19,12 +19,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
-from bot.usecases.assignment import assign, choose_assignee
-from bot.usecases.auto_ack import acknowledge_if_closed
-from bot.usecases.card_sync import queue_card_updates, queue_new_cards
+from bot.usecases.assignment import assign, choice_without_reading, choose_assignee
+from bot.usecases.auto_ack import acknowledge_if_closed, is_closed
+from bot.usecases.card_sync import new_card_rows, queue_card_updates, queue_new_cards
 from bot.usecases.sla import calendar_for, due_after, duration, sla_for
 from config.schema import TeamSettings
 from routing.addresses import address_problem, normalize_address
+from routing.assignment import AssignmentChoice
 from routing.country import CountryGuess
 from routing.intake import Classification, IntakeFacts, classify
 from routing.language import detect_language
@@ -33,9 +34,26 @@ from routing.spam import SpamVerdict
 from routing.text_hygiene import clean_line, clean_text
 from store import assignment as store_assignment
 from store import inquiries as repo
-from store.bulk import PendingRows, column_values, insert_rows, insert_values
+from store import outbox
+from store.bulk import (
+    PendingRows,
+    Row,
+    column_values,
+    insert_many_returning_ids,
+    insert_rows,
+    insert_values,
+)
 from store.engine import transaction
-from store.models import AttachmentBlob, Event, Inquiry, Lane, Message, Status
+from store.models import (
+    AttachmentBlob,
+    Contact,
+    ContactEmail,
+    Event,
+    Inquiry,
+    Lane,
+    Message,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +77,7 @@ class InboundMessage:
     country: str = ""
     phone: str = ""
     language: str = ""
+    detected_language: str = ""  # detected before the transaction, when none was given
     subject: str = ""
     text: str = ""
     snippet: str = ""
@@ -315,32 +334,7 @@ async def _create(
     )
     status = Status.SPAM if found.is_spam else Status.NEW
     inquiry = Inquiry(
-        team=team.name,
-        status=status.value,
-        source=msg.source,
-        source_kind=msg.source_kind,
-        dedupe_key=msg.dedupe_key,
-        contact_id=contact_id,
-        contact_email=msg.email.lower(),
-        subject=msg.subject or _snippet(msg.text)[:80],
-        snippet=_snippet(msg.snippet or msg.text),
-        language=language,
-        country=country.code,
-        country_source=country.source,
-        category=found.category,
-        priority=found.decision.priority,
-        tags=[*found.decision.tags, *(FLAG + f for f in (*msg.flags, *flags))],
-        rule=found.decision.rule,
-        suggested_owner=found.decision.assign,
-        mailbox=msg.mailbox
-        or team.mailbox
-        or (ctx.settings.mailboxes[0].name if ctx.settings.mailboxes else ""),
-        received_at=now,
-        last_customer_message_at=now,
-        claim_due_at=claim_due if status == Status.NEW else None,
-        next_due_at=claim_due if status == Status.NEW else None,
-        closed_at=now if status == Status.SPAM else None,
-        updated_at=now,
+        **_inquiry_fields(ctx, msg, team, found, status, claim_due, flags, contact_id, now)
     )
     inquiry.id = number = await repo.insert_row(session, inquiry)
     await _store_message(session, number, msg, now)  # read back by the acknowledgement
@@ -349,19 +343,7 @@ async def _create(
         choice = await choose_assignee(
             ctx, session, team, language, found.decision.assign, contact_id
         )
-    received: dict[str, Any] = dict(
-        at=now,
-        actor="customer",
-        kind="received",
-        after=inquiry.status,
-        data={
-            "source": msg.source,
-            "rule": found.decision.rule,
-            "team": team.name,
-            "priority": found.decision.priority,
-            "explain": found.explanation(choice),
-        },
-    )
+    received = _received_fields(msg, team, found, status, choice, now)
     if hints.pending is not None:  # a batch writer's new item: no object, one Core insert now,
         # so its id comes before the ORM-added Events that follow (assignment, acknowledgement)
         await insert_rows(
@@ -398,6 +380,182 @@ async def _create(
     return IngestResult(number, created=True)
 
 
+@dataclass
+class PlannedInquiry:
+    """A new inquiry decided without writing: its rows go in with those of the other
+    planned inquiries of a batch, one statement per table (``write_planned``)."""
+
+    msg: InboundMessage
+    team: TeamSettings
+    status: Status
+    contact: dict[str, Any]  # Contact fields
+    inquiry: dict[str, Any]  # Inquiry fields; contact_id set by ``write_planned``
+    received: dict[str, Any]  # the received event's fields
+    spam_score: float
+    inquiry_id: int = 0  # set by ``write_planned``
+
+
+def plan_new(ctx: AppContext, msg: InboundMessage, hints: BatchHints) -> PlannedInquiry | None:
+    """``msg`` (a new webhook inquiry, its sender's address new too) planned for a batch's
+    bulk write, or ``None`` when it needs the one-by-one way of ``ingest_in``: something
+    to read or look up (a known sender, a thread), a round-robin draw, an out-of-hours
+    acknowledgement, a flag, attachments."""
+    if not (hints.unseen and hints.new_address and msg.email and hints.verdicts is not None):
+        return None
+    if msg.source_kind == "mail" or msg.message_id or msg.blobs or msg.flags:
+        return None
+    if not _may_plan(ctx.settings):  # no team could take it without a draw: classify once
+        return None
+    now = ctx.clock()
+    verdict = store_assignment.verdict_of(hints.verdicts, msg.email)
+    if not verdict and msg.from_address and msg.from_address != msg.email:
+        verdict = store_assignment.verdict_of(hints.verdicts, msg.from_address)
+    found, team, claim_due, flags = _classify(ctx, _facts(msg, ""), now, 0, verdict)
+    if flags:
+        return None
+    status = Status.SPAM if found.is_spam else Status.NEW
+    choice = None
+    if status == Status.NEW:
+        choice = choice_without_reading(ctx, team, found.language, found.decision.assign)
+        if choice is None or choice.rep:
+            return None
+        if team.out_of_hours_ack and is_closed(team, now):
+            return None
+    return PlannedInquiry(
+        msg=msg,
+        team=team,
+        status=status,
+        contact=dict(
+            name=msg.name,
+            company=msg.company,
+            country=found.country.code,
+            language=found.language,
+            phone=msg.phone,
+            created_at=now,
+            tags=[],
+        ),
+        inquiry=_inquiry_fields(ctx, msg, team, found, status, claim_due, flags, 0, now),
+        received=_received_fields(msg, team, found, status, choice, now),
+        spam_score=found.spam.score,
+    )
+
+
+def _may_plan(settings: Any) -> bool:
+    """Whether some team of ``settings`` assigns by pool without stickiness."""
+    return any(t.assignment == "pool" and not t.sticky for t in settings.teams)
+
+
+async def write_planned(ctx: AppContext, session: Any, plans: list[PlannedInquiry]) -> None:
+    """Insert the rows of ``plans`` (in order) with one statement per table; each plan's
+    ``inquiry_id`` is set. The caller commits, then fires ``changed`` and ``outbox_ready``."""
+    if not plans:
+        return
+    contact_ids = await insert_many_returning_ids(
+        session, [column_values(Contact, **p.contact) for p in plans]
+    )
+    await insert_rows(
+        session,
+        [
+            column_values(ContactEmail, address=p.msg.email.lower(), contact_id=contact_id)
+            for p, contact_id in zip(plans, contact_ids, strict=True)
+        ],
+    )
+    for plan, contact_id in zip(plans, contact_ids, strict=True):
+        plan.inquiry["contact_id"] = contact_id
+    inquiry_ids = await insert_many_returning_ids(
+        session, [column_values(Inquiry, **p.inquiry) for p in plans]
+    )
+    rows: list[Row] = []
+    events: list[Row] = []
+    cards: list[dict[str, Any]] = []
+    for plan, number in zip(plans, inquiry_ids, strict=True):
+        plan.inquiry_id = number
+        now = plan.inquiry["received_at"]
+        rows.append(column_values(Message, **_message_fields(number, plan.msg, now)))
+        events.append(column_values(Event, inquiry_id=number, team=plan.team.name, **plan.received))
+        if plan.status == Status.NEW:
+            cards += new_card_rows(ctx, plan.team.name, number, now)
+    await insert_rows(session, rows + events)  # events after: ids in the plans' order
+    await outbox.enqueue_many(session, cards)
+    for plan in plans:
+        if plan.status != Status.NEW:
+            log.info(
+                "inquiry held as spam",
+                extra={"inquiry": plan.inquiry_id, "score": plan.spam_score, "event": "received"},
+            )
+        ctx.metrics.inquiries.labels(plan.msg.source_kind, plan.team.name).inc()
+        log.info(
+            "inquiry created",
+            extra={"inquiry": plan.inquiry_id, "team": plan.team.name, "source": plan.msg.source},
+        )
+
+
+def _inquiry_fields(
+    ctx: AppContext,
+    msg: InboundMessage,
+    team: TeamSettings,
+    found: Classification,
+    status: Status,
+    claim_due: datetime,
+    flags: list[str],
+    contact_id: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The new inquiry's column values (its ``Inquiry`` fields)."""
+    return dict(
+        team=team.name,
+        status=status.value,
+        source=msg.source,
+        source_kind=msg.source_kind,
+        dedupe_key=msg.dedupe_key,
+        contact_id=contact_id,
+        contact_email=msg.email.lower(),
+        subject=msg.subject or _snippet(msg.text)[:80],
+        snippet=_snippet(msg.snippet or msg.text),
+        language=found.language,
+        country=found.country.code,
+        country_source=found.country.source,
+        category=found.category,
+        priority=found.decision.priority,
+        tags=[*found.decision.tags, *(FLAG + f for f in (*msg.flags, *flags))],
+        rule=found.decision.rule,
+        suggested_owner=found.decision.assign,
+        mailbox=msg.mailbox
+        or team.mailbox
+        or (ctx.settings.mailboxes[0].name if ctx.settings.mailboxes else ""),
+        received_at=now,
+        last_customer_message_at=now,
+        claim_due_at=claim_due if status == Status.NEW else None,
+        next_due_at=claim_due if status == Status.NEW else None,
+        closed_at=now if status == Status.SPAM else None,
+        updated_at=now,
+    )
+
+
+def _received_fields(
+    msg: InboundMessage,
+    team: TeamSettings,
+    found: Classification,
+    status: Status,
+    choice: AssignmentChoice | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``received`` event's fields (but its inquiry and team)."""
+    return dict(
+        at=now,
+        actor="customer",
+        kind="received",
+        after=status.value,
+        data={
+            "source": msg.source,
+            "rule": found.decision.rule,
+            "team": team.name,
+            "priority": found.decision.priority,
+            "explain": found.explanation(choice),
+        },
+    )
+
+
 def _facts(msg: InboundMessage, contact_country: str) -> IntakeFacts:
     return IntakeFacts(
         source=msg.source,
@@ -409,6 +567,7 @@ def _facts(msg: InboundMessage, contact_country: str) -> IntakeFacts:
         phone=msg.phone,
         country=msg.country,
         language=msg.language,
+        detected_language=msg.detected_language,
         category=msg.category,
         headers=msg.headers,
         default_team=msg.team,
