@@ -54,9 +54,21 @@ def _folded(text: str) -> str:
     return fold(text)
 
 
+@lru_cache(maxsize=256)
+def _any_of(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern matching where any of ``keywords`` would (a first test for the common
+    case of none: the spam list against a genuine inquiry), ``None`` when there are none."""
+    patterns = [p.pattern for p in map(_pattern, keywords) if p is not None]
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
 def find_keywords(keywords: tuple[str, ...] | list[str], text: str) -> list[str]:
     """The keywords (as configured) that occur in ``text``."""
     haystack = _folded(text)
+    if len(keywords) > 1:
+        combined = _any_of(tuple(keywords))
+        if combined is None or combined.search(haystack) is None:
+            return []
     found: list[str] = []
     for keyword in keywords:
         pattern = _pattern(keyword)

@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Lane, Outbox, OutboxState, WorkerHeartbeat
+from store.types import UTCDateTime
 
 
 async def enqueue(
@@ -279,18 +280,31 @@ def _lease_lock_key(lane: Lane) -> int:
 async def has_due(
     session: AsyncSession, *, lane: Lane, now: datetime, dead_before: datetime | None = None
 ) -> bool:
-    """Is anything of ``lane`` deliverable now? A cheap read before taking the write lock."""
-    stmt = (
-        select(Outbox.id)
-        .where(
-            col(Outbox.state) == OutboxState.PENDING.value,
-            col(Outbox.lane) == lane.value,
-            col(Outbox.next_attempt_at) <= now,
-            _free(Outbox, now, dead_before),
+    """Is anything of ``lane`` deliverable now? A cheap read before taking the write lock
+    (the worker asks after every intake batch: the statement is built once, bound per call)."""
+    heartbeats = dead_before is not None
+    stmt = _HAS_DUE.get(heartbeats)
+    if stmt is None:
+        now_param = bindparam("now", type_=UTCDateTime())
+        dead_param = bindparam("dead_before", type_=UTCDateTime())
+        stmt = _HAS_DUE[heartbeats] = (
+            select(Outbox.id)
+            .where(
+                col(Outbox.state) == OutboxState.PENDING.value,
+                col(Outbox.lane) == bindparam("lane"),
+                col(Outbox.next_attempt_at) <= now_param,
+                _free(Outbox, now_param, dead_param if heartbeats else None),  # type: ignore[arg-type]
+            )
+            .limit(1)
         )
-        .limit(1)
-    )
-    return (await session.exec(stmt)).first() is not None
+    params: dict[str, Any] = {"lane": lane.value, "now": now}
+    if heartbeats:
+        params["dead_before"] = dead_before
+    conn = await session.connection()
+    return (await conn.execute(stmt, params)).first() is not None
+
+
+_HAS_DUE: dict[bool, Any] = {}
 
 
 async def complete(session: AsyncSession, row_id: int, owner: str, now: datetime) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.loading import settings_from_mapping
 from config.schema import Settings
@@ -179,3 +181,18 @@ def test_shadow_warning_ignores_rules_that_continue_or_have_exceptions() -> None
 )  # fmt: skip
 def test_country_guess_and_its_source(kwargs: dict[str, str], expected: CountryGuess) -> None:
     assert guess_country(**kwargs) == expected
+
+
+_WORDS = ["led", "LED lights", "precio", "集装箱", "container", "+", "free money", "ß", "a", "é"]
+
+
+@given(
+    keywords=st.lists(st.sampled_from(_WORDS) | st.text(max_size=6), max_size=8),
+    text=st.lists(st.sampled_from(_WORDS) | st.text(max_size=12), max_size=6).map(" ".join),
+)
+def test_many_keywords_match_as_each_alone(keywords: list[str], text: str) -> None:
+    """The one-pattern first test of a keyword list never changes what is found: the
+    keywords found are exactly those each found alone."""
+    alone = [k for k in keywords if find_keywords((k,), text)]
+    assert find_keywords(keywords, text) == alone
+    assert find_keywords(tuple(keywords), text) == alone
