@@ -436,6 +436,12 @@ def bad_requests(
             ],
             b"payload=%7B%7D",
         ),
+        "Slack body that is not the JSON it claims": (  # found by the inbound fuzz test
+            "POST",
+            "/slack/events",
+            [("Content-Type", b"application/json")],
+            b"\x00",
+        ),
         "non-ASCII Slack signature": (
             "POST",
             "/slack/events",

@@ -205,7 +205,13 @@ def events_routes(bolt: AsyncApp, *, path: str = EVENTS_PATH) -> list[web.RouteD
         refused = refuse_garbled(request, await request.read())
         if refused is not None:
             return refused
-        bolt_request = await to_bolt_request(request)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:  # Bolt parses the body before it verifies the signature
+            return web.json_response(
+                {"error": "the body is not the JSON or form data its Content-Type names"},
+                status=400,
+            )
         retry = request.headers.get("X-Slack-Retry-Num")
         if retry:
             log.info(
