@@ -100,19 +100,25 @@ async def _bare_handler(request: web.Request) -> web.Response:
     )
 
 
-async def _serve(kind: str, conn: Connection, background: bool) -> None:
+async def _serve(
+    kind: str, conn: Connection, background: bool, db_path: str = "", role: str = "all"
+) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     service: Any = None
+    tmp: Any = None
     if kind == "bare":
         app = web.Application()
         app.router.add_post("/webhooks/{name}", _bare_handler)
     else:
         from bot.app import Service
 
-        tmp = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
-        db = Path(tmp.name) / "claimdesk.db"
-        service = await Service.create(settings_for(f"sqlite+aiosqlite:///{db}"))
+        if db_path:  # shared with another server process (``role``)
+            db = Path(db_path)
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
+            db = Path(tmp.name) / "claimdesk.db"
+        service = await Service.create(settings_for(f"sqlite+aiosqlite:///{db}"), role=role)
         app = service.web_app(background=background)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -129,6 +135,7 @@ async def _serve(kind: str, conn: Connection, background: bool) -> None:
     await runner.cleanup()
     if service is not None:
         await service.close()
+    if tmp is not None:
         tmp.cleanup()
     conn.send((stored, rss))
 
@@ -147,10 +154,17 @@ def _rss_mb() -> tuple[float, float]:
     return round(now, 1), round(peak, 1)
 
 
-def _server_main(kind: str, conn: Connection, background: bool, profile: str = "") -> None:
+def _server_main(
+    kind: str,
+    conn: Connection,
+    background: bool,
+    profile: str = "",
+    db_path: str = "",
+    role: str = "all",
+) -> None:
     logging.basicConfig(level=logging.WARNING)
     if not profile or kind == "bare":
-        asyncio.run(_serve(kind, conn, background))
+        asyncio.run(_serve(kind, conn, background, db_path, role))
         return
     import cProfile
     import io
@@ -172,13 +186,25 @@ def _server_main(kind: str, conn: Connection, background: bool, profile: str = "
 class ServerProcess:
     """One server (``claimdesk`` or ``bare``) in a child process on an ephemeral port."""
 
-    def __init__(self, kind: str, *, background: bool = True, profile: str = "") -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        background: bool = True,
+        profile: str = "",
+        db_path: str = "",
+        role: str = "all",
+    ) -> None:
+        """``db_path``: a SQLite file shared with another server (default: a fresh one of
+        its own); ``role``: ``Service.role`` (``webhooks`` beside an ``all`` server)."""
         ctx = mp.get_context("spawn")
         self.kind = kind
         self.rss_mb = (0.0, 0.0)
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_server_main, args=(kind, child, background, profile), daemon=True
+            target=_server_main,
+            args=(kind, child, background, profile, db_path, role),
+            daemon=True,
         )
 
     def start(self) -> str:

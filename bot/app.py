@@ -74,9 +74,23 @@ async def refuse_or_contain_errors(request: web.Request, handler: Handler) -> we
         return web.json_response({"error": "internal error"}, status=500)
 
 
+#: ``Service.role``: everything (the default), or only the webhook intake (``serve --role
+#: webhooks``: a second process beside an ``all`` one, so a flood of webhooks never delays
+#: a click on the first; a reverse proxy sends ``/webhooks/`` to it).
+ALL = "all"
+WEBHOOKS = "webhooks"
+ROLES = (ALL, WEBHOOKS)
+
+
 @dataclass
 class Service:
-    """One claimdesk process: context plus its long-running parts."""
+    """One claimdesk process: context plus its long-running parts.
+
+    ``role`` ``webhooks``: the process serves ``POST /webhooks/{name}``, ``/healthz`` and
+    ``/metrics`` only and runs no background task (no outbox worker, clock, live feed,
+    mailbox or chat platform connection): the ``all`` process beside it on the same
+    database delivers the cards of what it stores (its worker and live feed poll every
+    second, besides the wake-ups of their own process)."""
 
     ctx: AppContext
     feed: LiveFeed
@@ -88,6 +102,7 @@ class Service:
     mail_intakes: list[MailboxIntake] = field(default_factory=list)
     scheduler: Scheduler | None = None
     retention: Retention | None = None
+    role: str = ALL
 
     @property
     def platforms(self) -> dict[str, ChatPlatform]:
@@ -105,11 +120,16 @@ class Service:
         feed_poll_seconds: float = 1.0,
         run_migrations: bool = True,
         clock_settings: ClockSettings | None = None,
+        role: str = ALL,
     ) -> Service:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         engine = create_engine(settings.store.url)
         if run_migrations:
             await migrate(engine)
-        if engine.dialect.name == "sqlite":
+        if engine.dialect.name == "sqlite" and role == ALL:
+            # leases left by a previous run of the one process that delivers (a webhooks
+            # process beside it delivers nothing: it must not take the other's leases)
             async with transaction(create_session_factory(engine)) as session:
                 released = await outbox.release_all_leases(session)
             if released:
@@ -150,6 +170,7 @@ class Service:
             interactions=AppInteractions(ctx, templates, signer, ctx.platforms),
             scheduler=Scheduler(ctx, clock_settings),
             retention=Retention(ctx),
+            role=role,
         )
 
     async def intake(self, form: InboundForm) -> IntakeReceipt:
@@ -210,6 +231,11 @@ class Service:
         )
         hooks = {w.name: w for w in settings.webhooks}
         app.add_routes(webhook_routes(hooks, self.intake, intake_writer(self.ctx).admitted))
+        app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.metrics)])
+        if self.role == WEBHOOKS:  # no background: the ``all`` process delivers
+            if background:
+                app.cleanup_ctx.append(self._language_warm_up)
+            return app
         inbox = WebInbox(
             WebInboxBackend(self.ctx, self.feed, self.templates, self.interactions),
             self.signer,
@@ -227,13 +253,7 @@ class Service:
         )
         app.on_shutdown.append(inbox.close_streams)
         app.add_routes(api_routes(self.ctx))
-        app.add_routes(
-            [
-                web.get("/healthz", self.healthz),
-                web.get("/metrics", self.metrics),
-                web.get("/", self.root),
-            ]
-        )
+        app.add_routes([web.get("/", self.root)])
         for platform in self.platforms.values():
             app.add_routes(platform.routes(self.interactions))
         if background:
@@ -252,6 +272,12 @@ class Service:
         # The worker still delivers through the platforms' channels: stop it first.
         await self.stop_background()
         await self._stop_platforms()
+
+    async def _language_warm_up(self, app: web.Application) -> AsyncIterator[None]:
+        warm = asyncio.ensure_future(asyncio.to_thread(language.warm_up))
+        yield
+        with contextlib.suppress(Exception):
+            await warm
 
     async def _stop_platforms(self) -> None:
         for name, platform in self.platforms.items():

@@ -128,12 +128,12 @@ def _demo_links(settings: Settings, signer: Any, base: str) -> list[str]:
     return out
 
 
-async def _serve(settings: Settings, embedded: bool) -> None:
+async def _serve(settings: Settings, embedded: bool, role: str = "all") -> None:
     import errno
 
     from bot.app import Service
 
-    service = await Service.create(settings)
+    service = await Service.create(settings, role=role)
     runner = web.AppRunner(service.web_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
@@ -152,11 +152,18 @@ async def _serve(settings: Settings, embedded: bool) -> None:
             "(or set [server] port in the config)"
         ) from None
     base = settings.server.base_url
-    serving = find_demo_dir() / SERVING_FILE if embedded else None
+    serving = find_demo_dir() / SERVING_FILE if embedded and role == "all" else None
     if serving is not None:
         serving.write_text(json.dumps({"base_url": base, "pid": os.getpid()}), encoding="utf-8")
-    _out(f"claimdesk is running: {base}/web/")
-    if embedded:
+    if role != "all":
+        host, port = settings.server.host, settings.server.port
+        _out(
+            f"claimdesk webhook intake is running: http://{host}:{port}/webhooks/<name>"
+            " (the web inbox, chat and deliveries are the 'all' process's)"
+        )
+    else:
+        _out(f"claimdesk is running: {base}/web/")
+    if embedded and role == "all":
         for line in _demo_links(settings, service.signer, base):
             _out(line)
         hook = settings.webhooks[0]
@@ -200,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, embedded = _settings(args, allow_embedded=True)
     settings = _with_server_overrides(settings, args)
     try:
-        asyncio.run(_serve(settings, embedded))
+        asyncio.run(_serve(settings, embedded, args.role))
     except PortBusy as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
@@ -571,6 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
     p = command("serve", help="run the server (embedded demo when no config)")
     _server_options(p)
+    p.add_argument(
+        "--role",
+        choices=("all", "webhooks"),
+        default="all",
+        help="all (default): everything; webhooks: only POST /webhooks/{name} (and /healthz,"
+        " /metrics), beside an 'all' process on the same database, so a flood of webhooks"
+        " never delays a click (route /webhooks/ to it)",
+    )
     p.set_defaults(func=cmd_serve)
     p = command(
         "check", help="validate the config, log in to each server, warn about shadowed rules"

@@ -1,0 +1,184 @@
+"""``claimdesk serve --role webhooks``: a second process takes the webhooks, the first
+(``--role all``, the default) serves everything else and delivers.
+
+Two real ``claimdesk serve`` processes on one SQLite file, the fake Slack Web API
+(``tests/fakes/slack_api.py``) behind both: what the webhooks process stores gets its
+card from the other's outbox worker, a click on the first claims it and the card
+shows it, and the webhooks process serves nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from connectors.web.auth import Signer, login_link
+from tests.conftest import SECRET
+from tests.fakes.slack_api import FakeSlack
+from tests.support.postgres import free_port
+from tests.support.slack import CHANNEL
+from tests.support.smtp_sink import SmtpSink
+from tests.test_crash_restart import write_config
+from tests.test_slack_events import card_text, eventually
+
+_NUMBER = re.compile(r"#(\d+)")
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack(
+        channels={CHANNEL: {"name": "sales", "is_member": True}},
+        users={"UALICE": {"email": "alice@seller.test"}},
+    )
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def _serve(config: Path, *args: str) -> subprocess.Popen[str]:
+    """``claimdesk serve`` with ``args``, once it says it is running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "--config", str(config), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "CLAIMDESK_CONFIG"},
+    )
+    deadline = time.monotonic() + 30
+    assert proc.stdout is not None
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if "is running" in line:
+            return proc
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError("claimdesk serve did not start:\n" + "".join(seen[-20:]))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+async def test_a_webhooks_process_stores_and_the_all_process_delivers(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    main_port, intake_port = free_port(), free_port()
+    sink = SmtpSink()
+    sink.start()
+    config = write_config(tmp_path, main_port, sink.port)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'business_hours = { "mon-sun" = ["00:00-24:00"] }',
+            'business_hours = { "mon-sun" = ["00:00-24:00"] }\n'
+            f'destinations = {{ slack_channel = "{CHANNEL}" }}',
+        )
+        + f"""
+[slack]
+bot_token = "{fake_slack.token}"
+signing_secret = "slack-signing-secret-123"
+api_base_url = "{fake_slack.base_url}"
+""",
+        encoding="utf-8",
+    )
+    main_base = f"http://127.0.0.1:{main_port}"
+    intake_base = f"http://127.0.0.1:{intake_port}"
+    main = _serve(config)
+    intake = _serve(config, "--role", "webhooks", "--port", str(intake_port))
+    try:
+        async with aiohttp.ClientSession() as http:
+            numbers = []
+            for i in range(5):
+                created = await http.post(
+                    f"{intake_base}/webhooks/website",
+                    json={
+                        "email": f"buyer{i}@x.example",
+                        "name": f"Buyer {i}",
+                        "message": "Price?",
+                    },
+                    headers={"X-Claimdesk-Token": "hook-token"},
+                )
+                assert created.status == 202, await created.text()
+                numbers.append((await created.json())["inquiry"])
+            assert len(set(numbers)) == 5
+            # the webhooks process serves the intake and its health, nothing else
+            assert (await http.get(f"{intake_base}/healthz")).status == 200
+            for path in ("/web/", "/", "/slack/events", "/api/inquiries"):
+                assert (await http.get(f"{intake_base}{path}")).status == 404, path
+            refused = await http.post(
+                f"{intake_base}/web/actions", json={"action": f"cd1:claim:{numbers[0]}"}
+            )
+            assert refused.status in (404, 405)
+
+        def cards() -> dict[int, str]:
+            found = {}
+            for message in fake_slack.messages(CHANNEL):
+                match = _NUMBER.search(message["text"])
+                if match:
+                    found[int(match.group(1))] = message["ts"]
+            return found
+
+        # the other process's worker posts their cards (its poll: no wake-up crosses over)
+        await eventually(lambda: set(numbers) <= set(cards()), within=20, what="cards posted")
+        assert len(fake_slack.calls_of("chat.postMessage")) == 5  # each once
+
+        # a click on the first process claims it, and its card says so
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            signer = Signer(SECRET, login_max_age=600, session_max_age=600)
+            link = login_link(signer, main_base, "alice")
+            assert (await http.get(link, allow_redirects=False)).status == 302
+            page = await (await http.get(f"{main_base}/web/teams/sales")).text()
+            csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page)
+            assert csrf
+            claimed = await http.post(
+                f"{main_base}/web/actions",
+                json={"action": f"cd1:claim:{numbers[0]}", "value": "", "reason": ""},
+                headers={"X-CSRF-Token": csrf.group(1)},
+            )
+            assert claimed.status == 200, await claimed.text()
+        ts = cards()[numbers[0]]
+        await eventually(
+            lambda: "Owner*\\nAlice" in card_text(fake_slack, ts), within=20, what="claim shown"
+        )
+    finally:
+        _stop(intake)
+        _stop(main)
+        sink.stop()
+    assert intake.returncode == 0 and main.returncode == 0
+
+
+async def test_an_unknown_role_is_refused_by_name(tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port(), 1)
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "--config",
+        str(config),
+        "serve",
+        "--role",
+        "clicks",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await done.communicate()
+    assert done.returncode == 2
+    assert b"--role" in err and b"webhooks" in err
