@@ -295,8 +295,14 @@ async def send_request(
 
 
 async def open_loop(
-    http: aiohttp.ClientSession, url: str, requests: Requests, rate: float, seconds: float
+    http: aiohttp.ClientSession,
+    url: str | list[str],
+    requests: Requests,
+    rate: float,
+    seconds: float,
 ) -> Result:
+    """``rate`` requests a second on schedule (round robin over several ``url``)."""
+    urls = [url] if isinstance(url, str) else url
     count = max(1, int(rate * seconds))
     batch = requests.batch(count)
     result = Result(offered=rate, sent=count)
@@ -307,7 +313,7 @@ async def open_loop(
     async def one(i: int) -> None:
         nonlocal last_done
         due = start + i / rate
-        ok = await send_request(http, url, batch[i])
+        ok = await send_request(http, urls[i % len(urls)], batch[i])
         done = loop.time()
         last_done = max(last_done, done)
         if ok:
@@ -327,17 +333,24 @@ async def open_loop(
 
 
 async def closed_loop(
-    http: aiohttp.ClientSession, url: str, requests: Requests, concurrency: int, seconds: float
+    http: aiohttp.ClientSession,
+    url: str | list[str],
+    requests: Requests,
+    concurrency: int,
+    seconds: float,
 ) -> Result:
+    """``concurrency`` senders, each sending its next request once the last is answered;
+    with several ``url`` the senders are spread over them round robin."""
+    urls = [url] if isinstance(url, str) else url
     result = Result(offered=0)
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + seconds
 
-    async def sender() -> None:
+    async def sender(target: str) -> None:
         while loop.time() < deadline:
             sent_at = loop.time()
-            ok = await send_request(http, url, requests.next())
+            ok = await send_request(http, target, requests.next())
             result.sent += 1
             if ok:
                 result.ok += 1
@@ -345,7 +358,7 @@ async def closed_loop(
             else:
                 result.errors += 1
 
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    await asyncio.gather(*(sender(urls[n % len(urls)]) for n in range(concurrency)))
     return result.finish(loop.time() - start)
 
 
@@ -359,9 +372,20 @@ async def measure_server(
     *,
     background: bool = True,
     profile: str = "",
+    webhook_processes: int = 0,
 ) -> tuple[dict[str, Result], int, tuple[float, float]]:
-    server = ServerProcess(kind, background=background, profile=profile)
+    shared = None
+    db_path = ""
+    if kind != "bare" and webhook_processes:  # one SQLite file for all of them
+        shared = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
+        db_path = str(Path(shared.name) / "claimdesk.db")
+    server = ServerProcess(kind, background=background, profile=profile, db_path=db_path)
     url = server.start()
+    helpers = [
+        ServerProcess(kind, db_path=db_path, role="webhooks")
+        for _ in range(webhook_processes if kind != "bare" else 0)
+    ]
+    targets = [url] + [helper.start() for helper in helpers]
     results: dict[str, Result] = {}
     requests = Requests(f"{kind}-{repeat}-{os.getpid()}")
     probes_ok = 0
@@ -374,13 +398,19 @@ async def measure_server(
             # the closed loop first, on a server with no backlog; after each load a probe
             # request waits behind whatever the server still holds (answered requests the
             # client gave up on), so no measurement inherits the previous one's queue
-            results["closed"] = await closed_loop(http, url, requests, concurrency, closed_seconds)
+            results["closed"] = await closed_loop(
+                http, targets, requests, concurrency, closed_seconds
+            )
             probes_ok = await _drain(http, url, requests)
             for rate in rates:
-                results[f"open_{rate:g}"] = await open_loop(http, url, requests, rate, seconds)
+                results[f"open_{rate:g}"] = await open_loop(http, targets, requests, rate, seconds)
                 probes_ok += await _drain(http, url, requests)
     finally:
+        for helper in helpers:
+            helper.stop()
         stored = server.stop()
+        if shared is not None:
+            shared.cleanup()
     sent_ok = 20 + probes_ok + sum(r.ok for r in results.values())
     return results, (stored - sent_ok if stored >= 0 else 0), server.rss_mb
 
@@ -507,6 +537,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.closed_seconds,
                 background=not args.no_background,
                 profile=args.profile if repeat == 0 else "",
+                webhook_processes=args.webhook_processes,
             )
             runs[kind].append(results)
             rss[kind].append(rss_now)
@@ -552,6 +583,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "client_timeout_s": TIMEOUT,
             "database": "SQLite file (temp dir), fresh per repeat",
             "claimdesk_background_tasks": not args.no_background,
+            "webhook_processes": args.webhook_processes,
         },
         "machine": {
             "python": platform.python_version(),
@@ -592,6 +624,13 @@ def main(argv: list[str] | None = None) -> int:
         help="diagnostic: claimdesk without its worker, live feed and scheduler",
     )
     parser.add_argument(
+        "--webhook-processes",
+        type=int,
+        default=0,
+        help="also K 'serve --role webhooks' processes on the same SQLite file; the load is"
+        " spread round robin over them and the main one",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="diagnostic: cProfile the first claimdesk server, top functions into this file",
@@ -600,7 +639,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeats, args.seconds, args.closed_seconds = 1, 2.0, 2.0
     report = asyncio.run(run(args))
-    merge_into(args.out, {"intake": report})
+    key = (
+        f"intake_webhook_processes_{args.webhook_processes}" if args.webhook_processes else "intake"
+    )
+    merge_into(args.out, {key: report})
     print(f"wrote {args.out}")
     return 0
 
