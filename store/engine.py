@@ -28,10 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -45,10 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no cross-process writer priority
-    fcntl = None  # type: ignore[assignment]
+from store.process_locks import ProcessLocks, release_with_commit
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +67,7 @@ def create_engine(url: str, *, echo: bool = False, readonly: bool = False) -> As
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine, immediate=not readonly)
         if not readonly and parsed.database and parsed.database != ":memory:":
-            _priorities[engine.sync_engine] = WriterPriority(f"{parsed.database}-writers")
+            _process_locks[engine.sync_engine] = ProcessLocks(parsed.database)
     return engine
 
 
@@ -86,6 +81,23 @@ class WriterConnection(aiosqlite.Connection):
         if self.in_loop and self._connection is not None:
             return fn(*args, **kwargs)
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def commit(self) -> None:
+        """Commit in the database thread; then, in that thread, let go of the transaction's
+        cross-process write token (``store.process_locks``), if it holds one."""
+        token = release_with_commit.get()
+        if token is None or self._connection is None:
+            await super().commit()
+            return
+        connection = self._connection
+
+        def commit_then_release() -> None:
+            try:
+                connection.commit()
+            finally:
+                token.release()
+
+        await self._execute(commit_then_release)
 
 
 def _writer_creator(url: Any) -> Callable[[], WriterConnection]:
@@ -202,71 +214,8 @@ class WriteLock:
         self._held = False
 
 
-class WriterPriority:
-    """Interactive writers first across processes on one SQLite file (``serve --role
-    webhooks`` beside the ``all`` process): an ``flock`` on a file beside the database.
-
-    An interactive writer holds it shared from the moment it waits for SQLite's write lock
-    until its transaction ends; a bulk writer (a webhook batch) first makes sure nobody
-    holds it (an exclusive try, released at once) and otherwise waits a millisecond at a
-    time, at most ``max_wait`` seconds, before its ``BEGIN IMMEDIATE``. Without it, SQLite's
-    busy handler (sleeps of growing length) lets back-to-back batches of the other
-    process starve a click for half a second. Inside a process the ``WriteLock`` orders
-    writers, so one descriptor per engine is enough. Where ``flock`` is missing there is no
-    cross-process priority.
-    """
-
-    def __init__(self, path: str, *, max_wait: float = 0.25) -> None:
-        self.path = path
-        self.max_wait = max_wait
-        self._fd: int | None = None
-
-    def _descriptor(self) -> int | None:
-        if self._fd is None and fcntl is not None:
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError:
-                log.warning("no writer priority file %s", self.path, exc_info=True)
-                return None
-            weakref.finalize(self, os.close, self._fd)  # with its engine
-        return self._fd
-
-    async def interactive(self) -> None:
-        """Announce an interactive writer (shared hold until ``done``)."""
-        fd = self._descriptor()
-        if fd is None or fcntl is None:
-            return
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:  # a bulk writer is checking this instant
-                await asyncio.sleep(0.0005)
-
-    def done(self) -> None:
-        if self._fd is not None and fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    async def bulk_turn(self) -> None:
-        """Wait (up to ``max_wait``) until no interactive writer of any process waits."""
-        fd = self._descriptor()
-        if fd is None or fcntl is None:
-            return
-        deadline = time.monotonic() + self.max_wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return
-                await asyncio.sleep(0.001)
-                continue
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return
-
-
-#: SQLite write engines (on a file) -> their ``WriterPriority``.
-_priorities: weakref.WeakKeyDictionary[Any, WriterPriority] = weakref.WeakKeyDictionary()
+#: SQLite write engines (on a file) -> their cross-process ``ProcessLocks``.
+_process_locks: weakref.WeakKeyDictionary[Any, ProcessLocks] = weakref.WeakKeyDictionary()
 
 #: SQLite write engines -> the lock that queues their writers inside this process.
 _write_locks: weakref.WeakKeyDictionary[Any, WriteLock] = weakref.WeakKeyDictionary()
@@ -295,19 +244,14 @@ async def transaction(
         raise RuntimeError("nested write transaction on SQLite: it would wait for itself")
     await lock.acquire(bulk=bulk)
     token = _holding.set(True)
-    priority = _priorities.get(bind.sync_engine) if bind is not None else None
-    announced = False
+    locks = _process_locks.get(bind.sync_engine) if bind is not None else None
     try:
-        if priority is not None:
-            if bulk:
-                await priority.bulk_turn()
-            else:
-                await priority.interactive()
-                announced = True
-        async with sessions() as session, session.begin():
-            yield session
+        if locks is None:
+            async with sessions() as session, session.begin():
+                yield session
+        else:
+            async with locks.writing(bulk=bulk), sessions() as session, session.begin():
+                yield session
     finally:
-        if announced and priority is not None:
-            priority.done()
         _holding.reset(token)
         lock.release()
