@@ -8,6 +8,7 @@ validation, so nothing below ever sees the reference form.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import time
 from typing import Literal
@@ -44,6 +45,7 @@ def check_duration(value: str, *, positive: bool = False) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=256)  # the clock asks for the same few durations per due step
 def parse_duration_minutes(text: str) -> int:
     """``"15m"``, ``"2h"``, ``"1d"``, ``"90s"`` -> whole minutes (at least 1 for any positive value)."""
     match = _DURATION.match(text)

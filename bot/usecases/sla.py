@@ -282,6 +282,12 @@ def _unclaimed(
         sla_elapsed(team, start, now, priority=state.priority) if now >= start else timedelta(-1)
     )
     number = int(elapsed / every) + 1 if elapsed >= timedelta(0) else 0
+    # No nudge once the managers have been told: a nudge whose offset from the deadline is
+    # not below the ladder's end can never come before it (adding business time never goes
+    # back), so the count is capped at once instead of stepping down one business-time sum
+    # at a time (hours unclaimed were dozens of sums per plan, per tick).
+    cap = (escalate * 2 - timedelta(microseconds=1)) // every + 1 if escalate > timedelta(0) else 0
+    number = min(number, max(cap, 0))
     while number >= 1 and at(every * (number - 1)) > now:
         number -= 1
     while number >= 1 and after(every * (number - 1)) >= ladder_end:
