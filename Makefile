@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/bench_intake.py --out bench/results.json
 	$(BIN)/python bench/bench_click_burst.py --out bench/results.json
+	$(BIN)/python bench/bench_click_burst.py --split --out bench/results.json
 	$(BIN)/python bench/bench_intake_pg.py --out bench/results.json
 	$(BIN)/python -W ignore::DeprecationWarning bench/bench_clock.py --out bench/results.json
 	$(BIN)/python bench/bench_slack.py --out bench/slack.json

@@ -437,3 +437,43 @@ async def test_new_items_written_together_store_what_one_by_one_stores(
         assert written_together["outbox"], "Slack is on: a card post is queued"
         for part, value in written_together.items():
             assert value == written_alone[part], part
+
+
+async def test_two_processes_taking_one_request_at_once_keep_their_batches(
+    postgres: Any,
+    smtp: Any,
+    service_factory: Any,
+    client_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL, two processes (two services on one database): the same request (body and
+    Idempotency-Key) reaches both at the same moment, each inside a batch of other new
+    requests. Both batches read it as new; the second insert meets the first's unique key.
+    That batch is written again in a new transaction (which sees the key), not redone
+    item by item: every request is stored once and nobody's batch falls apart."""
+    import logging
+
+    from tests.conftest import need
+
+    need(postgres is not None, "PostgreSQL server binaries not installed")
+    url = postgres.new_database()
+    services = [await service_factory(settings_with_form_hook(smtp.port, url)) for _ in (0, 1)]
+    clients = [await client_factory(s, background=False) for s in services]
+    for service in services:
+        writer = intake_writer(service.ctx)
+        writer.linger, writer.max_hold = 0.3, 60.0  # each takes its whole share in one batch
+    caplog.set_level(logging.INFO, logger="bot.interfaces.webhook_intake")
+    shared = []
+    for trial in range(3):
+        posts = [_post(client, _body(9000 + trial), f"both{trial}") for client in clients]
+        posts += [
+            _post(clients[n % 2], _body(100 * trial + n), f"own{trial}-{n}") for n in range(8)
+        ]
+        answers = await asyncio.gather(*posts)
+        assert [status for status, _ in answers] == [202] * 10, answers
+        assert answers[0][1]["inquiry"] == answers[1][1]["inquiry"]
+        assert sorted([answers[0][1]["duplicate"], answers[1][1]["duplicate"]]) == [False, True]
+        shared.append(answers[0][1]["inquiry"])
+    assert await _count(services[0], Inquiry) == 3 * 9
+    assert await _count(services[0], WebhookKey) == 3 * 9
+    assert not [r for r in caplog.records if "redoing" in r.getMessage()], "a batch fell apart"

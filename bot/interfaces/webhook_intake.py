@@ -390,7 +390,18 @@ class IntakeWriter:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             try:
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except IntegrityError:
+                    # A key another writer took meanwhile (another process: two deliveries
+                    # of one request at once). Once more in a new transaction, whose read
+                    # sees that key: its item is then answered as the duplicate it is, and
+                    # the rest of the batch is not redone one by one for it.
+                    batch = [item for item in batch if not item.done.done()]
+                    for item in batch:
+                        item.receipt = None
+                    log.info("intake batch met a key taken meanwhile; writing it again")
+                    await self._write(batch)
             except Exception:  # the commit failed: redo each one alone
                 log.warning("intake batch failed; redoing its %d items alone", len(batch))
                 for item in batch:
