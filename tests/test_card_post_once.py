@@ -33,7 +33,7 @@ from store.engine import transaction
 from tests.conftest import SECRET, base_config
 from tests.fakes.slack_api import FakeSlack
 from tests.support.postgres import free_port
-from tests.support.slack import CHANNEL, fixture, slack_config
+from tests.support.slack import CHANNEL, fixture, slack_config, with_slack
 from tests.support.smtp_sink import SmtpSink
 from tests.test_crash_restart import start as start_process
 from tests.test_crash_restart import write_config
@@ -215,20 +215,7 @@ async def test_sigkill_while_slack_holds_an_accepted_post_gives_one_card(
     http_port = free_port()
     sink = SmtpSink()
     config = write_config(tmp_path, http_port, sink.port)
-    config.write_text(
-        config.read_text(encoding="utf-8").replace(
-            'business_hours = { "mon-sun" = ["00:00-24:00"] }',
-            'business_hours = { "mon-sun" = ["00:00-24:00"] }\n'
-            f'destinations = {{ slack_channel = "{CHANNEL}" }}',
-        )
-        + f"""
-[slack]
-bot_token = "{fake_slack.token}"
-signing_secret = "slack-signing-secret-123"
-api_base_url = "{fake_slack.base_url}"
-""",
-        encoding="utf-8",
-    )
+    with_slack(config, fake_slack.token, fake_slack.base_url)
     assert "slack_channel" in config.read_text(encoding="utf-8")
     db = tmp_path / "cd.db"
     base = f"http://127.0.0.1:{http_port}"

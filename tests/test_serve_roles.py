@@ -26,7 +26,7 @@ from connectors.web.auth import Signer, login_link
 from tests.conftest import SECRET
 from tests.fakes.slack_api import FakeSlack
 from tests.support.postgres import free_port
-from tests.support.slack import CHANNEL
+from tests.support.slack import CHANNEL, with_slack
 from tests.support.smtp_sink import SmtpSink
 from tests.test_crash_restart import write_config
 from tests.test_slack_events import card_text, eventually
@@ -84,20 +84,7 @@ async def test_a_webhooks_process_stores_and_the_all_process_delivers(
     sink = SmtpSink()
     sink.start()
     config = write_config(tmp_path, main_port, sink.port)
-    config.write_text(
-        config.read_text(encoding="utf-8").replace(
-            'business_hours = { "mon-sun" = ["00:00-24:00"] }',
-            'business_hours = { "mon-sun" = ["00:00-24:00"] }\n'
-            f'destinations = {{ slack_channel = "{CHANNEL}" }}',
-        )
-        + f"""
-[slack]
-bot_token = "{fake_slack.token}"
-signing_secret = "slack-signing-secret-123"
-api_base_url = "{fake_slack.base_url}"
-""",
-        encoding="utf-8",
-    )
+    with_slack(config, fake_slack.token, fake_slack.base_url)
     main_base = f"http://127.0.0.1:{main_port}"
     intake_base = f"http://127.0.0.1:{intake_port}"
     main = _serve(config)

@@ -104,3 +104,22 @@ def slack_config(
         "api_base_url": api_base_url,
     }
     return data
+
+
+def with_slack(config: Path, token: str, api_base_url: str) -> Path:
+    """``config`` (``tests.test_crash_restart.write_config``'s file, one team "sales") with
+    Slack on: the team posts to ``CHANNEL`` through the Web API at ``api_base_url``."""
+    text = config.read_text(encoding="utf-8")
+    hours = 'business_hours = { "mon-sun" = ["00:00-24:00"] }'
+    assert hours in text
+    config.write_text(
+        text.replace(hours, f'{hours}\ndestinations = {{ slack_channel = "{CHANNEL}" }}')
+        + f"""
+[slack]
+bot_token = "{token}"
+signing_secret = "{SIGNING_SECRET}"
+api_base_url = "{api_base_url}"
+""",
+        encoding="utf-8",
+    )
+    return config
