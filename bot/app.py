@@ -29,6 +29,7 @@ from bot.interfaces.interactions import AppInteractions
 from bot.interfaces.webhook_intake import intake_webhook, intake_writer
 from bot.metrics import webhook_refusals
 from bot.runtime.clock import ClockSettings, Scheduler
+from bot.runtime.foreign_commits import ForeignCommits
 from bot.runtime.live_feed import LiveFeed
 from bot.runtime.mail_intake import MailboxIntake
 from bot.runtime.outbox_worker import OutboxWorker, WorkerSettings
@@ -89,8 +90,8 @@ class Service:
     ``role`` ``webhooks``: the process serves ``POST /webhooks/{name}``, ``/healthz`` and
     ``/metrics`` only and runs no background task (no outbox worker, clock, live feed,
     mailbox or chat platform connection): the ``all`` process beside it on the same
-    database delivers the cards of what it stores (its worker and live feed poll every
-    second, besides the wake-ups of their own process)."""
+    database delivers the cards of what it stores, woken by its commits
+    (``bot.runtime.foreign_commits``)."""
 
     ctx: AppContext
     feed: LiveFeed
@@ -103,6 +104,10 @@ class Service:
     scheduler: Scheduler | None = None
     retention: Retention | None = None
     role: str = ALL
+    foreign_commits: ForeignCommits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.foreign_commits = ForeignCommits(self.ctx)
 
     @property
     def platforms(self) -> dict[str, ChatPlatform]:
@@ -181,7 +186,11 @@ class Service:
         return receipt
 
     def start_background(self) -> None:
-        self.tasks = [asyncio.create_task(self.worker.run()), asyncio.create_task(self.feed.run())]
+        self.tasks = [
+            asyncio.create_task(self.worker.run()),
+            asyncio.create_task(self.feed.run()),
+            asyncio.create_task(self.foreign_commits.run()),
+        ]
         if self.scheduler is not None:
             self.tasks.append(asyncio.create_task(self.scheduler.run()))
         if self.retention is not None:
@@ -194,6 +203,7 @@ class Service:
     async def stop_background(self) -> None:
         self.worker.stop()
         self.feed.stop()
+        self.foreign_commits.stop()
         for intake in self.mail_intakes:
             intake.stop()
         if self.scheduler is not None:

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -169,3 +170,42 @@ async def test_an_unknown_role_is_refused_by_name(tmp_path: Path) -> None:
     _out, err = await done.communicate()
     assert done.returncode == 2
     assert b"--role" in err and b"webhooks" in err
+
+
+async def test_the_main_process_delivers_a_webhook_processs_inquiry_at_once(
+    db_url: str, smtp: Any, fake_slack: FakeSlack, service_factory: Any, client_factory: Any
+) -> None:
+    """The webhook process's commits wake the main process's worker (SQLite: ``PRAGMA
+    data_version``; PostgreSQL: ``LISTEN``/``NOTIFY``): its card is posted long before the
+    worker's own poll (30 s here) would have found it."""
+    from bot.app import Service
+    from bot.runtime.outbox_worker import WorkerSettings
+    from tests.test_webhook_hardening import FORM_TOKEN, settings_with_form_hook
+
+    settings = settings_with_form_hook(smtp.port, db_url, fake_slack.base_url)
+    slow_poll = WorkerSettings(
+        lease_seconds=30, poll_seconds=30, base_backoff=0.05, max_backoff=0.5, max_attempts=4
+    )
+    main = await service_factory(settings, worker=slow_poll)
+    await client_factory(main, background=True)  # its worker, feed and watcher run
+    intake = await Service.create(settings, role="webhooks")
+    try:
+        client = await client_factory(intake, background=False)
+        await asyncio.sleep(0.3)  # the watcher has its first look (and its LISTEN)
+        posted = time.monotonic()
+        created = await client.post(
+            "/webhooks/form",
+            json={"email": "buyer@x.example", "name": "Buyer", "message": "Price for 100?"},
+            headers={"X-Claimdesk-Token": FORM_TOKEN},
+        )
+        assert created.status == 202, await created.text()
+        number = (await created.json())["inquiry"]
+        await eventually(
+            lambda: any(f"#{number}" in m["text"] for m in fake_slack.messages(CHANNEL)),
+            within=10,
+            what="card posted by the main process",
+        )
+        assert time.monotonic() - posted < 10  # not the 30 s poll
+        assert main.foreign_commits.seen >= 1
+    finally:
+        await intake.close()

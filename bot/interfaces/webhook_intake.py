@@ -79,6 +79,7 @@ from store import webhook_keys
 from store.bulk import PendingRows
 from store.engine import SessionFactory, transaction
 from store.models import WebhookKey
+from store.notify import announce
 
 log = logging.getLogger(__name__)
 
@@ -479,6 +480,7 @@ class IntakeWriter:
                     facts.take(item.form, item.msg)
             await write_planned_items()
             await facts.pending.flush(session)
+            await announce(session)  # other processes' workers and feeds: look now
         for item in reversed(batch[written:]):
             self._queue.appendleft(item)
         del batch[written:]
