@@ -1,0 +1,64 @@
+"""The web inbox's live feed (``bot.runtime.live_feed``): what an open page is pushed.
+
+A look woken by a local commit reads only the last moments; the periodic look keeps the
+full overlap, so a change stamped long before it committed (it waited for the write
+lock, or another process made it) still reaches the page. With no page open the feed
+reads nothing, and a page opened later still gets what changes after it opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from config.loading import settings_from_mapping
+from connectors.webhooks import InboundForm
+from store.engine import transaction
+from store.models import Inquiry
+from tests.conftest import base_config
+
+
+def _form(i: int) -> InboundForm:
+    return InboundForm(
+        webhook="website",
+        email=f"buyer{i}@example.com",
+        name=f"Buyer {i}",
+        subject=f"Inquiry {i}",
+        message="Please quote 100 pcs.",
+        dedupe_key=f"feed-{i}",
+    )
+
+
+async def _next_version(queue: asyncio.Queue[Any], number: int, version: int) -> None:
+    while True:
+        item = await queue.get()
+        if item.card.key == str(number) and item.card.version >= version:
+            return
+
+
+async def test_a_change_stamped_before_it_committed_still_reaches_an_open_page(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    settings = settings_from_mapping(base_config(smtp.port, db_url), source="t.toml", env={})
+    service = await service_factory(settings)  # the feed looks every 0.1 s besides wake-ups
+    await client_factory(service, background=True)
+    first = await service.intake(_form(1))  # before any page is open: nothing is read
+    queue = service.feed.subscribe("sales")
+    second = await service.intake(_form(2))  # a page is open: pushed on the wake-up
+    await asyncio.wait_for(_next_version(queue, second.inquiry_id, 1), 5)
+    # a change of the first, stamped 2 s ago and committed now, with a wake-up: the
+    # woken look (last 250 ms) cannot see it, the periodic one (3 s) does
+    async with transaction(service.ctx.sessions) as session:
+        stamped = service.ctx.clock() - timedelta(seconds=2)
+        await (await session.connection()).execute(
+            update(Inquiry)
+            .where(col(Inquiry.id) == first.inquiry_id)
+            .values(version=col(Inquiry.version) + 1, updated_at=stamped)
+        )
+    service.ctx.changed.fire()
+    await asyncio.wait_for(_next_version(queue, first.inquiry_id, 2), 5)
+    service.feed.unsubscribe("sales", queue)
