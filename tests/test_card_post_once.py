@@ -26,15 +26,15 @@ from bot.runtime.outbox_worker import WorkerSettings
 from config.loading import settings_from_mapping
 from connectors.channels import Pacing
 from connectors.slack.channel import SlackChannel
-from connectors.web.auth import Signer, login_link
 from connectors.webhooks import InboundForm
 from store import outbox
 from store.engine import transaction
-from tests.conftest import SECRET, base_config
+from tests.conftest import base_config
 from tests.fakes.slack_api import FakeSlack
 from tests.support.postgres import free_port
 from tests.support.slack import CHANNEL, fixture, slack_config, with_slack
 from tests.support.smtp_sink import SmtpSink
+from tests.support.web_session import claim_on_the_web
 from tests.test_crash_restart import start as start_process
 from tests.test_crash_restart import write_config
 from tests.test_slack_channel import card as slack_card
@@ -254,21 +254,7 @@ async def test_sigkill_while_slack_holds_an_accepted_post_gives_one_card(
         assert _card_ref(db) == ts  # the one card was adopted
 
         # a later change lands on that card
-        jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(cookie_jar=jar) as http:
-            signer = Signer(SECRET, login_max_age=600, session_max_age=600)
-            assert (
-                await http.get(login_link(signer, base, "alice"), allow_redirects=False)
-            ).status == 302
-            page = await (await http.get(f"{base}/web/teams/sales")).text()
-            csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page)
-            assert csrf
-            claimed = await http.post(
-                f"{base}/web/actions",
-                json={"action": f"cd1:claim:{number}", "value": "", "reason": ""},
-                headers={"X-CSRF-Token": csrf.group(1)},
-            )
-            assert claimed.status == 200, await claimed.text()
+        await claim_on_the_web(base, number)
         await eventually(
             lambda: "Owner*\\nAlice" in card_text(fake_slack, ts), within=30, what="claim shown"
         )

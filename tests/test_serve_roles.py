@@ -23,12 +23,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.web.auth import Signer, login_link
-from tests.conftest import SECRET
 from tests.fakes.slack_api import FakeSlack
 from tests.support.postgres import free_port
 from tests.support.slack import CHANNEL, with_slack
 from tests.support.smtp_sink import SmtpSink
+from tests.support.web_session import claim_on_the_web
 from tests.test_crash_restart import write_config
 from tests.test_slack_events import card_text, eventually
 
@@ -128,20 +127,7 @@ async def test_a_webhooks_process_stores_and_the_all_process_delivers(
         assert len(fake_slack.calls_of("chat.postMessage")) == 5  # each once
 
         # a click on the first process claims it, and its card says so
-        jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(cookie_jar=jar) as http:
-            signer = Signer(SECRET, login_max_age=600, session_max_age=600)
-            link = login_link(signer, main_base, "alice")
-            assert (await http.get(link, allow_redirects=False)).status == 302
-            page = await (await http.get(f"{main_base}/web/teams/sales")).text()
-            csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page)
-            assert csrf
-            claimed = await http.post(
-                f"{main_base}/web/actions",
-                json={"action": f"cd1:claim:{numbers[0]}", "value": "", "reason": ""},
-                headers={"X-CSRF-Token": csrf.group(1)},
-            )
-            assert claimed.status == 200, await claimed.text()
+        await claim_on_the_web(main_base, numbers[0])
         ts = cards()[numbers[0]]
         await eventually(
             lambda: "Owner*\\nAlice" in card_text(fake_slack, ts), within=20, what="claim shown"
