@@ -43,7 +43,8 @@ async def enqueue(
     payload: dict[str, Any] | None = None,
     not_before: datetime | None = None,
 ) -> None:
-    values = row_values(
+    """Queue one row (``enqueue_many`` of one); a key already queued is kept as it is."""
+    row = row_values(
         key=key,
         channel=channel,
         kind=kind,
@@ -54,11 +55,8 @@ async def enqueue(
         payload=payload,
         not_before=not_before,
     )
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    await session.exec(stmt)
+    await session.flush()  # as a statement through the session would: pending objects first
+    await enqueue_many(session, [row])
 
 
 def row_values(
@@ -96,7 +94,7 @@ _ENQUEUE_MANY: dict[str, Any] = {}
 
 async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Queue ``rows`` (``row_values``) with one executemany; a key already queued is kept
-    as it is, as ``enqueue`` does."""
+    as it is."""
     if not rows:
         return
     conn = await session.connection()

@@ -17,9 +17,10 @@ from store import outbox
 from store.models import Inquiry, Lane
 
 
-def _targets(ctx: AppContext, inquiry: Inquiry) -> list[tuple[str, str]]:
+def _targets(ctx: AppContext, team_name: str) -> list[tuple[str, str]]:
+    """Every (platform, destination) where ``team_name``'s cards go."""
     try:
-        team = ctx.settings.team(inquiry.team)
+        team = ctx.settings.team(team_name)
     except KeyError:
         return []
     return [
@@ -36,11 +37,8 @@ def post_key(channel: str, destination: str, inquiry_id: int) -> str:
 def new_card_rows(
     ctx: AppContext, team: str, inquiry_id: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """``queue_new_cards``'s outbox rows for a new inquiry of ``team`` (``outbox.enqueue_many``)."""
-    try:
-        settings = ctx.settings.team(team)
-    except KeyError:
-        return []
+    """The outbox rows of a new inquiry's cards, one per platform destination of ``team``
+    (``outbox.enqueue_many``; a batch of new inquiries queues all of theirs at once)."""
     return [
         outbox.row_values(
             key=post_key(name, dest, inquiry_id),
@@ -51,25 +49,13 @@ def new_card_rows(
             now=now,
             lane=Lane.BULK,
         )
-        for name, channel in ctx.channels.items()
-        for dest in channel.destinations(settings)
+        for name, dest in _targets(ctx, team)
     ]
 
 
 async def queue_new_cards(session: AsyncSession, ctx: AppContext, inquiry: Inquiry) -> None:
     assert inquiry.id is not None
-    now = ctx.clock()
-    for channel, dest in _targets(ctx, inquiry):
-        await outbox.enqueue(
-            session,
-            key=post_key(channel, dest, inquiry.id),
-            channel=channel,
-            kind="card.post",
-            destination=dest,
-            inquiry_id=inquiry.id,
-            now=now,
-            lane=Lane.BULK,
-        )
+    await outbox.enqueue_many(session, new_card_rows(ctx, inquiry.team, inquiry.id, ctx.clock()))
 
 
 async def queue_card_updates(
@@ -78,7 +64,7 @@ async def queue_card_updates(
     """Re-render the inquiry's cards everywhere; ``note`` also goes into each card's thread."""
     assert inquiry.id is not None
     now = ctx.clock()
-    for channel, dest in _targets(ctx, inquiry):
+    for channel, dest in _targets(ctx, inquiry.team):
         await outbox.enqueue(
             session,
             key=f"card.update:{channel}:{dest}:{inquiry.id}:v{inquiry.version}",
