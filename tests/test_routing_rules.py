@@ -183,7 +183,8 @@ def test_country_guess_and_its_source(kwargs: dict[str, str], expected: CountryG
     assert guess_country(**kwargs) == expected
 
 
-_WORDS = ["led", "LED lights", "precio", "集装箱", "container", "+", "free money", "ß", "a", "é"]
+_WORDS = ["led", "LED lights", "precio", "集装箱", "container", "+", "free money", "ß", "a", "é",
+          "leds", "seo services", "dear sir/madam, we are", "e-mail", "c++"]  # fmt: skip
 
 
 @given(
