@@ -64,8 +64,9 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 # -- the servers (child processes) ---------------------------------------------------
 
 
-def settings_for(url: str) -> Any:
-    """The benches' claimdesk: one signed webhook into one team, no chat channels."""
+def settings_for(url: str, assignment: str = "pool") -> Any:
+    """The benches' claimdesk: one signed webhook into one team assigning by ``assignment``,
+    no chat channels (the reps take no notice emails: there is no mailbox to send them)."""
     from config.loading import settings_from_mapping
 
     data: dict[str, Any] = {
@@ -80,11 +81,12 @@ def settings_for(url: str) -> Any:
                 "locale": "en",
                 "timezone": "Europe/Berlin",
                 "members": ["alice", "bob"],
+                "assignment": assignment,
             }
         ],
         "reps": [
-            {"id": "alice", "name": "Alice", "email": "alice@seller.test"},
-            {"id": "bob", "name": "Bob", "email": "bob@seller.test"},
+            {"id": "alice", "name": "Alice", "email": "alice@seller.test", "email_notices": False},
+            {"id": "bob", "name": "Bob", "email": "bob@seller.test", "email_notices": False},
         ],
     }
     return settings_from_mapping(data, source="bench", env={})
@@ -101,7 +103,12 @@ async def _bare_handler(request: web.Request) -> web.Response:
 
 
 async def _serve(
-    kind: str, conn: Connection, background: bool, db_path: str = "", role: str = "all"
+    kind: str,
+    conn: Connection,
+    background: bool,
+    db_path: str = "",
+    role: str = "all",
+    assignment: str = "pool",
 ) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -118,7 +125,9 @@ async def _serve(
         else:
             tmp = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
             db = Path(tmp.name) / "claimdesk.db"
-        service = await Service.create(settings_for(f"sqlite+aiosqlite:///{db}"), role=role)
+        service = await Service.create(
+            settings_for(f"sqlite+aiosqlite:///{db}", assignment), role=role
+        )
         app = service.web_app(background=background)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -161,10 +170,11 @@ def _server_main(
     profile: str = "",
     db_path: str = "",
     role: str = "all",
+    assignment: str = "pool",
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
     if not profile or kind == "bare":
-        asyncio.run(_serve(kind, conn, background, db_path, role))
+        asyncio.run(_serve(kind, conn, background, db_path, role, assignment))
         return
     import cProfile
     import io
@@ -173,7 +183,7 @@ def _server_main(
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(_serve(kind, conn, background))
+        asyncio.run(_serve(kind, conn, background, assignment=assignment))
     finally:
         profiler.disable()
         out = io.StringIO()
@@ -194,16 +204,18 @@ class ServerProcess:
         profile: str = "",
         db_path: str = "",
         role: str = "all",
+        assignment: str = "pool",
     ) -> None:
         """``db_path``: a SQLite file shared with another server (default: a fresh one of
-        its own); ``role``: ``Service.role`` (``webhooks`` beside an ``all`` server)."""
+        its own); ``role``: ``Service.role`` (``webhooks`` beside an ``all`` server);
+        ``assignment``: the team's strategy."""
         ctx = mp.get_context("spawn")
         self.kind = kind
         self.rss_mb = (0.0, 0.0)
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_server_main,
-            args=(kind, child, background, profile, db_path, role),
+            args=(kind, child, background, profile, db_path, role, assignment),
             daemon=True,
         )
 
@@ -373,16 +385,19 @@ async def measure_server(
     background: bool = True,
     profile: str = "",
     webhook_processes: int = 0,
+    assignment: str = "pool",
 ) -> tuple[dict[str, Result], int, tuple[float, float]]:
     shared = None
     db_path = ""
     if kind != "bare" and webhook_processes:  # one SQLite file for all of them
         shared = tempfile.TemporaryDirectory(prefix="claimdesk-bench-")
         db_path = str(Path(shared.name) / "claimdesk.db")
-    server = ServerProcess(kind, background=background, profile=profile, db_path=db_path)
+    server = ServerProcess(
+        kind, background=background, profile=profile, db_path=db_path, assignment=assignment
+    )
     url = server.start()
     helpers = [
-        ServerProcess(kind, db_path=db_path, role="webhooks")
+        ServerProcess(kind, db_path=db_path, role="webhooks", assignment=assignment)
         for _ in range(webhook_processes if kind != "bare" else 0)
     ]
     targets = [url] + [helper.start() for helper in helpers]
@@ -538,6 +553,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 background=not args.no_background,
                 profile=args.profile if repeat == 0 else "",
                 webhook_processes=args.webhook_processes,
+                assignment=args.assignment,
             )
             runs[kind].append(results)
             rss[kind].append(rss_now)
@@ -631,6 +647,12 @@ def main(argv: list[str] | None = None) -> int:
         " spread round robin over them and the main one",
     )
     parser.add_argument(
+        "--assignment",
+        default="pool",
+        choices=["pool", "round_robin", "least_open"],
+        help="the team's strategy (pool: claimed in chat; the others assign at intake)",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="diagnostic: cProfile the first claimdesk server, top functions into this file",
@@ -642,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     key = (
         f"intake_webhook_processes_{args.webhook_processes}" if args.webhook_processes else "intake"
     )
+    if args.assignment != "pool":
+        key += f"_{args.assignment}"
     merge_into(args.out, {key: report})
     print(f"wrote {args.out}")
     return 0

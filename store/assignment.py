@@ -59,6 +59,11 @@ async def next_turn(session: AsyncSession, team: str) -> int:
     return await _upsert_turn(session, team, 1)
 
 
+async def advance_turn(session: AsyncSession, team: str, turns: int) -> int:
+    """Advance ``team``'s counter by ``turns`` drawn at once (an intake batch); its new value."""
+    return await _upsert_turn(session, team, turns)
+
+
 async def open_counts(session: AsyncSession, reps: Sequence[str]) -> dict[str, int]:
     """Open inquiries held by each of ``reps`` (absent: none)."""
     if not reps:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,7 +16,15 @@ from bot.interfaces.webhook_intake import intake_writer
 from config.loading import settings_from_mapping
 from connectors.webhooks import sign_body
 from store.engine import WriteLock, transaction
-from store.models import ContactEmail, Event, Inquiry, Message, Outbox, WebhookKey
+from store.models import (
+    AssignmentTurn,
+    ContactEmail,
+    Event,
+    Inquiry,
+    Message,
+    Outbox,
+    WebhookKey,
+)
 from tests.conftest import WEBHOOK_SECRET, base_config
 from tests.test_webhook_hardening import settings_with_form_hook
 
@@ -130,7 +139,10 @@ def _settings_assigning(smtp_port: int, db_url: str, assignment: str) -> Any:
     return settings.model_copy(update={"teams": teams})
 
 
-@pytest.mark.parametrize("assignment", ["pool", "round_robin"])
+@pytest.mark.parametrize(
+    ("assignment", "path"),
+    [("pool", "planned"), ("round_robin", "planned"), ("round_robin", "one_by_one")],
+)
 async def test_a_failing_new_item_loses_nothing(
     db_url: str,
     smtp: Any,
@@ -138,31 +150,35 @@ async def test_a_failing_new_item_loses_nothing(
     client_factory: Any,
     monkeypatch: Any,
     assignment: str,
+    path: str,
 ) -> None:
     """A new item (written without a savepoint) whose write raises fails its batch: nothing
-    of the batch is committed, every item is redone alone, each stored once. A pool team's
-    new items are written together (``write_planned``), a round-robin team's one by one
-    (``_intake_in``). (An item that reads earlier rows has a savepoint: see the refusal
-    test above.)"""
+    of the batch is committed, every item is redone alone, each stored once. New items are
+    written together (``write_planned``, round-robin draws included); those the planner
+    leaves (an out-of-hours acknowledgement, a flag) one by one (``_intake_in``). (An item
+    that reads earlier rows has a savepoint: see the refusal test above.)"""
     import bot.interfaces.webhook_intake as intake
 
     service = await service_factory(_settings_assigning(smtp.port, db_url, assignment))
     client = await client_factory(service, background=False)
     failed: list[str] = []
-    if assignment == "pool":
+    if path == "planned":
         real_planned = intake.write_planned
 
-        async def flaky_planned(ctx: Any, session: Any, plans: list[Any]) -> None:
+        async def flaky_planned(ctx: Any, session: Any, plans: list[Any], draws: Any) -> None:
             names = [p.msg.name for p in plans]
             if "Buyer 3" in names and not failed:
                 failed.append("Buyer 3")
-                await real_planned(ctx, session, plans)  # its rows are in, then it fails
+                await real_planned(ctx, session, plans, draws)  # its rows are in, then it fails
                 raise RuntimeError("simulated failure inside the batch")
-            await real_planned(ctx, session, plans)
+            await real_planned(ctx, session, plans, draws)
 
         monkeypatch.setattr(intake, "write_planned", flaky_planned)
     else:
         real = intake._intake_in
+
+        async def no_plan(*_: Any) -> None:
+            return None  # as for an item with an acknowledgement due: one by one
 
         async def flaky(ctx: Any, session: Any, form: Any, msg: Any, *rest: Any) -> Any:
             if "Buyer 3" in form.name and not failed:
@@ -171,6 +187,7 @@ async def test_a_failing_new_item_loses_nothing(
                 raise RuntimeError("simulated failure inside the batch")
             return await real(ctx, session, form, msg, *rest)
 
+        monkeypatch.setattr(intake, "plan_new", no_plan)
         monkeypatch.setattr(intake, "_intake_in", flaky)
     answers = await asyncio.gather(*(_post(client, _body(i), f"f{i}") for i in range(8)))
     assert failed == ["Buyer 3"]
@@ -178,6 +195,10 @@ async def test_a_failing_new_item_loses_nothing(
     assert len({a["inquiry"] for _, a in answers}) == 8
     assert await _count(service, Inquiry) == 8
     assert await _count(service, WebhookKey) == 8
+    if assignment == "round_robin":  # the failed batch's draws were rolled back with it
+        async with transaction(service.ctx.readers) as session:
+            turn = await session.get(AssignmentTurn, "sales")
+        assert turn is not None and turn.n == 8
 
 
 async def test_a_batch_whose_bulk_rows_fail_is_redone_item_by_item(
@@ -326,19 +347,51 @@ async def test_in_a_batch_each_timeline_starts_with_received_then_assigned(
             assert list(kinds[:2]) == ["received", "assigned"], kinds
 
 
+@pytest.mark.parametrize("assignment", ["pool", "round_robin", "least_open", "sticky"])
 async def test_new_items_written_together_store_what_one_by_one_stores(
-    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+    db_url: str,
+    smtp: Any,
+    service_factory: Any,
+    client_factory: Any,
+    monkeypatch: Any,
+    assignment: str,
 ) -> None:
-    """A pool team's new items share one statement per table (``write_planned``): each
-    inquiry's rows (contact and address, inquiry, message, "received" event with its
-    explanation, card posts in the outbox) are those the one-by-one path writes for the same
-    form, and their numbers follow the order the requests were taken in."""
+    """New items share one statement per table (``write_planned``): each inquiry's rows
+    (contact and address, inquiry, message, "received" event with its explanation, the
+    "assigned" event, the new owner's notice and the card posts in the outbox) are those the
+    one-by-one path writes for the same form, and their numbers follow the order the
+    requests were taken in. With a team that assigns, the batch draws the reps the
+    one-by-one path draws: round-robin turns in order, open counts growing (least open), a
+    sticky team's new customer by its strategy (Alice has a Slack id: a DM; Bob an email)."""
+    import bot.interfaces.webhook_intake as intake
     from bot.interfaces.webhook_intake import intake_webhook_alone
     from connectors.webhooks import InboundForm
     from store.models import Contact
 
-    service = await service_factory(settings_with_form_hook(smtp.port, db_url))
+    settings = settings_with_form_hook(smtp.port, db_url)
+    strategy = "round_robin" if assignment == "sticky" else assignment
+    teams = [
+        t.model_copy(
+            update={
+                "assignment": strategy,
+                "sticky": assignment == "sticky",
+                "members": ["alice", "bob"],
+            }
+        )
+        if t.name == "sales"
+        else t
+        for t in settings.teams
+    ]
+    service = await service_factory(settings.model_copy(update={"teams": teams}))
     client = await client_factory(service, background=False)
+    planned: list[int] = []
+    real_planned = intake.write_planned
+
+    async def counted(ctx: Any, session: Any, plans: list[Any], draws: Any) -> None:
+        planned.append(len(plans))
+        await real_planned(ctx, session, plans, draws)
+
+    monkeypatch.setattr(intake, "write_planned", counted)
     writer = intake_writer(service.ctx)
     writer.linger, writer.max_hold = 1.0, 60.0  # the four join one batch
     batches_before = writer.batches
@@ -379,7 +432,9 @@ async def test_new_items_written_together_store_what_one_by_one_stores(
                     (f"quote {100 + i} pcs", "quote I pcs"),
                 ):
                     value = value.replace(mine, neutral)
-                return value
+                # the turn and the open count differ by design (checked below)
+                value = re.sub(r"\(turn \d+\)", "(turn T)", value)
+                return re.sub(r"\(\d+ open\)", "(K open)", value)
             return value
 
         async with transaction(service.ctx.readers) as session:
@@ -411,17 +466,21 @@ async def test_new_items_written_together_store_what_one_by_one_stores(
             "next_due_at",
             "at",
             "next_attempt_at",
-            "version",
+            "claimed_at",
+            "reply_due_at",
         }
 
         def fields(row: Any) -> dict[str, Any]:
             return {k: v for k, v in row.model_dump().items() if k not in skip}
 
-        assert inquiry.claim_due_at is not None
+        due = inquiry.reply_due_at if inquiry.assignee else inquiry.claim_due_at
+        assert due is not None
         return plain(
             {
                 "inquiry": fields(inquiry),
-                "claim_due": inquiry.claim_due_at == inquiry.next_due_at,
+                "due": due == inquiry.next_due_at,
+                "claimed": inquiry.claimed_at
+                == (inquiry.received_at if inquiry.assignee else None),
                 "contact": fields(contact),
                 "addresses": list(address),
                 "message": fields(message),
@@ -437,6 +496,25 @@ async def test_new_items_written_together_store_what_one_by_one_stores(
         assert written_together["outbox"], "Slack is on: a card post is queued"
         for part, value in written_together.items():
             assert value == written_alone[part], part
+    assert planned == [4], "the four new items were written together"
+    async with transaction(service.ctx.readers) as session:
+        owners = [(await session.get(Inquiry, n)).assignee for n in together + alone]  # type: ignore[union-attr]
+        reasons = (
+            await session.exec(
+                select(Event.data).where(Event.kind == "assigned").order_by(col(Event.inquiry_id))
+            )
+        ).all()
+        turn = await session.get(AssignmentTurn, "sales")
+    if assignment == "pool":
+        assert owners == [None] * 8 and not reasons
+        return
+    assert owners == ["bob", "alice"] * 4 if strategy == "round_robin" else ["alice", "bob"] * 4
+    said = [str(data["reason"]) for data in reasons]
+    if strategy == "round_robin":  # one turn each, in the order taken, then one by one
+        assert said == [f"round robin (turn {n})" for n in range(1, 9)]
+        assert turn is not None and turn.n == 8
+    else:  # each choice saw the ones before it
+        assert said == [f"least open ({n // 2} open)" for n in range(8)]
 
 
 async def test_two_processes_taking_one_request_at_once_keep_their_batches(
@@ -477,3 +555,39 @@ async def test_two_processes_taking_one_request_at_once_keep_their_batches(
     assert await _count(services[0], Inquiry) == 3 * 9
     assert await _count(services[0], WebhookKey) == 3 * 9
     assert not [r for r in caplog.records if "redoing" in r.getMessage()], "a batch fell apart"
+
+
+async def test_a_batch_draws_turns_around_an_item_written_one_by_one(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """A round-robin batch of new senders with a returning customer in the middle: the
+    new ones are drawn in memory, the returning one reads and draws from the store (its
+    contact exists), and the turns still go one per inquiry in the order taken, as one by
+    one (nobody skipped, no turn given twice), the stored counter one per inquiry."""
+    settings = _settings_assigning(smtp.port, db_url, "round_robin")
+    teams = [
+        t.model_copy(update={"members": ["alice", "bob", "rep0"]}) if t.name == "sales" else t
+        for t in settings.teams
+    ]
+    service = await service_factory(settings.model_copy(update={"teams": teams}))
+    client = await client_factory(service, background=False)
+    status, first = await _post(client, _body(2), "returning-1")  # buyer2 becomes known
+    assert status == 202
+    writer = intake_writer(service.ctx)
+    writer.linger, writer.max_hold = 1.0, 60.0
+    batches_before = writer.batches
+    posts = []
+    for i, key in ((10, "n10"), (11, "n11"), (2, "returning-2"), (12, "n12"), (13, "n13")):
+        body = _body(i) if key != "returning-2" else _body(i).replace(b"Please", b"Again")
+        posts.append(asyncio.ensure_future(_post(client, body, key)))
+        await asyncio.sleep(0.01)  # taken in this order
+    answers = await asyncio.gather(*posts)
+    assert writer.batches - batches_before == 1
+    numbers = [first["inquiry"]] + [answer["inquiry"] for _status, answer in answers]
+    assert numbers == sorted(numbers)
+    async with transaction(service.ctx.readers) as session:
+        owners = [(await session.get(Inquiry, n)).assignee for n in numbers]  # type: ignore[union-attr]
+        turn = await session.get(AssignmentTurn, "sales")
+    members = ["alice", "bob", "rep0"]
+    assert owners == [members[n % 3] for n in range(1, 7)]
+    assert turn is not None and turn.n == 6

@@ -61,6 +61,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
+from bot.usecases.assignment import BatchDraws
 from bot.usecases.ingest import (
     BatchHints,
     InboundMessage,
@@ -421,11 +422,18 @@ class IntakeWriter:
             started = time.monotonic()
             facts = await _BatchFacts.read(session, batch)
             planned: list[tuple[_Item, PlannedInquiry]] = []  # written together, in order
+            draws: dict[int, BatchDraws] = {}  # per service (tests run several in a process)
+
+            def draws_of(ctx: AppContext) -> BatchDraws:
+                if id(ctx) not in draws:
+                    draws[id(ctx)] = BatchDraws(ctx, session)
+                return draws[id(ctx)]
 
             async def write_planned_items() -> None:
                 if not planned:
                     return
-                await write_planned(planned[0][0].ctx, session, [p for _item, p in planned])
+                ctx = planned[0][0].ctx
+                await write_planned(ctx, session, [p for _item, p in planned], draws_of(ctx))
                 for item, plan in planned:
                     item.receipt = IntakeReceipt(plan.inquiry_id, duplicate=False)
                     facts.record_key(item.ctx, item.form, plan.inquiry_id)
@@ -437,16 +445,20 @@ class IntakeWriter:
                 written += 1
                 hints = facts.hints(item.form, item.msg)
                 plan = (
-                    plan_new(item.ctx, _first_of_body(item.form, item.msg), hints)
-                    if hints is not None
+                    await plan_new(
+                        item.ctx, _first_of_body(item.form, item.msg), hints, draws_of(item.ctx)
+                    )
+                    if hints is not None and (not planned or planned[0][0].ctx is item.ctx)
                     else None
                 )
-                if plan is not None and (not planned or planned[0][0].ctx is item.ctx):
-                    # new, and nothing to read nor draw: its rows go in with the others'
+                if plan is not None:
+                    # new, nothing to look up: its rows go in with the others', its rep drawn
                     planned.append((item, plan))
                     facts.take(item.form, item.msg)
                     continue
                 await write_planned_items()  # in order: before any item written alone
+                for drawn in draws.values():
+                    drawn.forget()  # it reads, draws and assigns from the store itself
                 if hints is not None:
                     # new: nothing it could meet exists, so no savepoint (two statements
                     # and their bookkeeping per item). A failure here, our bug or the

@@ -5,6 +5,8 @@ told directly on each of the team's platforms where they have an id.
 The choice itself is ``routing.assignment``; this module reads its inputs from the
 store (away flags, open counts, the customer's last owner) and draws the
 round-robin turn (``store.assignment.next_turn``) in the caller's transaction.
+``BatchDraws`` makes the same choices for the new inquiries of an intake batch, reading
+once per batch and drawing in memory, and writes the turns they drew with theirs.
 """
 
 from __future__ import annotations
@@ -60,6 +62,78 @@ async def choose_assignee(
     return choice
 
 
+class BatchDraws:
+    """``choose_assignee`` for the new inquiries of one intake batch, written together.
+
+    What ``choose_assignee`` reads before each draw is read once, when a team first needs
+    it: the team's turn row (taken, as ``choose_assignee`` takes it, until the transaction
+    ends), the reps away, the open counts of its members. The choices are then drawn in
+    memory in the batch's order, each seeing the ones before it (a rep chosen holds one more
+    open inquiry, a round-robin draw advances the team's counter), and ``write`` stores the
+    counters with the batch's rows. So a batch assigns as its items would one by one: the
+    same reps, the same turns (``tests/test_intake_group_commit.py`` compares the rows).
+
+    Only for new senders: a new contact has no previous owner, so a sticky team's choice
+    is its strategy's. An item written one by one in between reads and draws from the
+    store itself; ``forget`` then drops what was read (the pending turns are written first).
+    """
+
+    def __init__(self, ctx: AppContext, session: Any) -> None:
+        self.ctx = ctx
+        self.session = session
+        self._away: frozenset[str] | None = None
+        self._counts: dict[str, int] = {}  # open inquiries per rep, for the reps read so far
+        self._read: set[str] = set()  # reps whose open count was read
+        self._turns: dict[str, int] = {}  # each team's counter as drawn so far
+        self._drawn: dict[str, int] = {}  # draws per team not yet written
+
+    async def choose(self, team: TeamSettings, language: str, rule_assign: str) -> AssignmentChoice:
+        """The choice ``choose_assignee`` would make for a new sender's inquiry now."""
+        unread = choice_without_reading(self.ctx, team, language, rule_assign)
+        if unread is not None:
+            return unread
+        if team.name not in self._turns:
+            self._turns[team.name] = await store_assignment.lock_turn(self.session, team.name)
+        if self._away is None:
+            self._away = await away_reps(self.ctx, self.session)
+        unread_reps = [rep for rep in team.members if rep not in self._read]
+        if unread_reps:
+            self._counts.update(await store_assignment.open_counts(self.session, unread_reps))
+            self._read.update(unread_reps)
+        request = AssignmentRequest(
+            team=team,
+            language=language,
+            rule_assign=rule_assign,
+            away=self._away,
+            open_counts=dict(self._counts),
+        )
+        choice = choose(self.ctx.settings, request)
+        if choice.needs_turn:
+            self._turns[team.name] += 1
+            self._drawn[team.name] = self._drawn.get(team.name, 0) + 1
+            choice = pick_turn(choice, self._turns[team.name])
+        if choice.rep:  # created claimed by them: one more open inquiry
+            self._counts[choice.rep] = self._counts.get(choice.rep, 0) + 1
+        return choice
+
+    async def write(self) -> None:
+        """Advance each team's stored counter by the turns drawn since the last ``write``."""
+        for team, drawn in self._drawn.items():
+            stored = await store_assignment.advance_turn(self.session, team, drawn)
+            if stored != self._turns[team]:  # the row is ours until the commit: cannot happen
+                raise RuntimeError(f"team {team}: turn {stored} stored, {self._turns[team]} drawn")
+        self._drawn.clear()
+
+    def forget(self) -> None:
+        """Drop what was read: an item written one by one has read, drawn and assigned."""
+        if self._drawn:
+            raise RuntimeError("BatchDraws.forget with turns not written")
+        self._away = None
+        self._counts.clear()
+        self._read.clear()
+        self._turns.clear()
+
+
 def choice_without_reading(
     ctx: AppContext, team: TeamSettings, language: str, rule_assign: str
 ) -> AssignmentChoice | None:
@@ -69,6 +143,37 @@ def choice_without_reading(
     if strategy_for(request) == "pool" and not rule_assign and not team.sticky:
         return choose(ctx.settings, request)
     return None
+
+
+def claimed_values(team: TeamSettings, priority: str, rep: str, now: datetime) -> dict[str, Any]:
+    """The inquiry's new column values when ``rep`` is assigned it at intake (claimed by them,
+    its first-reply deadline running)."""
+    reply_due = due_after(team, now, sla_for(team, priority).first_reply_within, priority=priority)
+    return dict(
+        status=Status.CLAIMED.value,
+        assignee=rep,
+        claimed_at=now,
+        claim_due_at=None,
+        reply_due_at=reply_due,
+        next_due_at=reply_due,
+    )
+
+
+def assigned_event(choice: AssignmentChoice, before: str, now: datetime) -> dict[str, Any]:
+    """The ``assigned`` event's fields (``repo.add_event`` keywords)."""
+    return dict(
+        at=now,
+        actor="system",
+        kind="assigned",
+        before=before,
+        after=choice.rep,
+        data={"strategy": choice.strategy, "reason": choice.reason},
+    )
+
+
+def assigned_notice(inquiry_id: int, subject: str, choice: AssignmentChoice) -> str:
+    """What the new owner is told."""
+    return f"#{inquiry_id} is yours: {subject[:120]} ({choice.reason})"
 
 
 async def assign(
@@ -81,39 +186,19 @@ async def assign(
 ) -> Inquiry:
     """``inquiry`` claimed by ``choice.rep``: an ``assigned`` event and a DM to the rep."""
     assert inquiry.id is not None
-    reply_due = due_after(
-        team, now, sla_for(team, inquiry.priority).first_reply_within, priority=inquiry.priority
-    )
-    before = inquiry.status
+    number, before = inquiry.id, inquiry.status
     inquiry = await repo.change(
-        session,
-        inquiry,
-        now,
-        status=Status.CLAIMED.value,
-        assignee=choice.rep,
-        claimed_at=now,
-        claim_due_at=None,
-        reply_due_at=reply_due,
-        next_due_at=reply_due,
+        session, inquiry, now, **claimed_values(team, inquiry.priority, choice.rep, now)
     )
-    repo.add_event(
-        session,
-        inquiry,
-        at=now,
-        actor="system",
-        kind="assigned",
-        before=before,
-        after=choice.rep,
-        data={"strategy": choice.strategy, "reason": choice.reason},
-    )
+    repo.add_event(session, inquiry, **assigned_event(choice, before, now))
     # the new owner hears it directly: a DM where reachable on chat, else an email (bot.usecases.notices)
     await tell_assignee(
         session,
         ctx,
         inquiry,
         choice.rep,
-        f"#{inquiry.id} is yours: {inquiry.subject[:120]} ({choice.reason})",
-        key=f"assigned:{inquiry.id}:v{inquiry.version}",
+        assigned_notice(number, inquiry.subject, choice),
+        key=f"assigned:{number}:v{inquiry.version}",
     )
     log.info(
         "inquiry assigned",

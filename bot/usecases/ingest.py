@@ -19,9 +19,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
-from bot.usecases.assignment import assign, choice_without_reading, choose_assignee
+from bot.usecases.assignment import (
+    BatchDraws,
+    assign,
+    assigned_event,
+    assigned_notice,
+    choose_assignee,
+    claimed_values,
+)
 from bot.usecases.auto_ack import acknowledge_if_closed, is_closed
 from bot.usecases.card_sync import new_card_rows, queue_card_updates, queue_new_cards
+from bot.usecases.notices import assignee_notice_rows
 from bot.usecases.sla import calendar_for, due_after, duration, sla_for
 from config.schema import TeamSettings
 from routing.addresses import address_problem, normalize_address
@@ -392,19 +400,20 @@ class PlannedInquiry:
     inquiry: dict[str, Any]  # Inquiry fields; contact_id set by ``write_planned``
     received: dict[str, Any]  # the received event's fields
     spam_score: float
+    choice: AssignmentChoice | None = None  # a rep chosen: created claimed by them
     inquiry_id: int = 0  # set by ``write_planned``
 
 
-def plan_new(ctx: AppContext, msg: InboundMessage, hints: BatchHints) -> PlannedInquiry | None:
+async def plan_new(
+    ctx: AppContext, msg: InboundMessage, hints: BatchHints, draws: BatchDraws
+) -> PlannedInquiry | None:
     """``msg`` (a new webhook inquiry, its sender's address new too) planned for a batch's
     bulk write, or ``None`` when it needs the one-by-one way of ``ingest_in``: something
-    to read or look up (a known sender, a thread), a round-robin draw, an out-of-hours
-    acknowledgement, a flag, attachments."""
+    to read or look up (a known sender, a thread), an out-of-hours acknowledgement, a
+    flag, attachments. A rep is chosen as ``choose_assignee`` would, by ``draws``."""
     if not (hints.unseen and hints.new_address and msg.email and hints.verdicts is not None):
         return None
     if msg.source_kind == "mail" or msg.message_id or msg.blobs or msg.flags:
-        return None
-    if not _may_plan(ctx.settings):  # no team could take it without a draw: classify once
         return None
     now = ctx.clock()
     verdict = store_assignment.verdict_of(hints.verdicts, msg.email)
@@ -414,13 +423,14 @@ def plan_new(ctx: AppContext, msg: InboundMessage, hints: BatchHints) -> Planned
     if flags:
         return None
     status = Status.SPAM if found.is_spam else Status.NEW
+    if status == Status.NEW and team.out_of_hours_ack and is_closed(team, now):
+        return None
     choice = None
-    if status == Status.NEW:
-        choice = choice_without_reading(ctx, team, found.language, found.decision.assign)
-        if choice is None or choice.rep:
-            return None
-        if team.out_of_hours_ack and is_closed(team, now):
-            return None
+    if status == Status.NEW:  # decided last: a choice drawn is a plan written
+        choice = await draws.choose(team, found.language, found.decision.assign)
+    inquiry = _inquiry_fields(ctx, msg, team, found, status, claim_due, flags, 0, now)
+    if choice is not None and choice.rep:  # as ``assign`` changes it, at once
+        inquiry.update(claimed_values(team, inquiry["priority"], choice.rep, now), version=2)
     return PlannedInquiry(
         msg=msg,
         team=team,
@@ -434,20 +444,19 @@ def plan_new(ctx: AppContext, msg: InboundMessage, hints: BatchHints) -> Planned
             created_at=now,
             tags=[],
         ),
-        inquiry=_inquiry_fields(ctx, msg, team, found, status, claim_due, flags, 0, now),
+        inquiry=inquiry,
         received=_received_fields(msg, team, found, status, choice, now),
         spam_score=found.spam.score,
+        choice=choice if choice is not None and choice.rep else None,
     )
 
 
-def _may_plan(settings: Any) -> bool:
-    """Whether some team of ``settings`` assigns by pool without stickiness."""
-    return any(t.assignment == "pool" and not t.sticky for t in settings.teams)
-
-
-async def write_planned(ctx: AppContext, session: Any, plans: list[PlannedInquiry]) -> None:
+async def write_planned(
+    ctx: AppContext, session: Any, plans: list[PlannedInquiry], draws: BatchDraws
+) -> None:
     """Insert the rows of ``plans`` (in order) with one statement per table; each plan's
-    ``inquiry_id`` is set. The caller commits, then fires ``changed`` and ``outbox_ready``."""
+    ``inquiry_id`` is set, and the round-robin turns ``draws`` drew for them are stored.
+    The caller commits, then fires ``changed`` and ``outbox_ready``."""
     if not plans:
         return
     contact_ids = await insert_many_returning_ids(
@@ -467,21 +476,49 @@ async def write_planned(ctx: AppContext, session: Any, plans: list[PlannedInquir
     )
     rows: list[Row] = []
     events: list[Row] = []
-    cards: list[dict[str, Any]] = []
+    queued: list[dict[str, Any]] = []
     for plan, number in zip(plans, inquiry_ids, strict=True):
         plan.inquiry_id = number
         now = plan.inquiry["received_at"]
         rows.append(column_values(Message, **_message_fields(number, plan.msg, now)))
         events.append(column_values(Event, inquiry_id=number, team=plan.team.name, **plan.received))
+        if plan.choice is not None:  # what ``assign`` writes, in its order
+            events.append(
+                column_values(
+                    Event,
+                    inquiry_id=number,
+                    team=plan.team.name,
+                    **assigned_event(plan.choice, Status.NEW.value, now),
+                )
+            )
+            inquiry = Inquiry(**plan.inquiry, id=number)
+            queued += assignee_notice_rows(
+                ctx,
+                inquiry,
+                plan.choice.rep,
+                assigned_notice(number, inquiry.subject, plan.choice),
+                key=f"assigned:{number}:v{inquiry.version}",
+                now=now,
+            )
         if plan.status == Status.NEW:
-            cards += new_card_rows(ctx, plan.team.name, number, now)
+            queued += new_card_rows(ctx, plan.team.name, number, now)
     await insert_rows(session, rows + events)  # events after: ids in the plans' order
-    await outbox.enqueue_many(session, cards)
+    await outbox.enqueue_many(session, queued)
+    await draws.write()
     for plan in plans:
         if plan.status != Status.NEW:
             log.info(
                 "inquiry held as spam",
                 extra={"inquiry": plan.inquiry_id, "score": plan.spam_score, "event": "received"},
+            )
+        elif plan.choice is not None:
+            log.info(
+                "inquiry assigned",
+                extra={
+                    "inquiry": plan.inquiry_id,
+                    "rep": plan.choice.rep,
+                    "strategy": plan.choice.strategy,
+                },
             )
         ctx.metrics.inquiries.labels(plan.msg.source_kind, plan.team.name).inc()
         log.info(

@@ -242,6 +242,24 @@ async def tell_assignee(
     """Tell ``rep_id`` that ``inquiry`` is now theirs: a DM on each of the team's platforms
     where they have an id, else an email (``what`` "assigned"). ``key`` names the assignment
     (e.g. ``handed_over:{id}:v{version}``), so it is told once. Returns the outbox keys."""
+    rows = assignee_notice_rows(ctx, inquiry, rep_id, message, key=key, now=ctx.clock())
+    if rows:
+        await session.flush()  # as ``outbox.enqueue`` does: the session's pending objects first
+        await outbox.enqueue_many(session, rows)
+    return [row["key"] for row in rows]
+
+
+def assignee_notice_rows(
+    ctx: AppContext,
+    inquiry: Inquiry,
+    rep_id: str,
+    message: str,
+    *,
+    key: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The outbox rows (``outbox.row_values``) of ``tell_assignee``, without writing them
+    (an intake batch queues its new owners' notices together)."""
     rep = ctx.settings.rep(rep_id)
     if rep is None or inquiry.id is None:
         return []
@@ -249,26 +267,25 @@ async def tell_assignee(
         team = ctx.settings.team(inquiry.team)
     except KeyError:
         return []
-    now = ctx.clock()
-    keys: list[str] = []
+    rows: list[dict[str, Any]] = []
     for platform in chat_platforms(ctx, team):
         user = chat_user(ctx, platform, rep)
         if not user:
             continue
-        keys.append(f"dm:{platform}:{user}:{key}")
-        await outbox.enqueue(
-            session,
-            key=keys[-1],
-            channel=platform,
-            kind="dm",
-            destination=user,
-            inquiry_id=inquiry.id,
-            now=now,
-            lane=Lane.BULK,
-            payload={"text": message, "locale": team.locale, "rep": rep.id, "card": "reminder"},
+        rows.append(
+            outbox.row_values(
+                key=f"dm:{platform}:{user}:{key}",
+                channel=platform,
+                kind="dm",
+                destination=user,
+                inquiry_id=inquiry.id,
+                now=now,
+                lane=Lane.BULK,
+                payload={"text": message, "locale": team.locale, "rep": rep.id, "card": "reminder"},
+            )
         )
-    if keys:
-        return keys
+    if rows:
+        return rows
     row = notice_row(
         ctx,
         team,
@@ -279,10 +296,7 @@ async def tell_assignee(
         now=now,
         inquiry=inquiry,
     )
-    if row is None:
-        return []
-    await outbox.enqueue(session, lane=Lane.BULK, **row)
-    return [row["key"]]
+    return [] if row is None else [outbox.row_values(lane=Lane.BULK, **row)]
 
 
 async def deliver_notice(ctx: AppContext, row: Outbox) -> None:
