@@ -442,6 +442,18 @@ def bad_requests(
             [("Content-Type", b"application/json")],
             b"\x00",
         ),
+        "Slack JSON nested deep": (  # found by the inbound fuzz test (RecursionError in Bolt)
+            "POST",
+            "/slack/events",
+            [("Content-Type", b"application/json")],
+            b'{"email": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        ),
+        "Slack form payload nested deep": (
+            "POST",
+            "/slack/events",
+            [("Content-Type", b"application/x-www-form-urlencoded")],
+            b"payload=" + b"%5B" * 20_000 + b"%5D" * 20_000,
+        ),
         "non-ASCII Slack signature": (
             "POST",
             "/slack/events",

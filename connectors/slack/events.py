@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -26,7 +27,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from cards.actions import parse_inquiry_id
-from connectors.safe_decode import BadInput, text_of
+from connectors.safe_decode import BadInput, json_of, text_of
 from connectors.slack.render import BODY_ACTION, REASON_BLOCK, SUBJECT_BLOCK
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,9 @@ def build_bolt_app(*, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
 
 
 def refuse_garbled(request: web.Request, body: bytes) -> web.Response | None:
-    """A 4xx for what Bolt's verifier would crash on (``int()`` of the timestamp, a
-    ``compare_digest`` of non-ASCII text, an unknown charset), else ``None``."""
+    """A 4xx for what Bolt would crash on before it verifies the signature (``int()`` of
+    the timestamp, a ``compare_digest`` of non-ASCII text, an unknown charset, a body its
+    ``json.loads`` refuses or recurses too deep in), else ``None``."""
     stamp = request.headers.get("X-Slack-Request-Timestamp", "")
     if stamp and not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         return web.json_response(
@@ -192,10 +194,24 @@ def refuse_garbled(request: web.Request, body: bytes) -> web.Response | None:
     if not request.headers.get("X-Slack-Signature", "").isascii():
         return web.json_response({"error": "invalid X-Slack-Signature"}, status=401)
     try:
-        text_of(body, request.charset)
+        _parse_as_bolt_would(text_of(body, request.charset), request.content_type)
     except BadInput as exc:
         return web.json_response({"error": str(exc)}, status=400)
     return None
+
+
+def _parse_as_bolt_would(text: str, content_type: str) -> None:
+    """The JSON Bolt's ``parse_body`` would parse (the body, or a form's ``payload``),
+    parsed first by ``json_of``: nesting too deep (a ``RecursionError`` in Bolt), or not
+    JSON at all, is ``BadInput``."""
+    if not text:
+        return
+    if content_type == "application/json" or text.startswith("{"):
+        json_of(text.encode("utf-8"))
+    elif "payload" in text:
+        payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
+        if payload is not None:
+            json_of(payload.encode("utf-8"))
 
 
 def events_routes(bolt: AsyncApp, *, path: str = EVENTS_PATH) -> list[web.RouteDef]:
