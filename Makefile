@@ -51,6 +51,7 @@ bench: $(STAMP) system-deps
 ##       (several minutes; quick: .venv/bin/python bench/soak.py --webhooks 200 --kills 5 --fault-webhooks 100 --claims 20)
 soak: $(STAMP) system-deps
 	$(BIN)/python bench/soak.py --out bench/results.json
+	$(BIN)/python bench/soak.py --assignment round_robin --webhooks 300 --kills 8 --fault-webhooks 50 --claims 10 --out bench/results.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -122,7 +122,9 @@ def channel_of(team: int) -> str:
     return f"CSOAK{team:04d}"
 
 
-def write_config(path: Path, *, port: int, db_url: str, slack_api: str, teams: int) -> None:
+def write_config(
+    path: Path, *, port: int, db_url: str, slack_api: str, teams: int, assignment: str = "pool"
+) -> None:
     parts = [
         f"""
 [server]
@@ -156,6 +158,7 @@ team = "t{t}"
 name = "t{t}"
 locale = "en"
 members = ["alice"]
+assignment = "{assignment}"
 business_hours = {{ "mon-sun" = ["00:00-24:00"] }}
 destinations = {{ slack_channel = "{channel_of(t)}" }}
 """
@@ -390,13 +393,26 @@ def verdict(
 
 
 async def start_servers(
-    tmp: Path, name: str, db_url: str, fake: FakeSlack, teams: int, processes: int
+    tmp: Path,
+    name: str,
+    db_url: str,
+    fake: FakeSlack,
+    teams: int,
+    processes: int,
+    assignment: str = "pool",
 ) -> list[ServerProcess]:
     servers = []
     for p in range(processes):
         port = free_port()
         config = tmp / f"{name}-{p}.toml"
-        write_config(config, port=port, db_url=db_url, slack_api=fake.base_url, teams=teams)
+        write_config(
+            config,
+            port=port,
+            db_url=db_url,
+            slack_api=fake.base_url,
+            teams=teams,
+            assignment=assignment,
+        )
         servers.append(ServerProcess(config, port, tmp / f"{name}-{p}.log"))
     return servers
 
@@ -413,7 +429,9 @@ def new_fake(teams: int) -> FlakySlack:
 async def kill_phase(args: argparse.Namespace, tmp: Path, db_url: str, processes: int) -> Any:
     fake = new_fake(args.teams)
     await fake.start()
-    servers = await start_servers(tmp, f"kills-{processes}", db_url, fake, args.teams, processes)
+    servers = await start_servers(
+        tmp, f"kills-{processes}", db_url, fake, args.teams, processes, args.assignment
+    )
     timeout = aiohttp.ClientTimeout(total=10)
     burst = Burst(run=f"kills{processes}-{random.randrange(10**9)}", teams=args.teams)
     began = time.monotonic()
@@ -442,6 +460,7 @@ async def kill_phase(args: argparse.Namespace, tmp: Path, db_url: str, processes
     result = verdict(burst, args.webhooks, subjects, ids, cards_by_inquiry(fake, args.teams))
     result.update(
         processes=processes,
+        assignment=args.assignment,
         kills=kills,
         settled=settled,
         outbox=states,
@@ -568,6 +587,13 @@ def main() -> int:
     parser.add_argument("--fault-webhooks", type=int, default=300)
     parser.add_argument("--fault-rate", type=float, default=0.3)
     parser.add_argument("--claims", type=int, default=50)
+    parser.add_argument(
+        "--assignment",
+        default="pool",
+        choices=["pool", "round_robin", "least_open"],
+        help="the teams' strategy in the kill bursts (round_robin: each inquiry is assigned"
+        " at intake and its owner told by DM)",
+    )
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=600.0, help="per burst, seconds")
     parser.add_argument("--settle", type=float, default=300.0, help="wait for cards, seconds")
@@ -576,10 +602,11 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     results = asyncio.run(run(args))
-    text_out = json.dumps({"soak": results}, indent=2)
+    key = "soak" if args.assignment == "pool" else f"soak_{args.assignment}"
+    text_out = json.dumps({key: results}, indent=2)
     sys.stdout.write(text_out + "\n")
     if args.out:
-        merge_into(args.out, {"soak": results})
+        merge_into(args.out, {key: results})
     failed = any(isinstance(r, dict) and bad(r) for r in results.values())
     return 1 if args.strict and failed else 0
 
