@@ -47,6 +47,14 @@ def strategy_for(request: AssignmentRequest) -> str:
     return request.team.assignment
 
 
+def needs_open_counts(settings: Settings, request: AssignmentRequest) -> bool:
+    """Whether ``choose`` reads ``open_counts``: for ``least_open``, or when a member has a
+    ``max_open`` (a plain round robin does not, so the caller need not count)."""
+    if strategy_for(request) == "least_open":
+        return True
+    return any((rep := settings.rep(r)) is not None and rep.max_open for r in request.team.members)
+
+
 def on_duty(settings: Settings, request: AssignmentRequest) -> tuple[list[str], list[str]]:
     """(members not away and with room, notes on who was skipped and why)."""
     counts = request.open_counts or {}

@@ -591,3 +591,47 @@ async def test_a_batch_draws_turns_around_an_item_written_one_by_one(
     members = ["alice", "bob", "rep0"]
     assert owners == [members[n % 3] for n in range(1, 7)]
     assert turn is not None and turn.n == 6
+
+
+async def test_a_batch_counts_its_own_choices_across_teams(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """Two teams share Bob and Alice: sales draws round robin (it counts nobody's open
+    inquiries), asia takes the least loaded. In one batch, a sales inquiry goes to Alice;
+    the asia one after it then finds Alice with one open inquiry more than the store shows
+    (it is not written yet) and goes to Bob, as one by one it would."""
+    settings = settings_with_form_hook(smtp.port, db_url)
+    teams = [
+        t.model_copy(
+            update={
+                "members": ["bob", "alice"] if t.name == "sales" else ["alice", "bob"],
+                "assignment": "round_robin" if t.name == "sales" else "least_open",
+            }
+        )
+        for t in settings.teams
+    ]
+    service = await service_factory(settings.model_copy(update={"teams": teams}))
+    client = await client_factory(service, background=False)
+    writer = intake_writer(service.ctx)
+    writer.linger, writer.max_hold = 1.0, 60.0
+    chinese = json.dumps(
+        {
+            "email": "wang@importer.example",
+            "name": "王先生",
+            "subject": "询价：LED 面板",
+            "message": "您好，请报价六百乘六百的LED面板一百件，运往上海港，谢谢。",
+        }
+    ).encode()
+    batches_before = writer.batches
+    first = asyncio.ensure_future(_post(client, _body(1), "cross-1"))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(_post(client, chinese, "cross-2"))
+    answers = await asyncio.gather(first, second)
+    assert [status for status, _ in answers] == [202, 202]
+    assert writer.batches - batches_before == 1
+    async with transaction(service.ctx.readers) as session:
+        rows = [await session.get(Inquiry, answer["inquiry"]) for _status, answer in answers]
+    assert [(row.team, row.assignee) for row in rows if row is not None] == [
+        ("sales", "alice"),
+        ("asia", "bob"),
+    ]

@@ -21,7 +21,14 @@ from bot.usecases.notices import tell_assignee
 from bot.usecases.presence import away_reps
 from bot.usecases.sla import due_after, sla_for
 from config.schema import TeamSettings
-from routing.assignment import AssignmentChoice, AssignmentRequest, choose, pick_turn, strategy_for
+from routing.assignment import (
+    AssignmentChoice,
+    AssignmentRequest,
+    choose,
+    needs_open_counts,
+    pick_turn,
+    strategy_for,
+)
 from store import assignment as store_assignment
 from store import inquiries as repo
 from store.models import Inquiry, Status
@@ -48,10 +55,11 @@ async def choose_assignee(
     if unread is not None:
         return unread
     await store_assignment.lock_turn(session, team.name)
+    counted = needs_open_counts(ctx.settings, request)
     request = dataclasses.replace(
         request,
         away=await away_reps(ctx, session),
-        open_counts=await store_assignment.open_counts(session, team.members),
+        open_counts=await store_assignment.open_counts(session, team.members) if counted else {},
         previous_owner=await store_assignment.previous_owner(session, contact_id)
         if team.sticky
         else "",
@@ -84,6 +92,7 @@ class BatchDraws:
         self._away: frozenset[str] | None = None
         self._counts: dict[str, int] = {}  # open inquiries per rep, for the reps read so far
         self._read: set[str] = set()  # reps whose open count was read
+        self._unwritten: dict[str, int] = {}  # reps chosen since the last ``write``
         self._turns: dict[str, int] = {}  # each team's counter as drawn so far
         self._drawn: dict[str, int] = {}  # draws per team not yet written
 
@@ -96,24 +105,23 @@ class BatchDraws:
             self._turns[team.name] = await store_assignment.lock_turn(self.session, team.name)
         if self._away is None:
             self._away = await away_reps(self.ctx, self.session)
+        request = AssignmentRequest(team=team, language=language, rule_assign=rule_assign)
         unread_reps = [rep for rep in team.members if rep not in self._read]
-        if unread_reps:
-            self._counts.update(await store_assignment.open_counts(self.session, unread_reps))
+        if unread_reps and needs_open_counts(self.ctx.settings, request):
+            stored = await store_assignment.open_counts(self.session, unread_reps)
+            for rep in unread_reps:  # the store has not seen the batch's own choices yet
+                self._counts[rep] = stored.get(rep, 0) + self._unwritten.get(rep, 0)
             self._read.update(unread_reps)
-        request = AssignmentRequest(
-            team=team,
-            language=language,
-            rule_assign=rule_assign,
-            away=self._away,
-            open_counts=dict(self._counts),
-        )
+        request = dataclasses.replace(request, away=self._away, open_counts=dict(self._counts))
         choice = choose(self.ctx.settings, request)
         if choice.needs_turn:
             self._turns[team.name] += 1
             self._drawn[team.name] = self._drawn.get(team.name, 0) + 1
             choice = pick_turn(choice, self._turns[team.name])
         if choice.rep:  # created claimed by them: one more open inquiry
-            self._counts[choice.rep] = self._counts.get(choice.rep, 0) + 1
+            self._unwritten[choice.rep] = self._unwritten.get(choice.rep, 0) + 1
+            if choice.rep in self._read:
+                self._counts[choice.rep] += 1
         return choice
 
     async def write(self) -> None:
@@ -123,6 +131,7 @@ class BatchDraws:
             if stored != self._turns[team]:  # the row is ours until the commit: cannot happen
                 raise RuntimeError(f"team {team}: turn {stored} stored, {self._turns[team]} drawn")
         self._drawn.clear()
+        self._unwritten.clear()  # the batch's inquiries are in the store now
 
     def forget(self) -> None:
         """Drop what was read: an item written one by one has read, drawn and assigned."""
@@ -132,6 +141,7 @@ class BatchDraws:
         self._counts.clear()
         self._read.clear()
         self._turns.clear()
+        self._unwritten.clear()
 
 
 def choice_without_reading(
