@@ -215,3 +215,19 @@ async def client_factory() -> AsyncIterator[Callable[..., Any]]:
     yield build
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[Any]:
+    """The fake Slack Web API with the sales channel and Alice (modules needing other
+    channels or users define their own ``fake_slack``)."""
+    from tests.fakes.slack_api import FakeSlack
+    from tests.support.slack import CHANNEL
+
+    fake = FakeSlack(
+        channels={CHANNEL: {"name": "sales", "is_member": True}},
+        users={"UALICE": {"email": "alice@seller.test"}},
+    )
+    await fake.start()
+    yield fake
+    await fake.stop()

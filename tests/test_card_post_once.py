@@ -32,10 +32,10 @@ from store.engine import transaction
 from tests.conftest import base_config
 from tests.fakes.slack_api import FakeSlack
 from tests.support.postgres import free_port
+from tests.support.serve_process import start_serve as start_process
 from tests.support.slack import CHANNEL, fixture, slack_config, with_slack
 from tests.support.smtp_sink import SmtpSink
 from tests.support.web_session import claim_on_the_web
-from tests.test_crash_restart import start as start_process
 from tests.test_crash_restart import write_config
 from tests.test_slack_channel import card as slack_card
 from tests.test_slack_events import card_text, click, eventually

@@ -9,13 +9,9 @@ process is killed with SIGKILL, the SMTP server comes up, the process is started
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +19,7 @@ import aiohttp
 from connectors.web.auth import Signer, login_link
 from tests.conftest import SECRET
 from tests.support.postgres import free_port
+from tests.support.serve_process import start_serve as start
 from tests.support.smtp_sink import SmtpSink
 
 
@@ -62,26 +59,6 @@ name = "Alice"
         encoding="utf-8",
     )
     return config
-
-
-def start(config: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--config", str(config), "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "CLAIMDESK_CONFIG"},
-    )
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "claimdesk is running" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("claimdesk serve did not start")
 
 
 def outbox_email(db: Path) -> tuple[int, str | None, str] | None:

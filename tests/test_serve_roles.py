@@ -10,21 +10,17 @@ shows it, and the webhooks process serves nothing else.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.fakes.slack_api import FakeSlack
 from tests.support.postgres import free_port
+from tests.support.serve_process import start_serve, stop_serve
 from tests.support.slack import CHANNEL, with_slack
 from tests.support.smtp_sink import SmtpSink
 from tests.support.web_session import claim_on_the_web
@@ -32,49 +28,6 @@ from tests.test_crash_restart import write_config
 from tests.test_slack_events import card_text, eventually
 
 _NUMBER = re.compile(r"#(\d+)")
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack(
-        channels={CHANNEL: {"name": "sales", "is_member": True}},
-        users={"UALICE": {"email": "alice@seller.test"}},
-    )
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-def _serve(config: Path, *args: str) -> subprocess.Popen[str]:
-    """``claimdesk serve`` with ``args``, once it says it is running."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--config", str(config), "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "CLAIMDESK_CONFIG"},
-    )
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen.append(line)
-        if "is running" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("claimdesk serve did not start:\n" + "".join(seen[-20:]))
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 async def test_a_webhooks_process_stores_and_the_all_process_delivers(
@@ -87,8 +40,8 @@ async def test_a_webhooks_process_stores_and_the_all_process_delivers(
     with_slack(config, fake_slack.token, fake_slack.base_url)
     main_base = f"http://127.0.0.1:{main_port}"
     intake_base = f"http://127.0.0.1:{intake_port}"
-    main = _serve(config)
-    intake = _serve(config, "--role", "webhooks", "--port", str(intake_port))
+    main = start_serve(config)
+    intake = start_serve(config, "--role", "webhooks", "--port", str(intake_port))
     try:
         async with aiohttp.ClientSession() as http:
             numbers = []
@@ -133,8 +86,8 @@ async def test_a_webhooks_process_stores_and_the_all_process_delivers(
             lambda: "Owner*\\nAlice" in card_text(fake_slack, ts), within=20, what="claim shown"
         )
     finally:
-        _stop(intake)
-        _stop(main)
+        stop_serve(intake)
+        stop_serve(main)
         sink.stop()
     assert intake.returncode == 0 and main.returncode == 0
 

@@ -4,10 +4,8 @@ during a paced bulk burst updates its card ahead of the burst (interactive lane)
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlmodel import col, select
 
 from config.loading import settings_from_mapping
@@ -22,17 +20,6 @@ from tests.support.slack import CHANNEL, fixture, slack_config
 from tests.test_slack_events import click, eventually, eventually_async
 
 _NUMBER = re.compile(r"#(\d+)")
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack(
-        channels={CHANNEL: {"name": "sales", "is_member": True}},
-        users={"UALICE": {"email": "alice@seller.test"}},
-    )
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 def _form(i: int) -> InboundForm:
