@@ -132,11 +132,15 @@ async def test_a_refused_item_keeps_what_the_earlier_items_of_its_batch_wrote(
     assert "buyer1@importer.example" in addresses
 
 
-def _settings_assigning(smtp_port: int, db_url: str, assignment: str) -> Any:
-    """``settings_with_form_hook`` with every team assigning by ``assignment``."""
+def _settings_assigning(smtp_port: int, db_url: str, assignment: str, **teams: Any) -> Any:
+    """``settings_with_form_hook`` with every team assigning by ``assignment``, and the
+    fields given per team name (``sales={"members": [...]}``) changed too."""
     settings = settings_with_form_hook(smtp_port, db_url)
-    teams = [t.model_copy(update={"assignment": assignment}) for t in settings.teams]
-    return settings.model_copy(update={"teams": teams})
+    changed = [
+        t.model_copy(update={"assignment": assignment, **teams.get(t.name, {})})
+        for t in settings.teams
+    ]
+    return settings.model_copy(update={"teams": changed})
 
 
 @pytest.mark.parametrize(
@@ -368,21 +372,9 @@ async def test_new_items_written_together_store_what_one_by_one_stores(
     from connectors.webhooks import InboundForm
     from store.models import Contact
 
-    settings = settings_with_form_hook(smtp.port, db_url)
     strategy = "round_robin" if assignment == "sticky" else assignment
-    teams = [
-        t.model_copy(
-            update={
-                "assignment": strategy,
-                "sticky": assignment == "sticky",
-                "members": ["alice", "bob"],
-            }
-        )
-        if t.name == "sales"
-        else t
-        for t in settings.teams
-    ]
-    service = await service_factory(settings.model_copy(update={"teams": teams}))
+    sales = {"sticky": assignment == "sticky", "members": ["alice", "bob"]}
+    service = await service_factory(_settings_assigning(smtp.port, db_url, strategy, sales=sales))
     client = await client_factory(service, background=False)
     planned: list[int] = []
     real_planned = intake.write_planned
@@ -564,12 +556,10 @@ async def test_a_batch_draws_turns_around_an_item_written_one_by_one(
     new ones are drawn in memory, the returning one reads and draws from the store (its
     contact exists), and the turns still go one per inquiry in the order taken, as one by
     one (nobody skipped, no turn given twice), the stored counter one per inquiry."""
-    settings = _settings_assigning(smtp.port, db_url, "round_robin")
-    teams = [
-        t.model_copy(update={"members": ["alice", "bob", "rep0"]}) if t.name == "sales" else t
-        for t in settings.teams
-    ]
-    service = await service_factory(settings.model_copy(update={"teams": teams}))
+    settings = _settings_assigning(
+        smtp.port, db_url, "round_robin", sales={"members": ["alice", "bob", "rep0"]}
+    )
+    service = await service_factory(settings)
     client = await client_factory(service, background=False)
     status, first = await _post(client, _body(2), "returning-1")  # buyer2 becomes known
     assert status == 202
@@ -600,17 +590,14 @@ async def test_a_batch_counts_its_own_choices_across_teams(
     inquiries), asia takes the least loaded. In one batch, a sales inquiry goes to Alice;
     the asia one after it then finds Alice with one open inquiry more than the store shows
     (it is not written yet) and goes to Bob, as one by one it would."""
-    settings = settings_with_form_hook(smtp.port, db_url)
-    teams = [
-        t.model_copy(
-            update={
-                "members": ["bob", "alice"] if t.name == "sales" else ["alice", "bob"],
-                "assignment": "round_robin" if t.name == "sales" else "least_open",
-            }
-        )
-        for t in settings.teams
-    ]
-    service = await service_factory(settings.model_copy(update={"teams": teams}))
+    settings = _settings_assigning(
+        smtp.port,
+        db_url,
+        "least_open",
+        sales={"members": ["bob", "alice"], "assignment": "round_robin"},
+        asia={"members": ["alice", "bob"]},
+    )
+    service = await service_factory(settings)
     client = await client_factory(service, background=False)
     writer = intake_writer(service.ctx)
     writer.linger, writer.max_hold = 1.0, 60.0

@@ -28,7 +28,7 @@ async def test_a_bulk_writer_waits_while_another_process_has_a_click_waiting(
     # with nobody waiting, a batch begins at once
     began = time.monotonic()
     await intake.bulk_turn()
-    assert time.monotonic() - began < 0.05
+    assert time.monotonic() - began < 1.0  # not the 5 s max_wait: nobody was waiting
 
 
 async def test_a_click_that_never_ends_holds_a_batch_back_for_max_wait_only(

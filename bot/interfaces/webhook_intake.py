@@ -403,7 +403,8 @@ class IntakeWriter:
                     for item in batch:
                         item.receipt = None
                     log.info("intake batch met a key taken meanwhile; writing it again")
-                    await self._write(batch)
+                    if batch:
+                        await self._write(batch)
             except Exception:  # the commit failed: redo each one alone
                 log.warning("intake batch failed; redoing its %d items alone", len(batch))
                 for item in batch:
@@ -422,18 +423,13 @@ class IntakeWriter:
             started = time.monotonic()
             facts = await _BatchFacts.read(session, batch)
             planned: list[tuple[_Item, PlannedInquiry]] = []  # written together, in order
-            draws: dict[int, BatchDraws] = {}  # per service (tests run several in a process)
-
-            def draws_of(ctx: AppContext) -> BatchDraws:
-                if id(ctx) not in draws:
-                    draws[id(ctx)] = BatchDraws(ctx, session)
-                return draws[id(ctx)]
+            ctx = batch[0].ctx  # one writer per session factory: one service's items
+            draws = BatchDraws(ctx, session)
 
             async def write_planned_items() -> None:
                 if not planned:
                     return
-                ctx = planned[0][0].ctx
-                await write_planned(ctx, session, [p for _item, p in planned], draws_of(ctx))
+                await write_planned(ctx, session, [p for _item, p in planned], draws)
                 for item, plan in planned:
                     item.receipt = IntakeReceipt(plan.inquiry_id, duplicate=False)
                     facts.record_key(item.ctx, item.form, plan.inquiry_id)
@@ -445,10 +441,8 @@ class IntakeWriter:
                 written += 1
                 hints = facts.hints(item.form, item.msg)
                 plan = (
-                    await plan_new(
-                        item.ctx, _first_of_body(item.form, item.msg), hints, draws_of(item.ctx)
-                    )
-                    if hints is not None and (not planned or planned[0][0].ctx is item.ctx)
+                    await plan_new(ctx, _first_of_body(item.form, item.msg), hints, draws)
+                    if hints is not None and item.ctx is ctx
                     else None
                 )
                 if plan is not None:
@@ -457,8 +451,7 @@ class IntakeWriter:
                     facts.take(item.form, item.msg)
                     continue
                 await write_planned_items()  # in order: before any item written alone
-                for drawn in draws.values():
-                    drawn.forget()  # it reads, draws and assigns from the store itself
+                draws.forget()  # it reads, draws and assigns from the store itself
                 if hints is not None:
                     # new: nothing it could meet exists, so no savepoint (two statements
                     # and their bookkeeping per item). A failure here, our bug or the

@@ -91,7 +91,6 @@ class BatchDraws:
         self.session = session
         self._away: frozenset[str] | None = None
         self._counts: dict[str, int] = {}  # open inquiries per rep, for the reps read so far
-        self._read: set[str] = set()  # reps whose open count was read
         self._unwritten: dict[str, int] = {}  # reps chosen since the last ``write``
         self._turns: dict[str, int] = {}  # each team's counter as drawn so far
         self._drawn: dict[str, int] = {}  # draws per team not yet written
@@ -106,12 +105,11 @@ class BatchDraws:
         if self._away is None:
             self._away = await away_reps(self.ctx, self.session)
         request = AssignmentRequest(team=team, language=language, rule_assign=rule_assign)
-        unread_reps = [rep for rep in team.members if rep not in self._read]
+        unread_reps = [rep for rep in team.members if rep not in self._counts]
         if unread_reps and needs_open_counts(self.ctx.settings, request):
             stored = await store_assignment.open_counts(self.session, unread_reps)
             for rep in unread_reps:  # the store has not seen the batch's own choices yet
                 self._counts[rep] = stored.get(rep, 0) + self._unwritten.get(rep, 0)
-            self._read.update(unread_reps)
         request = dataclasses.replace(request, away=self._away, open_counts=dict(self._counts))
         choice = choose(self.ctx.settings, request)
         if choice.needs_turn:
@@ -120,7 +118,7 @@ class BatchDraws:
             choice = pick_turn(choice, self._turns[team.name])
         if choice.rep:  # created claimed by them: one more open inquiry
             self._unwritten[choice.rep] = self._unwritten.get(choice.rep, 0) + 1
-            if choice.rep in self._read:
+            if choice.rep in self._counts:
                 self._counts[choice.rep] += 1
         return choice
 
@@ -139,7 +137,6 @@ class BatchDraws:
             raise RuntimeError("BatchDraws.forget with turns not written")
         self._away = None
         self._counts.clear()
-        self._read.clear()
         self._turns.clear()
         self._unwritten.clear()
 
