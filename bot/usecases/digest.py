@@ -131,7 +131,7 @@ async def compute_digest(
     first, last = period or period_of(team, day)
     start = datetime.combine(first, time(0), tzinfo=zone)
     end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
-    async with ctx.sessions() as session:
+    async with transaction(ctx.readers) as session:
         return await _compute(ctx, session, team, day, first, last, start, end, now, late=False)
 
 
@@ -437,7 +437,7 @@ async def run_digest(
 
 
 async def _last_digest_day(ctx: AppContext, team: TeamSettings) -> date | None:
-    async with ctx.sessions() as session:
+    async with transaction(ctx.readers) as session:
         key = (
             await session.exec(
                 select(func.max(JobRun.key)).where(col(JobRun.key).like(f"digest:{team.name}:%"))

@@ -9,6 +9,7 @@ from bot.usecases.views import inquiry_view
 from cards.escalation_card import build_escalation_card
 from cards.model import Card, Option
 from store import inquiries as repo
+from store.engine import transaction
 from store.models import Contact, Outbox
 
 
@@ -16,7 +17,7 @@ async def direct_card(ctx: AppContext, row: Outbox) -> Card | None:
     """The card that goes with a clock DM (escalations carry Claim / Reassign), as of now."""
     if row.payload.get("card") != "escalation" or row.inquiry_id is None:
         return None
-    async with ctx.sessions() as session:
+    async with transaction(ctx.readers) as session:
         try:
             inquiry = await repo.get_inquiry(session, row.inquiry_id)
         except repo.NotFound:

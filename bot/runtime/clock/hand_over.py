@@ -34,7 +34,7 @@ async def locked(session: AsyncSession, *conditions: Any) -> Inquiry | None:
 
 async def hand_over_from_away(ctx: AppContext, now: datetime) -> int:
     """Open items of reps marked away go to their backup, or back to the pool."""
-    async with ctx.sessions() as session:
+    async with transaction(ctx.readers) as session:
         everyone = await away_reps(ctx, session)
         away = sorted(everyone)
         if not away:

@@ -126,7 +126,7 @@ class Scheduler:
         return str(self.ctx.engine.dialect.name)
 
     async def _due_ids(self, now: datetime) -> list[int]:
-        async with self.ctx.sessions() as session:
+        async with transaction(self.ctx.readers) as session:
             rows = await session.exec(
                 select(Inquiry.id)
                 .where(col(Inquiry.next_due_at) <= now)
