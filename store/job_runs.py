@@ -26,6 +26,14 @@ def dialect_insert(session: AsyncSession) -> Any:
     return sqlite.insert
 
 
+#: ``claim_jobs``'s statement per dialect, built once (building it per call cost more than
+#: a small chunk's rows: its construction and cache key).
+_CLAIM_MANY = {
+    insert: insert(JobRun).on_conflict_do_nothing(index_elements=["key"]).returning(col(JobRun.key))
+    for insert in (postgresql.insert, sqlite.insert)
+}
+
+
 async def claim_job(
     session: AsyncSession, key: str, owner: str, now: datetime, detail: dict[str, Any] | None = None
 ) -> bool:
@@ -50,11 +58,7 @@ async def claim_jobs(
     """
     if not jobs:
         return set()
-    stmt = (
-        dialect_insert(session)(JobRun)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(JobRun.key))
-    )
+    stmt = _CLAIM_MANY[dialect_insert(session)]
     rows = [
         {"key": key, "owner": owner, "started_at": now, "finished_at": now, "detail": jobs[key]}
         for key in sorted(jobs)

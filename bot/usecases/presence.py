@@ -33,9 +33,12 @@ from store.models import Event, Inquiry, Lane, RepPresence, Status
 log = logging.getLogger(__name__)
 
 
+_STORED_AWAY = select(RepPresence.rep_id).where(col(RepPresence.away).is_(True))
+
+
 async def stored_away(session: AsyncSession) -> frozenset[str]:
     """Rep ids whose own away flag is set."""
-    rows = await session.exec(select(RepPresence.rep_id).where(col(RepPresence.away).is_(True)))
+    rows = await session.exec(_STORED_AWAY)
     return frozenset(rows.all())
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, TextClause, bindparam, insert, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +29,14 @@ _COMPARE_AND_SET = update(Inquiry).where(
 )
 
 
+#: Statements built once (per chunk, building them cost more than a small chunk's rows).
+_OUTBOX_INSERT = {
+    insert: insert(Outbox).on_conflict_do_nothing(index_elements=["key"])
+    for insert in (postgresql.insert, sqlite.insert)
+}
+_EVENT_INSERT = insert(Event)
+
+
 class Writes:
     """The Events and outbox rows of a chunk's steps, inserted in bulk in the order they were made."""
 
@@ -36,9 +44,7 @@ class Writes:
         self.events: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
-        self._outbox_insert = dialect_insert(session)(Outbox).on_conflict_do_nothing(
-            index_elements=["key"]
-        )
+        self._outbox_insert = _OUTBOX_INSERT[dialect_insert(session)]
 
     def event(
         self,
@@ -112,7 +118,7 @@ class Writes:
             await compare_and_set(conn, self.updates)
             self.updates = []
         if self.events:
-            await conn.execute(insert(Event), self.events)
+            await conn.execute(_EVENT_INSERT, self.events)
             self.events = []
         if self.outbox:
             await conn.execute(self._outbox_insert, self.outbox)
