@@ -91,9 +91,13 @@ def sla_for(team: TeamSettings, priority: str = "normal") -> SlaSettings:
 
 
 def duration(value: str | timedelta) -> timedelta:
-    return (
-        value if isinstance(value, timedelta) else timedelta(minutes=parse_duration_minutes(value))
-    )
+    return value if isinstance(value, timedelta) else _parsed(value)
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> timedelta:
+    """A configured duration (a handful per team), parsed once: plans ask many times per tick."""
+    return timedelta(minutes=parse_duration_minutes(text))
 
 
 def due_after(

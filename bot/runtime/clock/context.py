@@ -12,7 +12,7 @@ chat rows, so it is sent once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,15 +64,24 @@ def plan_for(
     now: datetime,
     away: frozenset[str],
     levels: int | None = None,
+    *,
+    changed: dict[str, Any] | None = None,
 ) -> Plan:
     """Which steps of ``inquiry`` are due at ``now`` and when the next one is.
 
     ``levels``: how many rungs of the team's ladder have someone in them, when the caller
     already knows (the same for every inquiry of the team within one ``away``).
+    ``changed``: column values the inquiry is about to get (planned as if stored).
     """
     if levels is None:
         levels = len(rungs(ctx, team, away))  # an empty rung falls through (clock.people)
-    return plan(clock_state(inquiry), team, now, has_leads=levels >= 1, has_managers=levels >= 2)
+    state = clock_state(inquiry)
+    if changed:
+        state = replace(state, **{k: v for k, v in changed.items() if k in _STATE_FIELDS})
+    return plan(state, team, now, has_leads=levels >= 1, has_managers=levels >= 2)
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(ClockState))
 
 
 @dataclass
@@ -170,10 +179,12 @@ class StepContext:
         """An email to each rep not reachable on the team's chat (``bot.usecases.notices``); returns
         who it goes to (reps with an address and a team mailbox to send through)."""
         mailed: list[str] = []
-        for rep_id in rep_ids:
-            rep = self.ctx.settings.rep(rep_id)
-            if rep is None or self._reachable(rep):
-                continue
+        key = ("unreachable", self.team.name, *rep_ids)
+        if key not in self.memo:
+            reps = (self.ctx.settings.rep(rep_id) for rep_id in rep_ids)
+            self.memo[key] = [r for r in reps if r is not None and not self._reachable(r)]
+        unreachable: list[RepSettings] = self.memo[key]
+        for rep in unreachable:
             row = notice_row(
                 self.ctx,
                 self.team,

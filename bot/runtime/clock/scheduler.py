@@ -44,11 +44,14 @@ class ClockSettings:
 
 
 #: Due inquiries per transaction when ``ClockSettings.chunk`` is 0. SQLite has one write
-#: lock for the whole file: a chunk holds up every click meanwhile, so chunks stay short.
-#: PostgreSQL locks the chunk's rows only (``FOR UPDATE SKIP LOCKED``): longer chunks cost
-#: nobody else anything and save round trips (1,000 due: 0.56 s with 50, 0.39 s with 250,
-#: ``bench/bench_clock.py --chunk``; SQLite gained nothing from longer chunks).
-DEFAULT_CHUNK = {"sqlite": 50, "postgresql": 250}
+#: lock for the whole file: a chunk holds up every writer that comes meanwhile (clicks go
+#: first between chunks, which queue as bulk writers), so a chunk holds it about as long as
+#: a webhook batch may (``IntakeWriter.max_hold``, 40 ms): 100 nudges take ~35 ms. Each
+#: chunk also costs ~4 ms whatever its size (1,000 due: 1.48 s in chunks of 10, 0.65 s of
+#: 50, 0.51 s of 250; ``bench/bench_clock.py --chunk``). PostgreSQL locks the chunk's rows
+#: only (``FOR UPDATE SKIP LOCKED``): longer chunks cost nobody else anything and save round
+#: trips (1,000 due: 0.56 s with 50, 0.39 s with 250).
+DEFAULT_CHUNK = {"sqlite": 100, "postgresql": 250}
 
 #: The chunk's rows, still due (on PostgreSQL locked, skipping rows another process holds).
 #: Built once: a statement built per chunk cost more than the rows it read (its
@@ -252,19 +255,23 @@ class Scheduler:
                     report.kinds[step.kind] = report.kinds.get(step.kind, 0) + 1
                 if values:
                     after = plan_for(
-                        ctx, team, with_values(inquiry, values), now, away, levels[team.name]
+                        ctx, team, inquiry, now, away, levels[team.name], changed=values
                     )
                     values["next_due_at"] = after.next_due_at
                 else:
                     # The plan is a pure function of the columns it reads: with none changed,
                     # planning again gives the same next step (the due ones are done now).
                     values["next_due_at"] = current.next_due_at
-                updated = out.store_values(
+                stored = out.store_values(
                     inquiry, now, bump=bool(notes) or "status" in values, values=values
                 )
                 if notes:
                     await out.flush(conn)  # keeps the outbox rows in the order they were made
                     await queue_card_updates(
-                        session, ctx, updated, lane=Lane.BULK, note=" · ".join(notes)
+                        session,
+                        ctx,
+                        with_values(inquiry, stored),
+                        lane=Lane.BULK,
+                        note=" · ".join(notes),
                     )
             await out.flush(conn)

@@ -101,17 +101,17 @@ class Writes:
 
     def store_values(
         self, inquiry: Inquiry, now: datetime, *, bump: bool, values: dict[str, Any]
-    ) -> Inquiry:
+    ) -> dict[str, Any]:
         """Compare-and-set at the version we read, sent with the next ``flush`` (under our row
         lock nothing can have changed it: a mismatch is a bug or a lock we did not get, and
-        fails the chunk); ``bump`` when the card must re-render. Returns the inquiry as it
-        will be stored, without re-reading it."""
+        fails the chunk); ``bump`` when the card must re-render. Returns the columns it sets
+        (``with_values(inquiry, ...)`` is the row as it will be stored, without re-reading it)."""
         assert inquiry.id is not None
         changes = dict(values)
         if bump:
             changes.update(updated_at=now, version=inquiry.version + 1)
         self.updates.append({"_id": inquiry.id, "_version": inquiry.version, **changes})
-        return with_values(inquiry, changes)
+        return changes
 
     async def flush(self, conn: AsyncConnection) -> None:
         if self.updates:
