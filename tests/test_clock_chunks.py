@@ -1,4 +1,4 @@
-"""Due inquiries are handled in chunks, one transaction per chunk: an inquiry whose step fails
+"""Due inquiries are handled in chunks, one transaction per chunk (on PostgreSQL two at once): an inquiry whose step fails
 rolls back alone (its chunk is redone one inquiry per transaction), keeps nothing half done and
 is done at the next tick; every other inquiry gets its step once."""
 
@@ -26,12 +26,14 @@ async def _nudged(service: Service) -> Counter[int]:
         return Counter(rows.all())
 
 
+@pytest.mark.parametrize("parallel", [1, 3], ids=["one-chunk-at-a-time", "three-in-flight"])
 async def test_a_failing_inquiry_rolls_back_alone(
     db_url: str,
     make_settings: Any,
     service_factory: Any,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    parallel: int,
 ) -> None:
     clock = MovableClock(berlin(2026, 11, 24, 10, 0))  # a Tuesday morning
     channel = recording_channel()
@@ -41,6 +43,7 @@ async def test_a_failing_inquiry_rolls_back_alone(
     assert service.scheduler is not None
     service.scheduler.settings.digests = False
     service.scheduler.settings.chunk = 2  # chunks of 2, 2 and 1
+    service.scheduler.settings.parallel = parallel  # the failing chunk redone beside the others
     numbers = [await new_inquiry(service, f"chunk-{i}") for i in range(5)]
     await service.worker.drain()
     bad = numbers[2]
