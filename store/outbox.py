@@ -89,7 +89,12 @@ def row_values(
     }
 
 
-_ENQUEUE_MANY: dict[str, Any] = {}
+#: The insert of ``enqueue_many`` per dialect (a key already queued is kept), built once:
+#: the clock's chunks use it too (``bot.runtime.clock.writes``).
+ENQUEUE_MANY = {
+    "postgresql": postgresql.insert(Outbox).on_conflict_do_nothing(index_elements=["key"]),
+    "sqlite": sqlite.insert(Outbox).on_conflict_do_nothing(index_elements=["key"]),
+}
 
 
 async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -98,14 +103,7 @@ async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     if not rows:
         return
     conn = await session.connection()
-    dialect = conn.dialect.name
-    stmt = _ENQUEUE_MANY.get(dialect)
-    if stmt is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = _ENQUEUE_MANY[dialect] = insert(Outbox).on_conflict_do_nothing(
-            index_elements=["key"]
-        )
-    await conn.execute(stmt, rows)
+    await conn.execute(ENQUEUE_MANY[conn.dialect.name], rows)
 
 
 def _free(row: Any, now: datetime, dead_before: datetime | None) -> ColumnElement[bool]:

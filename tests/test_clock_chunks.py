@@ -1,6 +1,6 @@
-"""Due inquiries are handled in chunks, one transaction per chunk (on PostgreSQL two at once): an inquiry whose step fails
-rolls back alone (its chunk is redone one inquiry per transaction), keeps nothing half done and
-is done at the next tick; every other inquiry gets its step once."""
+"""Due inquiries are handled in chunks, one transaction per chunk (on PostgreSQL two at once):
+an inquiry whose step fails rolls back alone (its chunk is redone one inquiry per transaction),
+keeps nothing half done and is done at the next tick; every other inquiry gets its step once."""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ async def test_reads_answer_while_another_writer_holds_the_lock(
     try:
         report = await asyncio.wait_for(service.scheduler.tick(), AT_ONCE)
         assert (report.due, report.steps, report.handovers) == (0, 0, 0)
-        assert await asyncio.wait_for(hand_over_from_away(service.ctx, clock()), AT_ONCE) == 0
+        away = frozenset({"carol"})  # clock_config: carol is away and holds nothing
+        assert await asyncio.wait_for(hand_over_from_away(service.ctx, clock(), away), AT_ONCE) == 0
         row = Outbox(
             key="dm:test",
             channel="slack",

@@ -85,6 +85,11 @@ async def test_an_undelivered_reply_returns_the_inquiry_to_claimed_with_a_deadli
         ).one()
     assert (failed.before, failed.after) == ("replied", "claimed")
     assert "recipient address" in failed.data["error"]
+    # the rep who wrote it is told directly, once
+    told = service.ctx.channels["memory"].posted("send_direct")
+    assert [(c.destination, c.text.split(":")[0]) for c in told] == [
+        ("alice", f"Your reply to #{number} was not sent")
+    ]
 
     # and the rep can answer again, which goes out
     await _reply(service, number, "Our quotation, again.")

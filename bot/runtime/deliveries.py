@@ -22,11 +22,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import AppContext
-from bot.runtime.clock import direct_card, platform_user
+from bot.runtime.clock import direct_card
 from bot.runtime.mail_intake import open_mailbox
 from bot.usecases.card_sync import queue_card_updates
 from bot.usecases.digest import deliver_group_post
-from bot.usecases.notices import deliver_notice
+from bot.usecases.notices import deliver_notice, dm_rows
 from bot.usecases.replies import outgoing_email
 from bot.usecases.undelivered import mark_failed, reply_not_delivered
 from bot.usecases.views import card_for
@@ -383,20 +383,17 @@ async def _tell_author(
         team = ctx.settings.team(inquiry.team)
     except KeyError:
         return
-    now = ctx.clock()
     text = f"Your reply to #{inquiry.id} was not sent: {error[:300]}"
-    for channel in [name for name, chan in ctx.channels.items() if chan.destinations(team)]:
-        user = platform_user(ctx, channel, rep)
-        if not user:
-            continue
-        await outbox.enqueue(
-            session,
-            key=f"dm:{channel}:{user}:reply_failed:{inquiry.id}:v{inquiry.version}",
-            channel=channel,
-            kind="dm",
-            destination=user,
-            inquiry_id=inquiry.id,
-            now=now,
-            lane=Lane.INTERACTIVE,
-            payload={"text": text, "locale": ctx.locale(inquiry.team), "rep": rep_id},
-        )
+    rows = dm_rows(
+        ctx,
+        team,
+        rep,
+        key=f"reply_failed:{inquiry.id}:v{inquiry.version}",
+        inquiry_id=inquiry.id,
+        now=ctx.clock(),
+        lane=Lane.INTERACTIVE,
+        payload={"text": text, "locale": team.locale, "rep": rep_id},
+    )
+    if rows:
+        await session.flush()  # as ``outbox.enqueue`` does: the session's pending objects first
+        await outbox.enqueue_many(session, rows)

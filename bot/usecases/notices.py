@@ -94,6 +94,38 @@ def reachable_on_chat(ctx: AppContext, team: TeamSettings, rep: RepSettings) -> 
     return any(chat_user(ctx, name, rep) for name in chat_platforms(ctx, team))
 
 
+def dm_rows(
+    ctx: AppContext,
+    team: TeamSettings,
+    rep: RepSettings,
+    *,
+    key: str,
+    inquiry_id: int,
+    now: datetime,
+    lane: Lane,
+    payload: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The outbox rows (``outbox.row_values``) of a DM to ``rep`` on each of the team's
+    platforms where they have an id, keyed ``dm:{platform}:{user}:{key}`` (sent once)."""
+    rows: list[dict[str, Any]] = []
+    for platform in chat_platforms(ctx, team):
+        user = chat_user(ctx, platform, rep)
+        if user:
+            rows.append(
+                outbox.row_values(
+                    key=f"dm:{platform}:{user}:{key}",
+                    channel=platform,
+                    kind="dm",
+                    destination=user,
+                    inquiry_id=inquiry_id,
+                    now=now,
+                    lane=lane,
+                    payload=dict(payload),
+                )
+            )
+    return rows
+
+
 def notice_mailbox(ctx: AppContext, team: TeamSettings) -> MailboxSettings | None:
     """The mailbox the team's notices go out through (one with SMTP), or None."""
     boxes = [b for b in ctx.settings.mailboxes if b.smtp_host]
@@ -267,23 +299,16 @@ def assignee_notice_rows(
         team = ctx.settings.team(inquiry.team)
     except KeyError:
         return []
-    rows: list[dict[str, Any]] = []
-    for platform in chat_platforms(ctx, team):
-        user = chat_user(ctx, platform, rep)
-        if not user:
-            continue
-        rows.append(
-            outbox.row_values(
-                key=f"dm:{platform}:{user}:{key}",
-                channel=platform,
-                kind="dm",
-                destination=user,
-                inquiry_id=inquiry.id,
-                now=now,
-                lane=Lane.BULK,
-                payload={"text": message, "locale": team.locale, "rep": rep.id, "card": "reminder"},
-            )
-        )
+    rows = dm_rows(
+        ctx,
+        team,
+        rep,
+        key=key,
+        inquiry_id=inquiry.id,
+        now=now,
+        lane=Lane.BULK,
+        payload={"text": message, "locale": team.locale, "rep": rep.id, "card": "reminder"},
+    )
     if rows:
         return rows
     row = notice_row(

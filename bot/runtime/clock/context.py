@@ -27,11 +27,11 @@ from bot.runtime.clock.people import (
     targets,
 )
 from bot.runtime.clock.writes import Writes
-from bot.usecases.notices import NOTICE_OF_STEP, notice_row, reachable_on_chat
+from bot.usecases.notices import NOTICE_OF_STEP, dm_rows, notice_row, reachable_on_chat
 from bot.usecases.sla import ClockState, Plan, Step, plan
 from cards.strings import text, zoned_time
 from config.schema import RepSettings, TeamSettings
-from store.models import Inquiry
+from store.models import Inquiry, Lane
 
 
 def local_time(team: TeamSettings, at: datetime) -> str:
@@ -203,32 +203,29 @@ class StepContext:
     def direct(self, message: str, rep_ids: list[str], *, card: str = "") -> list[str]:
         """A DM to each rep on each platform the team uses; returns who was reachable somewhere."""
         reached: list[str] = []
-        platforms = list(dict.fromkeys(channel for channel, _dest in self.targets()))
         for rep_id in rep_ids:
             rep = self.ctx.settings.rep(rep_id)
             if rep is None:
                 continue
-            for channel in platforms:
-                user = platform_user(self.ctx, channel, rep)
-                if not user:
-                    continue
-                self.out.enqueue(
-                    key=f"dm:{channel}:{user}:{self.step.key}",
-                    channel=channel,
-                    kind="dm",
-                    destination=user,
-                    inquiry_id=self.number,
-                    now=self.now,
-                    payload={
-                        "text": message,
-                        "locale": self.team.locale,
-                        "rep": rep_id,
-                        "card": card,
-                        "level": self.step.number,
-                    },
-                )
-                if rep_id not in reached:
-                    reached.append(rep_id)
+            rows = dm_rows(
+                self.ctx,
+                self.team,
+                rep,
+                key=self.step.key,
+                inquiry_id=self.number,
+                now=self.now,
+                lane=Lane.BULK,
+                payload={
+                    "text": message,
+                    "locale": self.team.locale,
+                    "rep": rep_id,
+                    "card": card,
+                    "level": self.step.number,
+                },
+            )
+            self.out.outbox.extend(rows)
+            if rows and rep_id not in reached:
+                reached.append(rep_id)
         reached.extend(r for r in self.mail(rep_ids, message) if r not in reached)
         return reached
 

@@ -12,7 +12,6 @@ from bot.context import AppContext
 from bot.runtime.clock.people import stand_in
 from bot.usecases.card_sync import queue_card_updates
 from bot.usecases.notices import tell_assignee
-from bot.usecases.presence import away_reps
 from bot.usecases.sla import due_after, sla_for
 from cards.strings import text
 from store import inquiries as repo
@@ -32,13 +31,13 @@ async def locked(session: AsyncSession, *conditions: Any) -> Inquiry | None:
     return (await session.exec(stmt)).first()
 
 
-async def hand_over_from_away(ctx: AppContext, now: datetime) -> int:
-    """Open items of reps marked away go to their backup, or back to the pool."""
+async def hand_over_from_away(ctx: AppContext, now: datetime, everyone: frozenset[str]) -> int:
+    """Open items of the reps in ``everyone`` (all reps away) go to their backup, or back to
+    the pool."""
+    away = sorted(everyone)
+    if not away:
+        return 0
     async with transaction(ctx.readers) as session:
-        everyone = await away_reps(ctx, session)
-        away = sorted(everyone)
-        if not away:
-            return 0
         ids = (
             await session.exec(
                 select(Inquiry.id).where(

@@ -72,7 +72,10 @@ _DUE_ROWS_ANY = (
     )
     .execution_options(populate_existing=True)
 )
-_DUE_ROWS = {False: _DUE_ROWS_ANY, True: _DUE_ROWS_ANY.with_for_update(skip_locked=True)}
+_DUE_ROWS = {
+    "sqlite": _DUE_ROWS_ANY,
+    "postgresql": _DUE_ROWS_ANY.with_for_update(skip_locked=True),
+}
 
 
 @dataclass
@@ -125,18 +128,16 @@ class Scheduler:
         """Do everything due at ``ctx.clock()`` once."""
         now = self.ctx.clock()
         report = TickReport()
-        report.handovers = await hand_over_from_away(self.ctx, now)
+        # One look at who is away for the whole tick, not one per chunk: a flag set during
+        # the tick counts from the next.
+        async with transaction(self.ctx.readers) as session:
+            away = await away_reps(self.ctx, session)
+        report.handovers = await hand_over_from_away(self.ctx, now, away)
         seen: set[int] = set()
-        away: frozenset[str] | None = None
         for _ in range(self.settings.max_rounds):
             ids = [i for i in await self._due_ids(now) if i not in seen]
             if not ids:
                 break
-            if away is None:
-                # One look at who is away for the whole tick (the hand-over above read it
-                # too), not one per chunk: a flag set during the tick counts from the next.
-                async with transaction(self.ctx.readers) as session:
-                    away = await away_reps(self.ctx, session)
             seen.update(ids)
             report.due += len(ids)
             size = max(1, self.settings.chunk or DEFAULT_CHUNK.get(self._dialect(), 50))
@@ -224,7 +225,7 @@ class Scheduler:
         """
         ctx = self.ctx
         async with transaction(ctx.sessions, bulk=True) as session:
-            stmt = _DUE_ROWS[self._dialect() == "postgresql"]
+            stmt = _DUE_ROWS[self._dialect()]
             position = {inquiry_id: n for n, inquiry_id in enumerate(ids)}
             inquiries = sorted(
                 (await session.exec(stmt, params={"ids": ids, "now": now})).all(),
@@ -257,7 +258,7 @@ class Scheduler:
                 self.owner,
                 now,
             )
-            out = Writes(session)
+            out = Writes()
             memo: dict[tuple[str, ...], Any] = {}  # StepContext.memo, shared by the chunk
             for inquiry, known, current in work:
                 if known is None or current is None:

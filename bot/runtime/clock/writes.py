@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, TextClause, bindparam, insert, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import inquiries as repo
-from store.job_runs import dialect_insert
-from store.models import Event, Inquiry, Lane, Outbox, OutboxState
+from store import outbox
+from store.models import Event, Inquiry
 
 #: One statement for every compare-and-set: the SET columns come from the parameters' names,
 #: so its compiled form is cached once per set of columns instead of built per inquiry.
@@ -29,22 +28,17 @@ _COMPARE_AND_SET = update(Inquiry).where(
 )
 
 
-#: Statements built once (per chunk, building them cost more than a small chunk's rows).
-_OUTBOX_INSERT = {
-    insert: insert(Outbox).on_conflict_do_nothing(index_elements=["key"])
-    for insert in (postgresql.insert, sqlite.insert)
-}
+#: Built once (per chunk, building it cost more than a small chunk's rows).
 _EVENT_INSERT = insert(Event)
 
 
 class Writes:
     """The Events and outbox rows of a chunk's steps, inserted in bulk in the order they were made."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
-        self._outbox_insert = _OUTBOX_INSERT[dialect_insert(session)]
 
     def event(
         self,
@@ -82,21 +76,15 @@ class Writes:
     ) -> None:
         """An outbox row like ``store.outbox.enqueue`` makes (a repeated key is a no-op)."""
         self.outbox.append(
-            {
-                "key": key,
-                "lane": Lane.BULK.value,
-                "channel": channel,
-                "destination": destination,
-                "kind": kind,
-                "inquiry_id": inquiry_id,
-                "payload": payload,
-                "state": OutboxState.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "lease_owner": "",
-                "last_error": "",
-                "created_at": now,
-            }
+            outbox.row_values(
+                key=key,
+                channel=channel,
+                kind=kind,
+                destination=destination,
+                inquiry_id=inquiry_id,
+                now=now,
+                payload=payload,
+            )
         )
 
     def store_values(
@@ -121,7 +109,7 @@ class Writes:
             await conn.execute(_EVENT_INSERT, self.events)
             self.events = []
         if self.outbox:
-            await conn.execute(self._outbox_insert, self.outbox)
+            await conn.execute(outbox.ENQUEUE_MANY[conn.dialect.name], self.outbox)
             self.outbox = []
 
 
