@@ -549,6 +549,63 @@ async def test_two_processes_taking_one_request_at_once_keep_their_batches(
     assert not [r for r in caplog.records if "redoing" in r.getMessage()], "a batch fell apart"
 
 
+async def test_two_processes_whose_batches_share_keys_in_crossing_orders_wait_not_fail(
+    postgres: Any,
+    smtp: Any,
+    service_factory: Any,
+    client_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL, two processes: each batch holds two requests the other batch holds too,
+    taken in the opposite order, and a new customer's second inquiry whose address the
+    other batch creates. Unlocked, the batches deadlocked or met each other's uncommitted
+    rows at the unique indexes, were rolled back and written again, then redone item by
+    item (the PostgreSQL curve fell from 270 to 190 req/s with one request in ten sent to
+    two processes). Each batch now locks its keys before it reads: one waits for the
+    other's commit and answers the shared requests as duplicates; nothing is written twice
+    and no batch is rewritten."""
+    import logging
+
+    from tests.conftest import need
+
+    need(postgres is not None, "PostgreSQL server binaries not installed")
+    url = postgres.new_database()
+    services = [await service_factory(settings_with_form_hook(smtp.port, url)) for _ in (0, 1)]
+    clients = [await client_factory(s, background=False) for s in services]
+    for service in services:
+        writer = intake_writer(service.ctx)
+        writer.linger, writer.max_hold = 0.3, 60.0  # each takes its whole share in one batch
+    caplog.set_level(logging.INFO, logger="bot.interfaces.webhook_intake")
+
+    def same_customer(i: int) -> bytes:  # a new address, each body its own inquiry
+        return json.dumps(
+            {"email": "newbuyer@importer.example", "subject": f"Panels {i}", "message": "Quote"}
+        ).encode()
+
+    for trial in range(3):
+        one, two = _body(7000 + 2 * trial), _body(7001 + 2 * trial)
+        ka, kb = f"a{trial}", f"b{trial}"
+        posts = [
+            _post(clients[0], one, ka),
+            _post(clients[0], two, kb),
+            _post(clients[0], same_customer(2 * trial), f"c{trial}"),
+            _post(clients[1], two, kb),
+            _post(clients[1], one, ka),
+            _post(clients[1], same_customer(2 * trial + 1), f"d{trial}"),
+        ]
+        answers = await asyncio.gather(*posts)
+        assert [status for status, _ in answers] == [202] * 6, answers
+        for first, second in ((0, 4), (1, 3)):
+            assert answers[first][1]["inquiry"] == answers[second][1]["inquiry"]
+            pair = [answers[first][1]["duplicate"], answers[second][1]["duplicate"]]
+            assert sorted(pair) == [False, True]
+    assert await _count(services[0], Inquiry) == 3 * 4
+    assert await _count(services[0], WebhookKey) == 3 * 4
+    assert await _count(services[0], ContactEmail) == 3 * 2 + 1
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "redoing" in m or "again" in m], said
+
+
 async def test_a_batch_draws_turns_around_an_item_written_one_by_one(
     db_url: str, smtp: Any, service_factory: Any, client_factory: Any
 ) -> None:

@@ -79,6 +79,7 @@ from store import inquiries as repo
 from store import webhook_keys
 from store.bulk import PendingRows
 from store.engine import SessionFactory, transaction
+from store.key_locks import lock_keys
 from store.models import WebhookKey
 from store.notify import announce
 
@@ -207,6 +208,8 @@ class _BatchFacts:
 
     @classmethod
     async def read(cls, session: Any, items: list[_Item]) -> _BatchFacts:
+        # another process's batch holding one of these keys commits before this one reads
+        await lock_keys(session, cls.lock_names(items))
         facts = cls()
         dedupe: list[str] = []
         keys: dict[str, list[str]] = {}
@@ -223,6 +226,18 @@ class _BatchFacts:
         facts.addresses = await repo.known_addresses(session, [a for a in addresses[::2] if a])
         facts.verdicts = await store_assignment.sender_verdicts(session, addresses)
         return facts
+
+    @classmethod
+    def lock_names(cls, items: list[_Item]) -> list[str]:
+        """Every unique key the batch's rows may meet another process's rows on."""
+        names: list[str] = []
+        for item in items:
+            dedupe, keyed, address = cls.names(item.form, item.msg)
+            names += ["d:" + d for d in dedupe]
+            names += [f"k:{item.form.webhook}:{k}" for k in keyed]
+            if address:
+                names.append("a:" + address)
+        return names
 
     def hints(self, form: InboundForm, msg: InboundMessage) -> BatchHints | None:
         """``BatchHints`` for a new item, ``None`` when it must be read one by one."""
@@ -406,7 +421,9 @@ class IntakeWriter:
                     if batch:
                         await self._write(batch)
             except Exception:  # the commit failed: redo each one alone
-                log.warning("intake batch failed; redoing its %d items alone", len(batch))
+                log.warning(
+                    "intake batch failed; redoing its %d items alone", len(batch), exc_info=True
+                )
                 for item in batch:
                     item.receipt = None
             for item in batch:
