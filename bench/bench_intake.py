@@ -54,6 +54,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import merge_into  # noqa: E402
+from bot.runtime.heap import freeze_startup_heap  # noqa: E402
 
 SECRET = "bench-hook-secret"
 KEY = "bench-secret-key-0123456789abcdef"
@@ -131,6 +132,7 @@ async def _serve(
         app = service.web_app(background=background)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    freeze_startup_heap()  # as ``claimdesk serve`` does
     await web.SockSite(runner, sock).start()
     conn.send(sock.getsockname()[1])
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # wait for "stop"

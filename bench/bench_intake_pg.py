@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_intake import TIMEOUT, Requests, settings_for  # noqa: E402
 from bench.results import merge_into  # noqa: E402
+from bot.runtime.heap import freeze_startup_heap  # noqa: E402
 
 log = logging.getLogger("bench.intake_pg")
 
@@ -51,6 +52,7 @@ async def _serve(url: str, conn: Connection) -> None:
     service = await Service.create(settings_for(url), run_migrations=False)
     runner = web.AppRunner(service.web_app(background=True), access_log=None)
     await runner.setup()
+    freeze_startup_heap()  # as ``claimdesk serve`` does
     await web.SockSite(runner, sock).start()
     conn.send(sock.getsockname()[1])
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # wait for "stop"

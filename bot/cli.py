@@ -132,10 +132,12 @@ async def _serve(settings: Settings, embedded: bool, role: str = "all") -> None:
     import errno
 
     from bot.app import Service
+    from bot.runtime.heap import freeze_startup_heap
 
     service = await Service.create(settings, role=role)
     runner = web.AppRunner(service.web_app(), access_log=None)
     await runner.setup()
+    freeze_startup_heap()  # before the first request: no full GC pass walks start-up objects
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     try:
         await site.start()

@@ -11,6 +11,7 @@ failure apart: ``retry``, ``permanent`` or ``exhausted``.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -83,6 +84,12 @@ class Metrics:
         self.live_clients = Gauge(
             "claimdesk_web_live_clients", "Open live connections of the web inbox", registry=r
         )
+        self.gc_frozen = Gauge(
+            "claimdesk_gc_frozen_objects",
+            "Start-up objects the garbage collector no longer walks (gc.freeze at serve)",
+            registry=r,
+        )
+        self.gc_frozen.set_function(gc.get_freeze_count)
 
 
 def failure_label(*, permanent: bool, dead: bool) -> str:

@@ -222,6 +222,12 @@ def test_serve_runs_the_embedded_default(tmp_path: Path) -> None:
             assert response.status == 202
             assert json.loads(response.read())["inquiry"] == 1001
         assert (tmp_path / ".claimdesk" / "claimdesk.db").exists()
+        # the start-up heap is frozen out of the collector's full passes (a ~110 ms stall
+        # of the event loop each, bot/runtime/heap.py)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        frozen = metrics.split("\nclaimdesk_gc_frozen_objects ")[1].split()[0]
+        assert float(frozen) > 50_000, frozen
 
         # a second `serve` on the same port says claimdesk already runs there
         second = subprocess.run(
