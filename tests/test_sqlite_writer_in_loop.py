@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -115,4 +116,48 @@ async def test_after_a_failed_transaction_the_next_begin_is_off_the_loop_again(
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT v FROM t"))).scalars().all()
     assert rows == ["kept"]
+    await engine.dispose()
+
+
+async def test_only_what_may_wait_goes_to_the_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each call on aiosqlite's worker thread costs the caller a turn of the event loop; in
+    a webhook burst a turn took 20-40 ms, and a click's five hops made it wait five turns.
+    A write transaction now goes to the thread twice: ``BEGIN IMMEDIATE`` (it may wait for
+    another process) and the commit (it may sync the file). A read transaction's
+    ``BEGIN`` and commit, and the pool's rollback after a commit, take no lock and touch
+    no file: they run on the caller's thread."""
+    import aiosqlite
+
+    path = tmp_path / "h.db"
+    engine, sessions = await _engine(path)
+    reader = create_engine(f"sqlite+aiosqlite:///{path}", readonly=True)
+    readers = create_session_factory(reader)
+    hops: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn))))
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    for _ in range(2):  # the second time on pooled connections
+        hops.clear()
+        async with transaction(sessions) as session:
+            await (await session.connection()).execute(text("INSERT INTO t (v) VALUES ('x')"))
+        assert len(hops) == 2, hops  # BEGIN IMMEDIATE, then the commit
+        hops.clear()
+        async with transaction(readers) as session:
+            count = (await session.exec(text("SELECT count(*) FROM t"))).scalar_one()  # type: ignore[call-overload]
+        assert not [h for h in hops if "begin" in h or "commit" in h or "rollback" in h], hops
+        hops.clear()
+        async with transaction(sessions) as session:  # a write transaction that wrote nothing
+            await (await session.connection()).execute(text("SELECT 1"))
+        assert len(hops) == 1, hops  # BEGIN IMMEDIATE only
+    assert count == 2
+    async with transaction(readers) as session:  # what was committed in-loop is committed
+        rows = (await session.exec(text("SELECT count(*) FROM t"))).scalar_one()  # type: ignore[call-overload]
+    assert rows == 2
+    await reader.dispose()
     await engine.dispose()

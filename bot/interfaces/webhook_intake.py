@@ -78,7 +78,7 @@ from store import assignment as store_assignment
 from store import inquiries as repo
 from store import webhook_keys
 from store.bulk import PendingRows
-from store.engine import SessionFactory, transaction
+from store.engine import SessionFactory, interactive_writer_waiting, transaction
 from store.key_locks import lock_keys
 from store.models import WebhookKey
 from store.notify import announce
@@ -355,12 +355,14 @@ class IntakeWriter:
         *,
         max_batch: int = 64,
         max_hold: float = 0.04,
+        breather: float = 0.004,
         linger: float = 0.002,
         max_in_flight: int = 64,
     ) -> None:
         self.sessions = sessions
         self.max_batch = max_batch
         self.max_hold = max_hold
+        self.breather = breather
         self.linger = linger
         self._queue: deque[_Item] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -452,9 +454,22 @@ class IntakeWriter:
                     facts.record_key(item.ctx, item.form, plan.inquiry_id)
                 planned.clear()
 
+            breather = started
             for item in batch:
-                if written and time.monotonic() - started > self.max_hold:
+                now = time.monotonic()
+                if written and now - started > self.max_hold:
                     break
+                if written and now - breather > self.breather:
+                    # Let the loop run: the batch's statements run on the loop's thread
+                    # (SQLite), so without a pause the loop would stall for the whole
+                    # batch. The items planned so far are written first (their rows in
+                    # one statement per table, as at the end). A click that reaches the
+                    # write lock meanwhile goes next: the batch ends here.
+                    await write_planned_items()
+                    await asyncio.sleep(0)
+                    breather = time.monotonic()
+                    if interactive_writer_waiting(self.sessions):
+                        break
                 written += 1
                 hints = facts.hints(item.form, item.msg)
                 plan = (
