@@ -282,6 +282,18 @@ async def list_inquiries(
     return (await session.exec(stmt.order_by(order).limit(limit))).all()
 
 
+async def inquiries_by_id(session: AsyncSession, ids: Sequence[int]) -> dict[int, Inquiry]:
+    """The inquiries of ``ids`` that exist, by id, in one statement per 500."""
+    found: dict[int, Inquiry] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 500):
+        rows = await session.exec(
+            select(Inquiry).where(col(Inquiry.id).in_(unique[start : start + 500]))
+        )
+        found.update((i.id, i) for i in rows.all() if i.id is not None)
+    return found
+
+
 async def contacts_by_id(session: AsyncSession, ids: Sequence[int]) -> dict[int, Contact]:
     if not ids:
         return {}

@@ -62,3 +62,65 @@ async def test_a_change_stamped_before_it_committed_still_reaches_an_open_page(
     service.ctx.changed.fire()
     await asyncio.wait_for(_next_version(queue, first.inquiry_id, 2), 5)
     service.feed.unsubscribe("sales", queue)
+
+
+async def test_a_burst_of_changes_is_read_in_the_same_few_statements_as_one(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """Each card the feed pushed cost five reads (the inquiry, its contact, the newest
+    reply's delivery, the customer's name, the last escalation), each a turn of the event
+    loop: during a 1,000-webhook burst a claim reached the open page 1-3 s late. A look now
+    reads its changed cards together: as many statements for 30 cards as for 2, and each
+    card is the one ``card_for`` renders for its inquiry alone."""
+    from sqlalchemy import event
+
+    from bot.usecases.views import card_for
+    from store import inquiries as repo
+
+    settings = settings_from_mapping(base_config(smtp.port, db_url), source="t.toml", env={})
+    service = await service_factory(settings)
+    await client_factory(service, background=False)  # the test makes the feed look
+    frozen = service.ctx.clock()
+    service.ctx.clock = lambda: frozen  # the cards' clock lines alike in both renderings
+    queue = service.feed.subscribe("sales")
+    statements: list[str] = []
+    engine = service.ctx.readers.kw["bind"].sync_engine
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await service.feed.poll()  # the feed's first look: nothing yet
+        per_look = []
+        for made in (2, 30):
+            numbers = [
+                (await service.intake(_form(100 * made + i))).inquiry_id for i in range(made)
+            ]
+            async with transaction(service.ctx.sessions) as session:  # one claimed, escalated
+                await (await session.connection()).execute(
+                    update(Inquiry)
+                    .where(col(Inquiry.id) == numbers[1])
+                    .values(
+                        status="claimed",
+                        assignee="alice",
+                        claimed_at=service.ctx.clock() - timedelta(hours=1),
+                        escalation_level=1,
+                        version=col(Inquiry.version) + 1,
+                    )
+                )
+            statements.clear()
+            assert await service.feed.poll() == made
+            per_look.append(len(statements))
+            pushed = {item.card.key: item for item in [queue.get_nowait() for _ in range(made)]}
+            assert sorted(pushed) == sorted(str(n) for n in numbers)
+            async with transaction(service.ctx.readers) as session:
+                for number in numbers:
+                    alone = await card_for(
+                        service.ctx, session, await repo.get_inquiry(session, number)
+                    )
+                    assert pushed[str(number)].card == alone
+        assert per_look[0] == per_look[1], per_look
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        service.feed.unsubscribe("sales", queue)

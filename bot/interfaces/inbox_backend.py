@@ -17,7 +17,7 @@ from bot.runtime.live_feed import LiveFeed
 from bot.usecases import presence
 from bot.usecases.replies import ReplyTemplates, draft_reply
 from bot.usecases.timeline import describe_event
-from bot.usecases.views import card_clock, card_for
+from bot.usecases.views import card_clock, card_for, cards_for
 from cards.actions import Action, ActionOutcome, Verb, encode_action
 from cards.model import Card, Option, Select
 from cards.reply_form import ReplyDraft
@@ -107,9 +107,10 @@ class WebInboxBackend:
             found = await search.list_page(
                 session, wanted, offset=(query.page - 1) * page_size, limit=page_size
             )
+            cards = await cards_for(self.ctx, session, found.rows)
             items = [
-                ChannelItem(await card_for(self.ctx, session, row), card_clock(row))
-                for row in found.rows
+                ChannelItem(card, card_clock(row))
+                for card, row in zip(cards, found.rows, strict=True)
             ]
             counts = await search.status_counts(session, wanted)
             facets = await search.facet_values(session, team)
@@ -218,7 +219,7 @@ class WebInboxBackend:
             stmt = stmt.where(col(Inquiry.id) == inquiry_id)
         async with transaction(self.ctx.readers) as session:
             rows = (await session.exec(stmt.order_by(col(Inquiry.received_at)).limit(200))).all()
-            cards = [await card_for(self.ctx, session, row) for row in rows]
+            cards = await cards_for(self.ctx, session, rows)
         return [self._with_reassign(card, row) for card, row in zip(cards, rows, strict=True)]
 
     def _with_reassign(self, card: Card, inquiry: Inquiry) -> Card:

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.context import AppContext
-from bot.usecases.views import card_clock, card_for
+from bot.usecases.views import card_clock, cards_for
 from connectors.web.channel import ChannelItem
 from store import inquiries as repo
 from store.engine import transaction
@@ -93,7 +93,7 @@ class LiveFeed:
             self._watermark = None
             return 0
         since = self._watermark - overlap if self._watermark else self.ctx.clock() - _OVERLAP
-        pushed = 0
+        wanted: list[int] = []
         async with transaction(self.ctx.readers) as session:
             changes = await repo.changed_since(session, since, limit=2000)
             for number, version, team, updated_at in changes:
@@ -102,17 +102,22 @@ class LiveFeed:
                 if self._shown.get(number, 0) >= version:
                     continue
                 self._shown[number] = version
-                queues = self._subscribers.get(team)
-                if not queues:
+                if self._subscribers.get(team):
+                    wanted.append(number)
+            # every changed card read and rendered together: a burst of intake is a few
+            # statements per look, not five per card (each a turn of the busy event loop)
+            found = await repo.inquiries_by_id(session, wanted)
+            rows = [found[number] for number in wanted if number in found]
+            cards = await cards_for(self.ctx, session, rows)
+        pushed = 0
+        for inquiry, card in zip(rows, cards, strict=True):
+            item = ChannelItem(card, card_clock(inquiry))
+            for queue in list(self._subscribers.get(inquiry.team, ())):
+                if queue.full():  # a stalled browser: drop it, it reloads on reconnect
+                    self.unsubscribe(inquiry.team, queue)
                     continue
-                inquiry = await repo.get_inquiry(session, number)
-                item = ChannelItem(await card_for(self.ctx, session, inquiry), card_clock(inquiry))
-                for queue in list(queues):
-                    if queue.full():  # a stalled browser: drop it, it reloads on reconnect
-                        self.unsubscribe(team, queue)
-                        continue
-                    queue.put_nowait(item)
-                pushed += 1
+                queue.put_nowait(item)
+            pushed += 1
         if self._watermark is None:
             self._watermark = since + _OVERLAP
         if len(self._shown) > 50_000:
