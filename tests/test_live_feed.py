@@ -9,6 +9,8 @@ reads nothing, and a page opened later still gets what changes after it opened.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -124,3 +126,48 @@ async def test_a_burst_of_changes_is_read_in_the_same_few_statements_as_one(
     finally:
         event.remove(engine, "before_cursor_execute", count)
         service.feed.unsubscribe("sales", queue)
+
+
+async def test_an_open_page_is_sent_what_is_queued_without_a_turn_of_the_loop_per_card(
+    sqlite_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """The page's stream took each queued card with a task and a wait of its own: two turns
+    of the event loop per card, and on a loop busy with a webhook burst (20-40 ms a turn)
+    a claim queued behind that burst's new cards reached the page a second or more late.
+    What is queued now goes out at once: 20 queued cards reach the page in fewer turns of
+    the loop than there are cards."""
+    from connectors.web.auth import COOKIE, login_link
+
+    settings = settings_from_mapping(base_config(smtp.port, sqlite_url), source="t.toml", env={})
+    service = await service_factory(settings)
+    client = await client_factory(service, background=False)  # the test makes the feed look
+    signed_in = await client.get(login_link(service.signer, "", "alice"), allow_redirects=False)
+    cookie = str(signed_in.cookies[COOKIE].value)
+    stream = await client.get("/web/teams/sales/events", headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert stream.status == 200
+    assert (await stream.content.readuntil(b"\n\n")).endswith(b"event: hello\ndata: {}\n\n")
+    numbers = {(await service.intake(_form(300 + i))).inquiry_id for i in range(20)}
+    turns = 0
+
+    async def count_turns() -> None:  # a busy loop: each turn also runs 3 ms of other work
+        nonlocal turns
+        while True:
+            turns += 1
+            time.sleep(0.003)  # noqa: ASYNC251 (the other work holds the loop, on purpose)
+            await asyncio.sleep(0)
+
+    assert await service.feed.poll() == 20  # all queued for the open page at once
+    counter = asyncio.create_task(count_turns())
+    try:
+        seen: set[int] = set()
+        received = ""
+        while seen != numbers:  # whatever has arrived, read as a browser does
+            received += (await asyncio.wait_for(stream.content.readany(), 10)).decode()
+            *events, received = received.split("\n\n")
+            for chunk in events:
+                if chunk.startswith("event: card\n"):
+                    seen.add(int(json.loads(chunk.split("data: ", 1)[1])["key"]))
+    finally:
+        counter.cancel()
+        stream.close()
+    assert turns < 20, f"{turns} turns of the loop for 20 cards"

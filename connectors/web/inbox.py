@@ -660,6 +660,12 @@ class WebInbox:
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
             while not closing.done():
+                if not queue.empty():
+                    # what is queued goes out now: waiting for it (a task and a wait per
+                    # card) cost two turns of the event loop a card, and a claim stood
+                    # behind a burst's new cards for a second on a busy loop
+                    await send(response, queue.get_nowait())
+                    continue
                 getter = asyncio.ensure_future(queue.get())
                 await asyncio.wait(
                     {getter, closing}, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED
