@@ -331,6 +331,13 @@ _write_locks: weakref.WeakKeyDictionary[Any, WriteLock] = weakref.WeakKeyDiction
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("claimdesk_write_tx", default=False)
 
 
+def writes_on_the_loop(sessions: SessionFactory) -> bool:
+    """Whether ``sessions``' write transactions run their statements on the event loop's
+    thread (SQLite, ``WriterConnection``): a long one stalls the loop until it yields."""
+    bind = sessions.kw.get("bind")
+    return bind is not None and bind.sync_engine in _write_locks
+
+
 def interactive_writer_waiting(sessions: SessionFactory) -> bool:
     """Whether an interactive writer of this process waits for ``sessions``' write lock
     (SQLite); a bulk writer holding it ends its work early to let it in. Always ``False``

@@ -78,7 +78,12 @@ from store import assignment as store_assignment
 from store import inquiries as repo
 from store import webhook_keys
 from store.bulk import PendingRows
-from store.engine import SessionFactory, interactive_writer_waiting, transaction
+from store.engine import (
+    SessionFactory,
+    interactive_writer_waiting,
+    transaction,
+    writes_on_the_loop,
+)
 from store.key_locks import lock_keys
 from store.models import WebhookKey
 from store.notify import announce
@@ -455,11 +460,14 @@ class IntakeWriter:
                 planned.clear()
 
             breather = started
+            # PostgreSQL's statements wait off the loop: no pause needed, the rows of the
+            # whole batch go in together
+            pauses = writes_on_the_loop(self.sessions)
             for item in batch:
                 now = time.monotonic()
                 if written and now - started > self.max_hold:
                     break
-                if written and now - breather > self.breather:
+                if pauses and written and now - breather > self.breather:
                     # Let the loop run: the batch's statements run on the loop's thread
                     # (SQLite), so without a pause the loop would stall for the whole
                     # batch. The items planned so far are written first (their rows in
