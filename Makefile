@@ -33,7 +33,7 @@ lint: $(STAMP)
 
 ## bench: benchmarks (numbers, not tests); results in bench/results.json
 bench: $(STAMP) system-deps
-	$(BIN)/python bench/bench_intake.py --out bench/results.json
+	$(BIN)/python bench/bench_intake.py --rates 50,100,200,500 --out bench/results.json
 	$(BIN)/python bench/bench_intake.py --assignment round_robin --rates 100,200 --out bench/results.json
 	$(BIN)/python bench/bench_click_burst.py --out bench/results.json
 	$(BIN)/python bench/bench_click_burst.py --split --out bench/results.json

@@ -559,18 +559,11 @@ async def test_new_items_written_together_store_what_one_by_one_stores(
         assert said == [f"least open ({n // 2} open)" for n in range(8)]
 
 
-async def test_two_processes_taking_one_request_at_once_keep_their_batches(
-    postgres: Any,
-    smtp: Any,
-    service_factory: Any,
-    client_factory: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """PostgreSQL, two processes (two services on one database): the same request (body and
-    Idempotency-Key) reaches both at the same moment, each inside a batch of other new
-    requests. Both batches read it as new; the second insert meets the first's unique key.
-    That batch is written again in a new transaction (which sees the key), not redone
-    item by item: every request is stored once and nobody's batch falls apart."""
+async def _two_processes(
+    postgres: Any, smtp: Any, service_factory: Any, client_factory: Any, caplog: Any
+) -> tuple[list[Any], list[Any]]:
+    """Two services on one fresh PostgreSQL database (two processes), each writing its
+    whole share of a burst in one batch; the intake's log captured."""
     import logging
 
     from tests.conftest import need
@@ -583,6 +576,24 @@ async def test_two_processes_taking_one_request_at_once_keep_their_batches(
         writer = intake_writer(service.ctx)
         writer.linger, writer.max_hold = 0.3, 60.0  # each takes its whole share in one batch
     caplog.set_level(logging.INFO, logger="bot.interfaces.webhook_intake")
+    return services, clients
+
+
+async def test_two_processes_taking_one_request_at_once_keep_their_batches(
+    postgres: Any,
+    smtp: Any,
+    service_factory: Any,
+    client_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL, two processes (two services on one database): the same request (body and
+    Idempotency-Key) reaches both at the same moment, each inside a batch of other new
+    requests. The second batch waits for the first's commit at the request's key lock
+    (``store.key_locks``), then reads it and answers it as a duplicate: every request is
+    stored once and nobody's batch falls apart."""
+    services, clients = await _two_processes(
+        postgres, smtp, service_factory, client_factory, caplog
+    )
     shared = []
     for trial in range(3):
         posts = [_post(client, _body(9000 + trial), f"both{trial}") for client in clients]
@@ -614,18 +625,9 @@ async def test_two_processes_whose_batches_share_keys_in_crossing_orders_wait_no
     two processes). Each batch now locks its keys before it reads: one waits for the
     other's commit and answers the shared requests as duplicates; nothing is written twice
     and no batch is rewritten."""
-    import logging
-
-    from tests.conftest import need
-
-    need(postgres is not None, "PostgreSQL server binaries not installed")
-    url = postgres.new_database()
-    services = [await service_factory(settings_with_form_hook(smtp.port, url)) for _ in (0, 1)]
-    clients = [await client_factory(s, background=False) for s in services]
-    for service in services:
-        writer = intake_writer(service.ctx)
-        writer.linger, writer.max_hold = 0.3, 60.0  # each takes its whole share in one batch
-    caplog.set_level(logging.INFO, logger="bot.interfaces.webhook_intake")
+    services, clients = await _two_processes(
+        postgres, smtp, service_factory, client_factory, caplog
+    )
 
     def same_customer(i: int) -> bytes:  # a new address, each body its own inquiry
         return json.dumps(
