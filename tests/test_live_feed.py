@@ -171,3 +171,37 @@ async def test_an_open_page_is_sent_what_is_queued_without_a_turn_of_the_loop_pe
         counter.cancel()
         stream.close()
     assert turns < 20, f"{turns} turns of the loop for 20 cards"
+
+
+async def test_a_change_to_a_card_on_the_page_goes_before_a_bursts_new_cards(
+    db_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """A look during a burst finds a claim among dozens of new cards. Rendered and queued
+    in the order of change, the claim went out after all of them; a card the page was
+    sent before now goes first."""
+    from bot.interfaces.webhook_intake import intake_webhook
+
+    settings = settings_from_mapping(base_config(smtp.port, db_url), source="t.toml", env={})
+    service = await service_factory(settings)
+    await client_factory(service, background=False)  # the test makes the feed look
+    queue = service.feed.subscribe("sales")
+    try:
+        await service.feed.poll()
+        shown = (await service.intake(_form(500))).inquiry_id
+        assert await service.feed.poll() == 1
+        queue.get_nowait()
+        arrived = [
+            (await intake_webhook(service.ctx, _form(600 + i))).inquiry_id for i in range(12)
+        ]
+        async with transaction(service.ctx.sessions) as session:  # claimed after they came
+            await (await session.connection()).execute(
+                update(Inquiry)
+                .where(col(Inquiry.id) == shown)
+                .values(status="claimed", assignee="alice", version=col(Inquiry.version) + 1)
+            )
+        assert await service.feed.poll() == 13
+        keys = [queue.get_nowait().card.key for _ in range(13)]
+        assert keys[0] == str(shown), keys
+        assert sorted(keys[1:]) == sorted(str(n) for n in arrived)
+    finally:
+        service.feed.unsubscribe("sales", queue)

@@ -12,6 +12,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.context import AppContext
 from bot.usecases.views import card_clock, cards_for
 from connectors.web.channel import ChannelItem
@@ -93,33 +95,43 @@ class LiveFeed:
             self._watermark = None
             return 0
         since = self._watermark - overlap if self._watermark else self.ctx.clock() - _OVERLAP
-        wanted: list[int] = []
+        changed: list[int] = []  # cards an open page was sent before (a claim, a reply)
+        arrived: list[int] = []  # cards it has not been sent yet
         async with transaction(self.ctx.readers) as session:
             changes = await repo.changed_since(session, since, limit=2000)
             for number, version, team, updated_at in changes:
                 if self._watermark is None or updated_at > self._watermark:
                     self._watermark = updated_at
+                sent_before = number in self._shown
                 if self._shown.get(number, 0) >= version:
                     continue
                 self._shown[number] = version
                 if self._subscribers.get(team):
-                    wanted.append(number)
-            # every changed card read and rendered together: a burst of intake is a few
-            # statements per look, not five per card (each a turn of the busy event loop)
-            found = await repo.inquiries_by_id(session, wanted)
-            rows = [found[number] for number in wanted if number in found]
-            cards = await cards_for(self.ctx, session, rows)
-        pushed = 0
-        for inquiry, card in zip(rows, cards, strict=True):
+                    (changed if sent_before else arrived).append(number)
+            # A change to a card on the page goes out before a burst's new cards: a claim
+            # is not rendered and queued behind seventy arrivals. Each group is read and
+            # rendered together: a few statements per look, not five per card (each a
+            # turn of the busy event loop).
+            pushed = 0
+            for numbers in (changed, arrived):
+                pushed += await self._push(session, numbers)
+        if self._watermark is None:
+            self._watermark = since + _OVERLAP
+        if len(self._shown) > 50_000:
+            self._shown.clear()
+        return pushed
+
+    async def _push(self, session: AsyncSession, numbers: list[int]) -> int:
+        """Read and render the cards of ``numbers`` and queue them for their teams' pages."""
+        if not numbers:
+            return 0
+        found = await repo.inquiries_by_id(session, numbers)
+        rows = [found[number] for number in numbers if number in found]
+        for inquiry, card in zip(rows, await cards_for(self.ctx, session, rows), strict=True):
             item = ChannelItem(card, card_clock(inquiry))
             for queue in list(self._subscribers.get(inquiry.team, ())):
                 if queue.full():  # a stalled browser: drop it, it reloads on reconnect
                     self.unsubscribe(inquiry.team, queue)
                     continue
                 queue.put_nowait(item)
-            pushed += 1
-        if self._watermark is None:
-            self._watermark = since + _OVERLAP
-        if len(self._shown) > 50_000:
-            self._shown.clear()
-        return pushed
+        return len(rows)
