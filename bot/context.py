@@ -55,6 +55,7 @@ class AppContext:
     platforms: dict[str, ChatPlatform] = field(default_factory=dict)  # chat platforms by name
     metrics: Metrics = field(default_factory=Metrics)
     changed: Wakeup = field(default_factory=Wakeup)
+    acted: Wakeup = field(default_factory=Wakeup)  # a person's action committed (with changed)
     outbox_ready: Wakeup = field(default_factory=Wakeup)
     read_sessions: SessionFactory | None = None  # SQLite: deferred transactions for pure reads
 

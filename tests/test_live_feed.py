@@ -205,3 +205,41 @@ async def test_a_change_to_a_card_on_the_page_goes_before_a_bursts_new_cards(
         assert sorted(keys[1:]) == sorted(str(n) for n in arrived)
     finally:
         service.feed.unsubscribe("sales", queue)
+
+
+async def test_a_claim_is_looked_for_at_once_not_after_the_feeds_pause(
+    sqlite_url: str, smtp: Any, service_factory: Any, client_factory: Any
+) -> None:
+    """After each look the feed pauses (``min_gap``) so that a burst's changes make one look,
+    not one each. A person's action committed meanwhile (here a claim on the web) now ends
+    the pause: the others on the page see it without waiting for it."""
+    from connectors.web.auth import COOKIE, login_link
+
+    settings = settings_from_mapping(base_config(smtp.port, sqlite_url), source="t.toml", env={})
+    service = await service_factory(settings)
+    client = await client_factory(service, background=True)
+    queue = service.feed.subscribe("sales")
+    try:
+        number = (await service.intake(_form(700))).inquiry_id
+        await asyncio.wait_for(_next_version(queue, number, 1), 10)
+        await asyncio.sleep(2)  # the feed is past that look's pause (50 ms) and waiting
+        service.feed.min_gap = 60.0  # a pause no claim could sit out within the test's 10 s
+        other = (await service.intake(_form(701))).inquiry_id
+        await asyncio.wait_for(_next_version(queue, other, 1), 10)  # the feed now pauses
+        signed_in = await client.get(login_link(service.signer, "", "alice"), allow_redirects=False)
+        cookie = str(signed_in.cookies[COOKIE].value)
+        claimed = await client.post(
+            "/web/actions",
+            json={"action": f"cd1:claim:{number}"},
+            headers={
+                "Cookie": f"{COOKIE}={cookie}",
+                "X-CSRF-Token": service.signer.csrf_token(cookie),
+            },
+        )
+        assert claimed.status == 200 and (await claimed.json())["ok"]
+        while True:
+            item = await asyncio.wait_for(queue.get(), 10)
+            if item.card.key == str(number) and item.card.badge.status == "claimed":
+                break
+    finally:
+        service.feed.unsubscribe("sales", queue)

@@ -205,6 +205,7 @@ async def perform(ctx: AppContext, action: Action, *, rep_id: str | None = None)
     ctx.metrics.actions.labels(action.verb.value, outcome.code).inc()
     if outcome.ok:
         ctx.changed.fire()
+        ctx.acted.fire()
         ctx.outbox_ready.fire()
     return outcome
 

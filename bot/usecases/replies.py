@@ -471,6 +471,7 @@ async def send_reply(
         )
     ctx.metrics.actions.labels("reply", "ok").inc()
     ctx.changed.fire()
+    ctx.acted.fire()
     ctx.outbox_ready.fire()
     log.info("reply queued", extra={"inquiry": inquiry_id, "rep": rep_id})
     return ActionOutcome(
