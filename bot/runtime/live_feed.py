@@ -9,7 +9,6 @@ A local change wakes the feed at once; otherwise it polls every second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -78,21 +77,24 @@ class LiveFeed:
                 # claim, a reply) committed meanwhile is looked for at once: at most one
                 # more look per click, and the others on the page see it a gap sooner.
                 if not acted.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(acted.wait(), self.min_gap)
-                waiter = asyncio.ensure_future(wake.wait())
-                stopper = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.poll_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                    await self._until(acted, self.min_gap)
+                await self._until(wake, self.poll_seconds)
                 woken = wake.is_set()
-                waiter.cancel()
-                stopper.cancel()
         finally:
             self.ctx.changed.unsubscribe(wake)
             self.ctx.acted.unsubscribe(acted)
+
+    async def _until(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait for ``event``, the feed's stop or ``seconds``, whichever comes first."""
+        waiter = asyncio.ensure_future(event.wait())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait(
+                {waiter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+            stopper.cancel()
 
     async def poll(self, *, overlap: timedelta = _OVERLAP) -> int:
         """Push every card changed since the last poll; returns how many were pushed.
