@@ -123,7 +123,14 @@ async def test_loop_reconnects_after_a_server_restart_and_ingests_each_mail_once
     # Once more after the loop went back to IDLE: nothing arrives twice.
     await append(account, [inquiry_mail(12)])
     await wait_for_subjects(service, [*expected, "Inquiry 12"])
-    async with transaction(service.ctx.sessions) as session:
-        state = await session.get(MailboxState, ("sales", "INBOX"))
+    # last_uid follows the ingest (after the mark on the server), never runs ahead of it
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        async with transaction(service.ctx.readers) as session:
+            state = await session.get(MailboxState, ("sales", "INBOX"))
+        if (state is not None and state.last_uid >= 13) or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
     assert state is not None
     assert state.last_uid == 13
