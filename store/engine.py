@@ -78,7 +78,7 @@ class _OneTripCursor(aiosqlite.Cursor):
     """An aiosqlite cursor whose statement and its rows make one trip to the worker thread
     (aiosqlite makes one each to create the cursor, execute, fetch and close it)."""
 
-    _rows: list[Any] | None = None
+    _rows: deque[Any] | None = None
 
     async def execute(self, sql: str, parameters: Any = None) -> aiosqlite.Cursor:
         cursor = self._cursor
@@ -87,24 +87,24 @@ class _OneTripCursor(aiosqlite.Cursor):
             cursor.execute(sql, [] if parameters is None else parameters)
             return cursor.fetchall() if cursor.description is not None else None
 
-        self._rows = await self._execute(run)  # type: ignore[no-untyped-call]
+        rows = await self._execute(run)  # type: ignore[no-untyped-call]
+        self._rows = None if rows is None else deque(rows)
         return self
 
     async def fetchall(self) -> Any:
         rows, self._rows = self._rows, None
-        return rows if rows is not None else await super().fetchall()
+        return list(rows) if rows is not None else await super().fetchall()
 
     async def fetchone(self) -> Any:
         if self._rows is None:
             return await super().fetchone()
-        return self._rows.pop(0) if self._rows else None
+        return self._rows.popleft() if self._rows else None
 
     async def fetchmany(self, size: int | None = None) -> Any:
         if self._rows is None:
             return await super().fetchmany(size)
         count = self._cursor.arraysize if size is None else size
-        taken, self._rows = self._rows[:count], self._rows[count:]
-        return taken
+        return [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
 
     async def close(self) -> None:
         self._rows = None
@@ -188,12 +188,6 @@ class WriterConnection(SQLiteConnection):
             await super().commit()
             return
         connection = self._connection
-        if self._wrote_nothing():
-            try:
-                connection.commit()
-            finally:
-                token.release()
-            return
 
         def commit_then_release() -> None:
             try:
@@ -201,6 +195,9 @@ class WriterConnection(SQLiteConnection):
             finally:
                 token.release()
 
+        if self._wrote_nothing():
+            commit_then_release()  # nothing to write or sync: here, as in the base class
+            return
         await self._execute(commit_then_release)
 
 
@@ -331,19 +328,23 @@ _write_locks: weakref.WeakKeyDictionary[Any, WriteLock] = weakref.WeakKeyDiction
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("claimdesk_write_tx", default=False)
 
 
+def _write_lock(sessions: SessionFactory) -> WriteLock | None:
+    """The in-process write lock of ``sessions``' engine (SQLite write engines only)."""
+    bind = sessions.kw.get("bind")
+    return _write_locks.get(bind.sync_engine) if bind is not None else None
+
+
 def writes_on_the_loop(sessions: SessionFactory) -> bool:
     """Whether ``sessions``' write transactions run their statements on the event loop's
     thread (SQLite, ``WriterConnection``): a long one stalls the loop until it yields."""
-    bind = sessions.kw.get("bind")
-    return bind is not None and bind.sync_engine in _write_locks
+    return _write_lock(sessions) is not None
 
 
 def interactive_writer_waiting(sessions: SessionFactory) -> bool:
     """Whether an interactive writer of this process waits for ``sessions``' write lock
     (SQLite); a bulk writer holding it ends its work early to let it in. Always ``False``
     on PostgreSQL, whose writers do not queue on one lock."""
-    bind = sessions.kw.get("bind")
-    lock = _write_locks.get(bind.sync_engine) if bind is not None else None
+    lock = _write_lock(sessions)
     return lock is not None and lock.interactive_waiting()
 
 
@@ -359,8 +360,7 @@ async def transaction(
     an in-process queue hands the lock over the moment it is free. ``bulk``
     writers let every waiting interactive writer go first.
     """
-    bind = sessions.kw.get("bind")
-    lock = _write_locks.get(bind.sync_engine) if bind is not None else None
+    lock = _write_lock(sessions)
     if lock is None:
         async with sessions() as session, session.begin():
             yield session
@@ -369,7 +369,7 @@ async def transaction(
         raise RuntimeError("nested write transaction on SQLite: it would wait for itself")
     await lock.acquire(bulk=bulk)
     token = _holding.set(True)
-    locks = _process_locks.get(bind.sync_engine) if bind is not None else None
+    locks = _process_locks.get(sessions.kw["bind"].sync_engine)
     try:
         if locks is None:
             async with sessions() as session, session.begin():

@@ -80,10 +80,8 @@ async def current_escalation(session: AsyncSession, inquiry: Inquiry) -> int:
     A claim escalation ends with the claim; a reply escalation (escalated after the
     claim) ends with the first reply. The stored level is kept for the record.
     """
-    if not _escalation_may_show(inquiry):
-        return 0
-    if inquiry.status == Status.NEW.value:
-        return inquiry.escalation_level
+    if not _asks_when_escalated(inquiry):
+        return _escalation_shown(inquiry, None)
     escalated_at = (
         await session.exec(
             select(Event.at)
@@ -95,17 +93,25 @@ async def current_escalation(session: AsyncSession, inquiry: Inquiry) -> int:
     return _escalation_shown(inquiry, escalated_at)
 
 
-def _escalation_may_show(inquiry: Inquiry) -> bool:
-    """Whether ``inquiry`` may show an escalation: new, or claimed and not yet answered."""
-    if not inquiry.escalation_level or inquiry.id is None:
-        return False
-    if inquiry.status == Status.NEW.value:
-        return True
-    return inquiry.status == Status.CLAIMED.value and inquiry.first_reply_at is None
+def _asks_when_escalated(inquiry: Inquiry) -> bool:
+    """Whether the level ``inquiry`` shows depends on when it was last escalated: it is
+    claimed, not yet answered, and was escalated at some point."""
+    return (
+        bool(inquiry.escalation_level)
+        and inquiry.id is not None
+        and inquiry.status == Status.CLAIMED.value
+        and inquiry.first_reply_at is None
+    )
 
 
 def _escalation_shown(inquiry: Inquiry, escalated_at: datetime | None) -> int:
-    """The level to show of a claimed, unanswered ``inquiry`` last escalated at ``escalated_at``."""
+    """The level ``inquiry`` shows, ``escalated_at`` its last escalation (when it asks)."""
+    if not inquiry.escalation_level or inquiry.id is None:
+        return 0
+    if inquiry.status == Status.NEW.value:
+        return inquiry.escalation_level
+    if not _asks_when_escalated(inquiry):
+        return 0
     if escalated_at is None or inquiry.claimed_at is None:
         return inquiry.escalation_level
     return inquiry.escalation_level if escalated_at > inquiry.claimed_at else 0
@@ -199,22 +205,13 @@ async def cards_for(
             col(Message.direction) == "in",
             col(Message.from_name) != "",
         )
-        asked = [
-            i.id
-            for i in part
-            if i.id is not None and _escalation_may_show(i) and i.status != Status.NEW.value
-        ]
+        asked = [i.id for i in part if i.id is not None and _asks_when_escalated(i)]
         escalated = await _last_escalated(session, asked)
         now = ctx.clock()
         for inquiry in part:
             assert inquiry.id is not None
             state, words = _delivery_words(deliveries.get(inquiry.id))
-            if not _escalation_may_show(inquiry):
-                level = 0
-            elif inquiry.status == Status.NEW.value:
-                level = inquiry.escalation_level
-            else:
-                level = _escalation_shown(inquiry, escalated.get(inquiry.id))
+            level = _escalation_shown(inquiry, escalated.get(inquiry.id))
             view = inquiry_view(
                 ctx,
                 inquiry,
